@@ -1,0 +1,133 @@
+/**
+ * One error hierarchy for the whole server. Front doors map it once to their wire:
+ * HTTP status, gRPC status code and the OIP error body `{"error": "..."}`.
+ */
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'UNAVAILABLE'
+  | 'RESOURCE_EXHAUSTED'
+  | 'DEADLINE_EXCEEDED'
+  | 'CANCELLED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'FAILED_PRECONDITION'
+  | 'ALREADY_EXISTS'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'INTERNAL';
+
+/** Why a request failed, as counted by metrics (bounded set: safe as a label value). */
+export type FailureReason =
+  | 'invalid_input'
+  | 'not_found'
+  | 'rejected'
+  | 'timeout'
+  | 'cancelled'
+  | 'runtime_error'
+  | 'unavailable'
+  | 'unauthorized'
+  | 'internal';
+
+export class InferdError extends Error {
+  readonly code: ErrorCode;
+  /** Seconds after which a retry may succeed (sent as `Retry-After`). */
+  retryAfterSeconds?: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  get reason(): FailureReason {
+    return REASONS[this.code];
+  }
+}
+
+const REASONS: Record<ErrorCode, FailureReason> = {
+  INVALID_ARGUMENT: 'invalid_input',
+  PAYLOAD_TOO_LARGE: 'invalid_input',
+  NOT_FOUND: 'not_found',
+  UNAVAILABLE: 'unavailable',
+  RESOURCE_EXHAUSTED: 'rejected',
+  DEADLINE_EXCEEDED: 'timeout',
+  CANCELLED: 'cancelled',
+  UNAUTHENTICATED: 'unauthorized',
+  PERMISSION_DENIED: 'unauthorized',
+  FAILED_PRECONDITION: 'invalid_input',
+  ALREADY_EXISTS: 'invalid_input',
+  INTERNAL: 'internal',
+};
+
+/** The request does not fit the protocol or the model's signature. */
+export class InvalidInputError extends InferdError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+export class ModelNotFoundError extends InferdError {
+  constructor(model: string, version?: string) {
+    super('NOT_FOUND', version === undefined ? `model '${model}' is not found` : `model '${model}' version '${version}' is not found`);
+  }
+}
+
+/** The model exists but cannot serve now (loading, draining, failed to load, server shutting down). */
+export class UnavailableError extends InferdError {
+  constructor(message: string, retryAfterSeconds?: number) {
+    super('UNAVAILABLE', message, retryAfterSeconds === undefined ? undefined : { retryAfterSeconds });
+  }
+}
+
+/** A queue or limit refused the request; retrying later may succeed. */
+export class OverloadedError extends InferdError {
+  constructor(message: string, retryAfterSeconds = 1) {
+    super('RESOURCE_EXHAUSTED', message, { retryAfterSeconds });
+  }
+}
+
+export class DeadlineExceededError extends InferdError {
+  constructor(message = 'the request deadline passed before it was answered') {
+    super('DEADLINE_EXCEEDED', message);
+  }
+}
+
+export class CancelledError extends InferdError {
+  constructor(message = 'the request was cancelled by its caller') {
+    super('CANCELLED', message);
+  }
+}
+
+/** The model runtime failed while running a request (not the caller's fault). */
+export class RuntimeError extends InferdError {
+  constructor(message: string, cause?: unknown) {
+    super('INTERNAL', message, { cause });
+  }
+  override get reason(): FailureReason {
+    return 'runtime_error';
+  }
+}
+
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  INVALID_ARGUMENT: 400,
+  FAILED_PRECONDITION: 400,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  RESOURCE_EXHAUSTED: 503,
+  UNAVAILABLE: 503,
+  DEADLINE_EXCEEDED: 504,
+  CANCELLED: 499,
+  INTERNAL: 500,
+};
+
+/** Wraps anything thrown into an InferdError so that every door reports it the same way. */
+export function toInferdError(error: unknown): InferdError {
+  if (error instanceof InferdError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new InferdError('INTERNAL', message, { cause: error });
+}
