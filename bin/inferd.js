@@ -1,3 +1,5 @@
 #!/usr/bin/env node
-// Entry point of the `inferd` command: runs the compiled CLI.
-import '../dist/cli/index.js';
+// Entry point of the `inferd` command: runs the compiled CLI (npm run build makes dist/).
+import { main } from '../dist/cli/index.js';
+
+await main(process.argv);

@@ -1,0 +1,31 @@
+/** The `inferd` command line. One file per command; this one only assembles them. */
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { InferdError } from '../core/errors.js';
+import { registerServeCommand } from './serve.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('inferd').description('a production model server for Node.js').version(pkg.version);
+  registerServeCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`inferd: ${message}\n`);
+    process.exitCode = error instanceof InferdError && error.code === 'INVALID_ARGUMENT' ? 2 : 1;
+  }
+}
+
+

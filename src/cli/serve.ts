@@ -1,0 +1,71 @@
+/** `inferd serve`: runs the server until SIGTERM/SIGINT, then drains and exits. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { InferdServer } from '../server/index.js';
+import { createServerLogger } from '../server/logger.js';
+
+interface ServeFlags {
+  modelRepository?: string;
+  host?: string;
+  port?: string;
+  grpcPort?: string;
+  config?: string;
+  logLevel?: string;
+  modelControlMode?: string;
+}
+
+function port(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1 || n > 65535) throw new Error(`${flag} must be a port number, got '${value}'`);
+  return n;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the models of a model repository over REST and gRPC')
+    .option('--model-repository <dir>', 'the model repository directory (default ./models)')
+    .option('--host <host>', 'address to listen on (default 0.0.0.0)')
+    .option('--port <port>', 'HTTP port (default 8000)')
+    .option('--grpc-port <port>', 'gRPC port (default 8001; -1 turns gRPC off)')
+    .option('--config <file>', 'configuration file (YAML or JSON)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--model-control-mode <mode>', 'none (load all at start), explicit (by API) or poll (watch the repository)')
+    .action(async (flags: ServeFlags) => {
+      const overrides: Record<string, unknown> = {};
+      const server: Record<string, unknown> = {};
+      if (flags.modelRepository) overrides.model_repository = flags.modelRepository;
+      if (flags.host) server.host = flags.host;
+      const http = port(flags.port, '--port');
+      if (http !== undefined) server.http_port = http;
+      const grpc = port(flags.grpcPort, '--grpc-port');
+      if (grpc !== undefined) server.grpc_port = grpc;
+      if (Object.keys(server).length > 0) overrides.server = server;
+      if (flags.logLevel) overrides.logging = { level: flags.logLevel };
+      if (flags.modelControlMode) overrides.model_control = { mode: flags.modelControlMode };
+      const config = loadConfig({ file: flags.config, overrides });
+      const logger = createServerLogger(config);
+      const instance = await InferdServer.start(config, logger);
+
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals) => {
+        signals++;
+        if (signals > 1) {
+          logger.warn({ signal }, 'second signal: exiting without waiting for the drain');
+          process.exit(1);
+        }
+        logger.info({ signal }, 'shutdown requested');
+        // The drain runs on the event loop; the handler only starts it (no waiting in the handler).
+        void instance.shutdown().then(
+          (result) => process.exit(result.clean ? 0 : 1),
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+}

@@ -1,0 +1,89 @@
+/**
+ * Loads the server configuration: defaults ← file (YAML or JSON) ← environment ← command line.
+ *
+ * Environment overrides are `INFERD_<KEY>` with `__` between levels and keys in upper case:
+ * `INFERD_MODEL_REPOSITORY=/models`, `INFERD_SERVER__HTTP_PORT=9000`, `INFERD_LOGGING__LEVEL=debug`.
+ * Values are read as YAML scalars, so numbers and booleans keep their types.
+ */
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { ConfigError, validate } from './validate.js';
+import { ServerConfigSchema, type ServerConfig } from './schema.js';
+
+type Tree = Record<string, unknown>;
+
+/** Variables that belong to other tools, not configuration keys. */
+const NOT_CONFIG = new Set(['INFERD_HOME', 'INFERD_REGISTRY', 'INFERD_CONFIG']);
+
+function setPath(target: Tree, path: string[], value: unknown): void {
+  let node = target;
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i]!;
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Tree;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function merge(base: Tree, over: Tree): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)) out[k] = merge(b as Tree, v as Tree);
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function environmentOverrides(env: NodeJS.ProcessEnv): Tree {
+  const tree: Tree = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('INFERD_') || raw === undefined || NOT_CONFIG.has(name)) continue;
+    const path = name.slice('INFERD_'.length).toLowerCase().split('__');
+    let value: unknown = raw;
+    try {
+      value = YAML.parse(raw);
+    } catch {
+      value = raw;
+    }
+    setPath(tree, path, value ?? raw);
+  }
+  return tree;
+}
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Highest precedence: values from command-line flags. */
+  overrides?: Tree;
+}
+
+export function loadConfig(options: LoadOptions = {}): ServerConfig {
+  const env = options.env ?? process.env;
+  let fromFile: Tree = {};
+  const file = options.file ?? env.INFERD_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`cannot read the configuration file '${file}': ${(error as Error).message}`);
+    }
+    try {
+      fromFile = (YAML.parse(text) as Tree | null) ?? {};
+    } catch (error) {
+      throw new ConfigError(`${file}: not valid YAML or JSON: ${(error as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError(`${file}: the configuration must be a mapping of keys`);
+  }
+  const fromEnv = environmentOverrides(env);
+  try {
+    validate(ServerConfigSchema, merge(merge({}, fromEnv), {}), 'environment (INFERD_* variables)');
+  } catch (error) {
+    // Re-word key paths as variable names so the user knows which variable to fix.
+    throw new ConfigError((error as Error).message.replace(/'([a-z0-9_.]+)'/g, (_m, key: string) => `'INFERD_${key.toUpperCase().replace(/\./g, '__')}'`));
+  }
+  const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
+  return validate<ServerConfig>(ServerConfigSchema, merged, file ?? 'configuration');
+}

@@ -1,0 +1,67 @@
+/**
+ * The server configuration: one schema, one optional YAML/JSON file, environment overrides, and
+ * defaults that work with no file at all. Unknown keys are errors naming the key.
+ */
+import Type, { type Static } from 'typebox';
+
+const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export const ServerConfigSchema = Type.Object(
+  {
+    model_repository: Type.String({ default: './models' }),
+    server: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0' }),
+        http_port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
+        /** 0 picks a free port; -1 turns the gRPC door off. */
+        grpc_port: Type.Integer({ minimum: -1, maximum: 65535, default: 8001 }),
+        body_limit_bytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+        grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
+        keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
+        /** Bound on the time a client may take to send a request's headers and body. */
+        request_timeout_ms: Type.Integer({ minimum: 0, default: 60_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    model_control: Type.Object(
+      {
+        /** none: load every model at start; explicit: load/unload by API only; poll: also watch the repository. */
+        mode: Type.Union([Type.Literal('none'), Type.Literal('explicit'), Type.Literal('poll')], { default: 'none' }),
+        /** Models to load at start in explicit mode. */
+        startup_models: Type.Array(Type.String(), { default: [] }),
+        poll_interval_ms: Type.Integer({ minimum: 100, default: 5000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    shutdown: Type.Object(
+      {
+        /** Bound on draining accepted requests after SIGTERM/SIGINT; past it they get 503. */
+        deadline_ms: Type.Integer({ minimum: 0, default: 30_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    logging: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+        pretty: Type.Boolean({ default: false }),
+        /** One line per request (method, route, model, version, status, latency, request id). */
+        access_log: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        buckets: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { default: DEFAULT_BUCKETS, minItems: 1 }),
+        low_confidence_threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.7 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ServerConfig = Static<typeof ServerConfigSchema>;

@@ -1,0 +1,121 @@
+/**
+ * A model's configuration: `<repository>/<model>/config.yaml`, the single source of truth for how
+ * the model is served (Triton's config.pbtxt, in YAML). Every key is optional except where noted;
+ * unknown keys are errors.
+ *
+ *   runtime: onnx                 # or js (a module exporting predict())
+ *   max_batch_size: 64            # rows per execution; 0 = the model has no batch dimension
+ *   version_policy: { latest: 1 } # or { all: true } or { specific: [1, 3] }
+ *   instances: 1                  # worker threads, each with its own session
+ *   onnx: { intra_op_threads: 1, inter_op_threads: 1, graph_optimization_level: all, execution_providers: [cpu] }
+ *   inputs:  [{ name: features, datatype: FP32, shape: [-1, 30] }]   # checked against the file
+ *   outputs: [{ name: probabilities, datatype: FP32, shape: [-1, 2] }]
+ *   dynamic_batching: { max_queue_delay_microseconds: 500, preferred_batch_size: [16, 32] }
+ *   queue: { max_size: 1024, timeout_ms: 0, priority_levels: 1, default_priority: 1 }
+ *   ragged_inputs: { input_ids: { pad: 0 }, attention_mask: { pad: 0 } }
+ *   warmup: [{ name: default, batch_size: 1, count: 2, inputs: { features: random } }]
+ */
+import Type, { type Static } from 'typebox';
+import { DATATYPES } from '../core/datatypes.js';
+import { ConfigError, validate } from '../config/validate.js';
+
+const TensorSpec = Type.Object(
+  {
+    name: Type.String({ minLength: 1 }),
+    datatype: Type.Union(DATATYPES.map((d) => Type.Literal(d))),
+    shape: Type.Array(Type.Integer({ minimum: -1 })),
+  },
+  { additionalProperties: false },
+);
+
+const WarmupInput = Type.Union([Type.Literal('zero'), Type.Literal('random'), Type.Array(Type.Union([Type.Number(), Type.String(), Type.Boolean()]))]);
+
+export const ModelConfigSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    runtime: Type.Union([Type.Literal('onnx'), Type.Literal('js')], { default: 'onnx' }),
+    /** File name inside each version directory; default model.onnx or model.js / model.mjs. */
+    artifact: Type.Optional(Type.String({ minLength: 1 })),
+    max_batch_size: Type.Integer({ minimum: 0, default: 64 }),
+    version_policy: Type.Union(
+      [
+        Type.Object({ latest: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+        Type.Object({ all: Type.Literal(true) }, { additionalProperties: false }),
+        Type.Object({ specific: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }) }, { additionalProperties: false }),
+      ],
+      { default: { latest: 1 } },
+    ),
+    instances: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+    onnx: Type.Object(
+      {
+        intra_op_threads: Type.Integer({ minimum: 0, default: 1 }),
+        inter_op_threads: Type.Integer({ minimum: 0, default: 1 }),
+        graph_optimization_level: Type.Union(
+          [Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')],
+          { default: 'all' },
+        ),
+        execution_providers: Type.Array(Type.String(), { default: ['cpu'], minItems: 1 }),
+        enable_cpu_mem_arena: Type.Boolean({ default: true }),
+        enable_mem_pattern: Type.Boolean({ default: true }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    inputs: Type.Optional(Type.Array(TensorSpec)),
+    outputs: Type.Optional(Type.Array(TensorSpec)),
+    dynamic_batching: Type.Optional(
+      Type.Object(
+        {
+          max_queue_delay_microseconds: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 500 }),
+          preferred_batch_size: Type.Array(Type.Integer({ minimum: 1 }), { default: [] }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    queue: Type.Object(
+      {
+        max_size: Type.Integer({ minimum: 1, default: 1024 }),
+        timeout_ms: Type.Integer({ minimum: 0, default: 0 }),
+        priority_levels: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+        default_priority: Type.Integer({ minimum: 1, default: 1 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ragged_inputs: Type.Record(
+      Type.String(),
+      Type.Union([
+        Type.Object({ pad: Type.Number() }, { additionalProperties: false }),
+        Type.Object({ equal_shape: Type.Literal(true) }, { additionalProperties: false }),
+      ]),
+      { default: {} },
+    ),
+    warmup: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ default: 'warmup' }),
+          batch_size: Type.Integer({ minimum: 1, default: 1 }),
+          count: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
+          inputs: Type.Record(Type.String(), WarmupInput, { default: {} }),
+          dims: Type.Record(Type.String(), Type.Array(Type.Integer({ minimum: 1 })), { default: {} }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [{ name: 'warmup', batch_size: 1, count: 1, inputs: {}, dims: {} }] },
+    ),
+    /** Free-form values handed to js models' load(). */
+    parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+  },
+  { additionalProperties: false },
+);
+
+export type ModelConfig = Static<typeof ModelConfigSchema> & { name: string };
+
+export function parseModelConfig(raw: unknown, name: string, where: string): ModelConfig {
+  const config = validate<Static<typeof ModelConfigSchema>>(ModelConfigSchema, raw, where);
+  if (config.name !== undefined && config.name !== name) {
+    throw new ConfigError(`${where}: 'name' is '${config.name}' but the directory is '${name}'; they must match`);
+  }
+  if (config.queue.default_priority > config.queue.priority_levels) {
+    throw new ConfigError(`${where}: 'queue.default_priority' (${config.queue.default_priority}) is above 'queue.priority_levels' (${config.queue.priority_levels})`);
+  }
+  return { ...config, name };
+}

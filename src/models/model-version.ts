@@ -1,0 +1,212 @@
+/**
+ * One loaded model version: its worker threads, its scheduler and its statistics. It owns its
+ * lifecycle: load (threads start, sessions load and warm up) → READY → drain → unloaded.
+ */
+import { stat } from 'node:fs/promises';
+import { InferdError, RuntimeError, UnavailableError, toInferdError } from '../core/errors.js';
+import type { InferenceRequest, InferenceResponse, Parameters, RequestContext, Tensor, TensorMetadata } from '../core/types.js';
+import { Scheduler } from '../batching/scheduler.js';
+import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
+import type { RuntimeSpec } from '../runtimes/types.js';
+import { ModelWorkerPool } from '../workers/pool.js';
+import type { ModelConfig } from './config.js';
+import { checkDeclared, checkRequest } from './signature.js';
+import { VersionStatistics } from './statistics.js';
+
+export type VersionState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE' | 'FAILED';
+
+/** What the rest of the server may want to know about each execution (metrics, logs). */
+export interface InferenceObserver {
+  onExecution?(model: string, version: string, record: ExecutionRecord, outputs: Tensor[]): void;
+  onQueueRejected?(model: string, version: string, reason: 'queue_full' | 'timeout' | 'cancelled'): void;
+  onQueueSize?(model: string, version: string, size: number): void;
+}
+
+/** Request parameters inferd itself interprets; all others are echoed back in the response. */
+const OWN_PARAMETERS = new Set(['priority', 'timeout', 'binary_data_output', 'headers']);
+
+export interface LoadedResult {
+  response: InferenceResponse;
+  queueNs: number;
+  computeNs: number;
+  batchRows: number;
+}
+
+export class ModelVersion {
+  state: VersionState = 'LOADING';
+  reason: string | undefined;
+  inputs: TensorMetadata[] = [];
+  outputs: TensorMetadata[] = [];
+  readonly stats: VersionStatistics;
+  /** Identifies the artifact and config this instance was loaded from, to detect changes. */
+  fingerprint = '';
+  loadMs = 0;
+  private pool: ModelWorkerPool | undefined;
+  private scheduler: Scheduler | undefined;
+  private readonly outputNames: string[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly version: string,
+    readonly path: string,
+    readonly config: ModelConfig,
+    private readonly observer: InferenceObserver = {},
+  ) {
+    this.stats = new VersionStatistics(name, version);
+  }
+
+  static async fingerprintOf(path: string, config: ModelConfig): Promise<string> {
+    const s = await stat(path);
+    return `${s.size}:${s.mtimeMs}:${JSON.stringify(config)}`;
+  }
+
+  async load(): Promise<void> {
+    const started = performance.now();
+    const c = this.config;
+    this.fingerprint = await ModelVersion.fingerprintOf(this.path, c);
+    const spec: RuntimeSpec = {
+      kind: c.runtime,
+      model: this.name,
+      version: this.version,
+      path: this.path,
+      onnx: {
+        intraOpThreads: c.onnx.intra_op_threads,
+        interOpThreads: c.onnx.inter_op_threads,
+        graphOptimizationLevel: c.onnx.graph_optimization_level,
+        executionProviders: c.onnx.execution_providers,
+        enableCpuMemArena: c.onnx.enable_cpu_mem_arena,
+        enableMemPattern: c.onnx.enable_mem_pattern,
+      },
+      parameters: c.parameters,
+      inputs: c.inputs,
+      outputs: c.outputs,
+      warmup: c.warmup.map((w) => ({
+        name: w.name,
+        batchSize: c.max_batch_size === 0 ? 1 : Math.min(w.batch_size, c.max_batch_size),
+        count: w.count,
+        dims: w.dims,
+        inputs: Object.fromEntries(
+          Object.entries(w.inputs).map(([k, v]) => [k, Array.isArray(v) ? { kind: 'data' as const, values: v } : { kind: v }]),
+        ),
+      })),
+    };
+    const pool = new ModelWorkerPool({ instances: c.instances, spec });
+    this.pool = pool;
+    try {
+      const signature = await pool.ready();
+      const problems = [...checkDeclared('input', c.inputs, signature.inputs), ...checkDeclared('output', c.outputs, signature.outputs)];
+      if (problems.length > 0) throw new RuntimeError(problems.join('; '));
+      if (c.max_batch_size > 0) {
+        const unbatched = signature.inputs.filter((t) => t.shape.length === 0 || t.shape[0] !== -1);
+        if (unbatched.length > 0) {
+          throw new RuntimeError(
+            `max_batch_size is ${c.max_batch_size} but input(s) ${unbatched.map((t) => `'${t.name}' [${t.shape.join(', ')}]`).join(', ')} have no dynamic first (batch) dimension; set max_batch_size: 0`,
+          );
+        }
+      }
+      this.inputs = signature.inputs;
+      this.outputs = signature.outputs;
+    } catch (error) {
+      this.state = 'FAILED';
+      this.reason = toInferdError(error).message;
+      this.pool = undefined;
+      await pool.close().catch(() => undefined);
+      throw error;
+    }
+    this.outputNames.push(...this.outputs.map((o) => o.name));
+    const ragged: Record<string, RaggedPolicy> = {};
+    for (const [input, policy] of Object.entries(c.ragged_inputs)) ragged[input] = 'pad' in policy ? { kind: 'pad', value: policy.pad } : { kind: 'equal_shape' };
+    this.scheduler = new Scheduler(
+      {
+        model: this.name,
+        version: this.version,
+        maxBatchSize: c.max_batch_size,
+        dynamicBatching: c.dynamic_batching
+          ? { maxQueueDelayMicroseconds: c.dynamic_batching.max_queue_delay_microseconds, preferredBatchSizes: c.dynamic_batching.preferred_batch_size }
+          : undefined,
+        instances: c.instances,
+        maxQueueSize: c.queue.max_size,
+        defaultQueueTimeoutMs: c.queue.timeout_ms,
+        priorityLevels: c.queue.priority_levels,
+        defaultPriority: c.queue.default_priority,
+        ragged,
+      },
+      (inputs, outputs) => pool.infer(inputs, outputs),
+      {
+        onExecution: (record, outputs) => {
+          this.stats.recordExecution(record.batchRows, record.timings);
+          this.observer.onExecution?.(this.name, this.version, record, outputs);
+        },
+        onRejected: (reason) => this.observer.onQueueRejected?.(this.name, this.version, reason),
+      },
+    );
+    this.loadMs = performance.now() - started;
+    this.state = 'READY';
+  }
+
+  get queueSize(): number {
+    return this.scheduler?.queueSize ?? 0;
+  }
+
+  async infer(request: InferenceRequest, context: RequestContext): Promise<LoadedResult> {
+    const scheduler = this.scheduler;
+    if (this.state !== 'READY' || !scheduler) {
+      throw new UnavailableError(`model '${this.name}' version ${this.version} is ${this.state.toLowerCase()}`, 1);
+    }
+    const started = performance.now();
+    try {
+      checkRequest(this.name, this.inputs, this.outputs, request);
+      const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
+      const params = request.parameters;
+      let priority = context.priority;
+      let timeoutMs: number | undefined;
+      if (params) {
+        if (params.priority !== undefined) priority = Number(params.priority);
+        // OIP/Triton `timeout` is in microseconds.
+        if (params.timeout !== undefined) timeoutMs = Number(params.timeout) / 1000;
+      }
+      const result = await scheduler.submit(request.inputs, requested, { priority, timeoutMs, deadline: context.deadline, signal: context.signal });
+      const rows = this.config.max_batch_size === 0 ? 1 : (request.inputs[0]?.shape[0] ?? 1);
+      const totalNs = (performance.now() - started) * 1e6;
+      this.stats.recordSuccess(rows, totalNs, result.queueNs, result.timings);
+      const response: InferenceResponse = { model_name: this.name, model_version: this.version, outputs: result.outputs };
+      if (request.id !== undefined) response.id = request.id;
+      if (params) {
+        let echoed: Parameters | undefined;
+        for (const key in params) {
+          if (OWN_PARAMETERS.has(key)) continue;
+          (echoed ??= {})[key] = params[key]!;
+        }
+        if (echoed) response.parameters = echoed;
+      }
+      const t = result.timings;
+      return { response, queueNs: result.queueNs, computeNs: t.inputNs + t.inferNs + t.outputNs, batchRows: result.batchRows };
+    } catch (error) {
+      this.stats.recordFailure((performance.now() - started) * 1e6);
+      throw error instanceof InferdError ? error : toInferdError(error);
+    }
+  }
+
+  /** Stops taking requests, lets queued and running ones finish (up to the deadline), then frees the threads. */
+  async unload(deadlineMs = 30_000): Promise<void> {
+    if (this.state === 'UNAVAILABLE') return;
+    this.state = 'UNLOADING';
+    const scheduler = this.scheduler;
+    if (scheduler) {
+      scheduler.close();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        scheduler.whenIdle().then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), deadlineMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) scheduler.close(new UnavailableError(`model '${this.name}' version ${this.version} was unloaded before this request ran`));
+    }
+    await this.pool?.close();
+    this.pool = undefined;
+    this.scheduler = undefined;
+    this.state = 'UNAVAILABLE';
+  }
+}

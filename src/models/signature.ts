@@ -1,0 +1,62 @@
+/**
+ * Checks a request against the served version's signature before it is queued: names,
+ * datatypes, ranks and fixed dimensions. Every problem is reported in the message.
+ */
+import { InvalidInputError } from '../core/errors.js';
+import type { InferenceRequest, TensorMetadata } from '../core/types.js';
+
+export function checkRequest(model: string, inputs: readonly TensorMetadata[], outputs: readonly TensorMetadata[], request: InferenceRequest): void {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const t of request.inputs) {
+    if (seen.has(t.name)) {
+      problems.push(`input '${t.name}' is given twice`);
+      continue;
+    }
+    seen.add(t.name);
+    const meta = inputs.find((m) => m.name === t.name);
+    if (!meta) {
+      problems.push(`unknown input '${t.name}' (model '${model}' takes ${inputs.map((m) => `'${m.name}'`).join(', ')})`);
+      continue;
+    }
+    if (meta.datatype !== t.datatype) problems.push(`input '${t.name}' must be ${meta.datatype}, got ${t.datatype}`);
+    if (meta.shape.length !== t.shape.length) {
+      problems.push(`input '${t.name}' must have shape [${meta.shape.join(', ')}] (rank ${meta.shape.length}), got [${t.shape.join(', ')}]`);
+      continue;
+    }
+    for (let d = 0; d < meta.shape.length; d++) {
+      const want = meta.shape[d]!;
+      if (want >= 0 && want !== t.shape[d]) {
+        problems.push(`input '${t.name}' must have shape [${meta.shape.join(', ')}], got [${t.shape.join(', ')}] (dimension ${d} is ${t.shape[d]}, expected ${want})`);
+        break;
+      }
+    }
+  }
+  for (const m of inputs) if (!seen.has(m.name)) problems.push(`missing input '${m.name}' (${m.datatype} [${m.shape.join(', ')}])`);
+  for (const o of request.outputs ?? []) {
+    if (!outputs.some((m) => m.name === o.name)) {
+      problems.push(`unknown output '${o.name}' requested (model '${model}' has ${outputs.map((m) => `'${m.name}'`).join(', ')})`);
+    }
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems.join('; '));
+}
+
+/** Checks a config's declared signature against the one read from the artifact. */
+export function checkDeclared(kind: 'input' | 'output', declared: readonly TensorMetadata[] | undefined, actual: readonly TensorMetadata[]): string[] {
+  if (!declared) return [];
+  const problems: string[] = [];
+  for (const d of declared) {
+    const a = actual.find((x) => x.name === d.name);
+    if (!a) {
+      problems.push(`config declares ${kind} '${d.name}', which the model does not have (it has ${actual.map((x) => `'${x.name}'`).join(', ')})`);
+      continue;
+    }
+    if (a.datatype !== d.datatype) problems.push(`config declares ${kind} '${d.name}' as ${d.datatype} but the model has ${a.datatype}`);
+    const sameShape = a.shape.length === d.shape.length && a.shape.every((dim, i) => dim === -1 || d.shape[i] === -1 || dim === d.shape[i]);
+    if (!sameShape) problems.push(`config declares ${kind} '${d.name}' with shape [${d.shape.join(', ')}] but the model has [${a.shape.join(', ')}]`);
+  }
+  if (kind === 'input') {
+    for (const a of actual) if (!declared.some((d) => d.name === a.name)) problems.push(`the model's input '${a.name}' is missing from the config`);
+  }
+  return problems;
+}

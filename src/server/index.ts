@@ -1,0 +1,158 @@
+/**
+ * Composes the server: model repository and manager, the data plane, and the front doors
+ * (REST always, gRPC unless turned off). Owns start-up order and graceful shutdown.
+ *
+ * Start-up: the HTTP port opens first, so liveness and startup probes answer while models load;
+ * readiness turns green only when every model is loaded and warmed.
+ * Shutdown: readiness fails at once, new requests get 503 with `Connection: close`, accepted
+ * ones (queued included) finish, then the doors, workers and sessions close. A deadline bounds
+ * the drain; past it the remaining requests get 503 and the shutdown reports it was not clean.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ServerConfig } from '../config/schema.js';
+import { DataPlane } from '../core/dataplane.js';
+import { UnavailableError } from '../core/errors.js';
+import { ModelManager } from '../models/manager.js';
+import { ModelRepository } from '../models/repository.js';
+import { createGrpcServer, type GrpcServer } from './grpc/server.js';
+import { createRestApp, httpInFlightOf } from './rest/app.js';
+import { binaryCodec } from './rest/binary-codec.js';
+import { createServerLogger } from './logger.js';
+
+export interface ShutdownResult {
+  clean: boolean;
+  /** Requests that were still running or queued when the deadline passed. */
+  abandoned: number;
+}
+
+export class InferdServer {
+  private grpc: GrpcServer | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private shuttingDown: Promise<ShutdownResult> | undefined;
+  httpPort = 0;
+  grpcPort = -1;
+
+  private constructor(
+    readonly config: ServerConfig,
+    readonly logger: Logger,
+    readonly manager: ModelManager,
+    readonly plane: DataPlane,
+    private readonly http: FastifyInstance,
+  ) {}
+
+  static async start(config: ServerConfig, logger: Logger = createServerLogger(config)): Promise<InferdServer> {
+    const repository = new ModelRepository(config.model_repository);
+    const manager = new ModelManager(repository, { logger, drainDeadlineMs: config.shutdown.deadline_ms });
+    const plane = new DataPlane(manager);
+    const http = await createRestApp(plane, {
+      bodyLimitBytes: config.server.body_limit_bytes,
+      keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
+      requestTimeoutMs: config.server.request_timeout_ms,
+      logger,
+      accessLog: config.logging.access_log,
+      binary: binaryCodec,
+    });
+    const server = new InferdServer(config, logger, manager, plane, http);
+    try {
+      await http.listen({ host: config.server.host, port: config.server.http_port });
+      const address = http.server.address();
+      server.httpPort = typeof address === 'object' && address ? address.port : config.server.http_port;
+      if (config.server.grpc_port >= 0) {
+        server.grpc = createGrpcServer(plane, {
+          host: config.server.host,
+          port: config.server.grpc_port,
+          maxMessageBytes: config.server.grpc_max_message_bytes,
+          logger,
+        });
+        server.grpcPort = await server.grpc.start();
+      }
+    } catch (error) {
+      await http.close().catch(() => undefined);
+      server.grpc?.forceStop();
+      throw error;
+    }
+    logger.info({ httpPort: server.httpPort, grpcPort: server.grpcPort, repository: repository.root }, 'inferd listening');
+
+    await server.loadInitialModels();
+    plane.markStarted();
+    logger.info({ ready: plane.ready(), failures: manager.failures() }, plane.ready() ? 'inferd ready' : 'inferd started, not ready');
+    if (config.model_control.mode === 'poll') server.startPolling();
+    return server;
+  }
+
+  private async loadInitialModels(): Promise<void> {
+    const control = this.config.model_control;
+    if (control.mode === 'explicit') {
+      await Promise.all(control.startup_models.map((name) => this.manager.load(name).catch(() => undefined)));
+    } else {
+      await this.manager.loadAll();
+    }
+  }
+
+  /** Poll mode: picks up new, changed and removed models and versions in the repository. */
+  private startPolling(): void {
+    const tick = async () => {
+      try {
+        const present = new Set(await this.manager.repository.list());
+        for (const name of present) await this.manager.load(name).catch(() => undefined);
+        for (const entry of await this.manager.index()) {
+          if (!present.has(entry.name) && entry.state === 'READY') await this.manager.unload(entry.name).catch(() => undefined);
+        }
+      } catch (error) {
+        this.logger.warn({ err: error }, 'model repository poll failed');
+      }
+      if (!this.shuttingDown) this.pollTimer = setTimeout(tick, this.config.model_control.poll_interval_ms);
+    };
+    this.pollTimer = setTimeout(tick, this.config.model_control.poll_interval_ms);
+  }
+
+  get httpApp(): FastifyInstance {
+    return this.http;
+  }
+
+  /** Drains and closes everything; safe to call more than once (later calls share the first). */
+  shutdown(deadlineMs = this.config.shutdown.deadline_ms): Promise<ShutdownResult> {
+    this.shuttingDown ??= this.drainAndClose(deadlineMs);
+    return this.shuttingDown;
+  }
+
+  private async drainAndClose(deadlineMs: number): Promise<ShutdownResult> {
+    const log = this.logger;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.plane.startDraining();
+    log.info({ inFlight: this.plane.inFlightCount, deadlineMs }, 'draining');
+    const deadline = Date.now() + deadlineMs;
+    const grpcDrained = this.grpc?.drain(deadlineMs) ?? Promise.resolve();
+
+    const idle = async () => {
+      await this.plane.whenIdle();
+      // Let responses that are computed but still being written reach their sockets.
+      while (httpInFlightOf(this.http) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      idle().then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
+    let abandoned = 0;
+    if (timedOut) {
+      abandoned = this.plane.inFlightCount;
+      log.warn({ abandoned }, 'drain deadline passed; answering the remaining requests with 503');
+      // Queued requests are rejected now (their callers get 503); running batches get a short grace.
+      for (const v of this.manager.loaded()) void v.unload(0);
+      await Promise.race([this.plane.whenIdle(), new Promise((r) => setTimeout(r, 1000))]);
+      this.grpc?.forceStop();
+    }
+    await grpcDrained.catch(() => undefined);
+    await this.http.close().catch(() => undefined);
+    await this.manager.close();
+    log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
+    return { clean: !timedOut, abandoned };
+  }
+}
+
+export { UnavailableError };

@@ -1,0 +1,159 @@
+/**
+ * The OIP JSON wire format ↔ the shared tensor types. Decoding validates everything a client
+ * can get wrong and names the tensor and the problem; encoding writes the response text
+ * directly, since generic serialisation of large numeric arrays is the hot spot of REST serving.
+ */
+import { isDatatype } from '../../core/datatypes.js';
+import { InvalidInputError } from '../../core/errors.js';
+import { checkElementCount, checkShape, fromValues, toValues } from '../../core/tensor.js';
+import type { InferenceRequest, InferenceResponse, Parameters, RequestedOutput, Tensor } from '../../core/types.js';
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function parseParameters(value: unknown, what: string): Parameters | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw new InvalidInputError(`${what}: 'parameters' must be an object`);
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+      throw new InvalidInputError(`${what}: parameter '${k}' must be a string, number or boolean`);
+    }
+  }
+  return value as Parameters;
+}
+
+/** Flattens nested row-major arrays; flat arrays are returned as they are. */
+function flatten(data: unknown[]): unknown[] {
+  let nested = false;
+  for (let i = 0; i < data.length; i++) {
+    if (Array.isArray(data[i])) {
+      nested = true;
+      break;
+    }
+  }
+  if (!nested) return data;
+  const out: unknown[] = [];
+  const stack: unknown[][] = [data];
+  const index: number[] = [0];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const i = index[index.length - 1]!;
+    if (i >= top.length) {
+      stack.pop();
+      index.pop();
+      continue;
+    }
+    index[index.length - 1] = i + 1;
+    const v = top[i];
+    if (Array.isArray(v)) {
+      if (stack.length > 32) throw new InvalidInputError('tensor data is nested more than 32 levels deep');
+      stack.push(v);
+      index.push(0);
+    } else out.push(v);
+  }
+  return out;
+}
+
+export function decodeTensor(raw: unknown, position: number): Tensor {
+  if (!isObject(raw)) throw new InvalidInputError(`inputs[${position}] must be an object with name, datatype, shape and data`);
+  const name = raw.name;
+  if (typeof name !== 'string' || name.length === 0) throw new InvalidInputError(`inputs[${position}]: 'name' must be a non-empty string`);
+  const what = `input '${name}'`;
+  const datatype = raw.datatype;
+  if (!isDatatype(datatype)) throw new InvalidInputError(`${what}: unknown datatype ${JSON.stringify(datatype)}`);
+  const shape = checkShape(raw.shape, what);
+  const parameters = parseParameters(raw.parameters, what);
+  if (raw.data === undefined) {
+    throw new InvalidInputError(`${what}: 'data' is missing`);
+  }
+  let values = raw.data;
+  if (!Array.isArray(values)) {
+    // A scalar is allowed for a tensor of one element.
+    values = [values];
+  }
+  const flat = flatten(values as unknown[]);
+  const tensor: Tensor = { name, datatype, shape, data: fromValues(datatype, flat, what) };
+  if (parameters) tensor.parameters = parameters;
+  checkElementCount(tensor, what);
+  return tensor;
+}
+
+export function decodeInferRequest(body: unknown, decodeInput: (raw: unknown, position: number) => Tensor = decodeTensor): InferenceRequest {
+  if (!isObject(body)) throw new InvalidInputError('the request body must be a JSON object with an \'inputs\' list');
+  const inputs = body.inputs;
+  if (!Array.isArray(inputs) || inputs.length === 0) throw new InvalidInputError("'inputs' must be a non-empty list of tensors");
+  const request: InferenceRequest = { inputs: inputs.map((t, i) => decodeInput(t, i)) };
+  if (body.id !== undefined) {
+    if (typeof body.id !== 'string') throw new InvalidInputError("'id' must be a string");
+    request.id = body.id;
+  }
+  const parameters = parseParameters(body.parameters, 'request');
+  if (parameters) request.parameters = parameters;
+  if (body.outputs !== undefined) {
+    if (!Array.isArray(body.outputs)) throw new InvalidInputError("'outputs' must be a list of {\"name\": ...} objects");
+    request.outputs = body.outputs.map((o: unknown, i: number): RequestedOutput => {
+      if (!isObject(o) || typeof o.name !== 'string') throw new InvalidInputError(`outputs[${i}] must be an object with a 'name'`);
+      const p = parseParameters(o.parameters, `output '${o.name}'`);
+      return p ? { name: o.name, parameters: p } : { name: o.name };
+    });
+  }
+  return request;
+}
+
+const utf8 = new TextDecoder();
+
+/** JSON text of a tensor's data, flat and row-major. Non-finite floats become strings ("NaN"). */
+export function dataJson(t: Tensor): string {
+  const d = t.data;
+  switch (t.datatype) {
+    case 'FP32':
+    case 'FP64': {
+      const arr = d as Float32Array;
+      for (let i = 0; i < arr.length; i++) {
+        if (!Number.isFinite(arr[i]!)) return JSON.stringify(Array.from(arr, (x) => (Number.isFinite(x) ? x : String(x))));
+      }
+      return `[${arr.join(',')}]`;
+    }
+    case 'BOOL': {
+      const arr = d as Uint8Array;
+      let s = '[';
+      for (let i = 0; i < arr.length; i++) s += (i ? ',' : '') + (arr[i] ? 'true' : 'false');
+      return `${s}]`;
+    }
+    case 'BYTES':
+      return JSON.stringify((d as Uint8Array[]).map((b) => utf8.decode(b)));
+    case 'FP16':
+    case 'BF16':
+      return JSON.stringify(fromValuesToNumbers(t));
+    default:
+      return `[${(d as Int32Array).join(',')}]`;
+  }
+}
+
+function fromValuesToNumbers(t: Tensor): unknown[] {
+  return toValues(t.datatype, t.data).map((x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x));
+}
+
+/** The response body text. `skip` lists outputs sent in the binary section instead. */
+export function encodeInferResponse(response: InferenceResponse, binaryOutputs?: ReadonlySet<string>): string {
+  let s = `{"model_name":${JSON.stringify(response.model_name)},"model_version":${JSON.stringify(response.model_version)}`;
+  if (response.id !== undefined) s += `,"id":${JSON.stringify(response.id)}`;
+  if (response.parameters) s += `,"parameters":${JSON.stringify(response.parameters, bigintReplacer)}`;
+  s += ',"outputs":[';
+  for (let i = 0; i < response.outputs.length; i++) {
+    const t = response.outputs[i]!;
+    if (i) s += ',';
+    s += `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}]`;
+    if (t.parameters) s += `,"parameters":${JSON.stringify(t.parameters, bigintReplacer)}`;
+    if (!binaryOutputs?.has(t.name)) s += `,"data":${dataJson(t)}`;
+    s += '}';
+  }
+  return `${s}]}`;
+}
+
+function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? Number(value) : value;
+}

@@ -1,0 +1,82 @@
+/**
+ * Worker-thread entry: hosts one model version's runtime. The model loads (and warms up) as soon
+ * as the thread starts, so a replacement worker after a crash is ready before it gets work.
+ * Messages carry tensors whose buffers are transferred, never serialised as JSON.
+ */
+import { workerData } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { allocate } from '../core/datatypes.js';
+import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
+import type { Tensor, TensorMetadata } from '../core/types.js';
+import { loadRuntime, type ModelRuntime, type RuntimeSpec, type WarmupSpec } from '../runtimes/index.js';
+import type { WorkerReply, WorkerTask } from './protocol.js';
+
+const spec = workerData as RuntimeSpec;
+
+const runtimeReady: Promise<ModelRuntime> = (async () => {
+  const runtime = await loadRuntime(spec);
+  for (const warmup of spec.warmup) {
+    const inputs = warmupInputs(runtime.inputs, warmup);
+    for (let i = 0; i < warmup.count; i++) await runtime.run(inputs, []);
+  }
+  return runtime;
+})();
+// Reported to callers through the task that awaits it; never an unhandled rejection.
+runtimeReady.catch(() => undefined);
+
+function warmupInputs(inputs: readonly TensorMetadata[], warmup: WarmupSpec): Tensor[] {
+  return inputs.map((meta) => {
+    const dims = warmup.dims[meta.name];
+    let dynamic = 0;
+    const shape = meta.shape.map((d, axis) => {
+      if (d >= 0) return d;
+      if (axis === 0) return warmup.batchSize;
+      return dims?.[dynamic++] ?? 1;
+    });
+    const count = elementCount(shape);
+    const source = warmup.inputs[meta.name];
+    let data;
+    if (source?.kind === 'data') {
+      data = fromValues(meta.datatype, source.values, `warm-up '${warmup.name}' input '${meta.name}'`);
+    } else {
+      data = allocate(meta.datatype, count);
+      if (source?.kind === 'random' && !Array.isArray(data)) {
+        const typed = data as Float32Array;
+        const big = typeof typed[0] === 'bigint';
+        for (let i = 0; i < count; i++) (typed as unknown as unknown[])[i] = big ? BigInt(Math.floor(Math.random() * 4)) : Math.random() < 0.5 ? 0 : 1;
+        if (meta.datatype === 'FP32' || meta.datatype === 'FP64') for (let i = 0; i < count; i++) typed[i] = Math.random();
+      }
+    }
+    return { name: meta.name, datatype: meta.datatype, shape, data };
+  });
+}
+
+export default async function handle(task: WorkerTask): Promise<WorkerReply | ReturnType<typeof Piscina.move>> {
+  const runtime = await runtimeReady;
+  if (task.kind === 'describe') {
+    return { kind: 'describe', inputs: runtime.inputs, outputs: runtime.outputs, threadId: (await import('node:worker_threads')).threadId };
+  }
+  if (task.kind === 'close') {
+    await runtime.close();
+    return { kind: 'closed' };
+  }
+  const { outputs, timings } = await runtime.run(task.inputs, task.outputs);
+  const reply: WorkerReply = { kind: 'result', outputs, timings };
+  const transfer = transferablesOf(outputs);
+  if (transfer.length === 0) return reply;
+  return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
+}
+
+/** Piscina's protocol for returning a value together with its transfer list. */
+class TransferableReply {
+  constructor(
+    private readonly value: WorkerReply,
+    private readonly buffers: ArrayBuffer[],
+  ) {}
+  get [Piscina.transferableSymbol](): ArrayBuffer[] {
+    return this.buffers;
+  }
+  get [Piscina.valueSymbol](): WorkerReply {
+    return this.value;
+  }
+}
