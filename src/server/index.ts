@@ -148,7 +148,11 @@ export class InferdServer {
       this.grpc?.forceStop();
     }
     await grpcDrained.catch(() => undefined);
-    await this.http.close().catch(() => undefined);
+    // Sockets still open here are idle keep-alive ones or stuck clients: close them, bounded.
+    const closing = this.http.close().catch(() => undefined);
+    const forced = setTimeout(() => this.http.server.closeAllConnections(), 2000);
+    await closing;
+    clearTimeout(forced);
     await this.manager.close();
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
     return { clean: !timedOut, abandoned };
