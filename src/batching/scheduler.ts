@@ -260,7 +260,7 @@ export class Scheduler {
     this.execute(inputs, batch[0]!.outputs).then(
       ({ outputs, timings }) => {
         this.inFlight--;
-        const record: ExecutionRecord = { batchRows: rows, requests: batch.length, queueNs, timings };
+        const record: ExecutionRecord = { batchRows: rows, requests: batch.length, queueNs, timings, queued: this.queued };
         this.observer?.onExecution(record, outputs);
         if (batch.length === 1) {
           batch[0]!.resolve({ outputs, queueNs: queueNs[0]!, timings, batchRows: rows });

@@ -36,6 +36,8 @@ export interface ExecutionRecord {
   requests: number;
   queueNs: number[];
   timings: RunTimings;
+  /** Requests still waiting when this execution finished. */
+  queued: number;
 }
 
 export interface SchedulerObserver {

@@ -2,19 +2,26 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
+import { registerBenchCommand } from './bench.js';
+import { registerModelsCommand } from './models.js';
+import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('inferd').description('a production model server for Node.js').version(pkg.version);
+  // Subcommands copy these settings when created, so they come first.
+  program.exitOverride();
   registerServeCommand(program);
+  registerModelsCommand(program);
+  registerRulesCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { ConfigError, validate } from './validate.js';
-import { ServerConfigSchema, type ServerConfig } from './schema.js';
+import { ConfigValidationError, validateMetricsConfig, validateSloConfig } from '../observability/config.js';
+import { ServerConfigSchema, type RawServerConfig, type ServerConfig } from './schema.js';
 
 type Tree = Record<string, unknown>;
 
@@ -85,5 +86,27 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
     throw new ConfigError((error as Error).message.replace(/'([a-z0-9_.]+)'/g, (_m, key: string) => `'INFERD_${key.toUpperCase().replace(/\./g, '__')}'`));
   }
   const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
-  return validate<ServerConfig>(ServerConfigSchema, merged, file ?? 'configuration');
+  const where = file ?? 'configuration';
+  const raw = validate<RawServerConfig>(ServerConfigSchema, merged, where);
+  try {
+    const metrics = validateMetricsConfig(camelKeys(raw.metrics));
+    const slo = validateSloConfig(camelKeys(raw.slo), metrics.latencyBuckets);
+    return { ...raw, metrics, slo };
+  } catch (error) {
+    if (!(error instanceof ConfigValidationError)) throw error;
+    throw new ConfigError(`${where}: ${error.issues.map(snakeText).join('; ')}`);
+  }
+}
+
+/** The file speaks snake_case throughout; the observability validators take camelCase. */
+function camelKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())] = camelKeys(v);
+  return out;
+}
+
+function snakeText(text: string): string {
+  return text.replace(/\b([a-z]+(?:[A-Z][a-z0-9]*)+)\b/g, (word) => word.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
 }

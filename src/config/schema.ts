@@ -3,8 +3,7 @@
  * defaults that work with no file at all. Unknown keys are errors naming the key.
  */
 import Type, { type Static } from 'typebox';
-
-const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+import type { MetricsConfig, SloConfig } from '../observability/config.js';
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -52,16 +51,15 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    metrics: Type.Object(
-      {
-        enabled: Type.Boolean({ default: true }),
-        buckets: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { default: DEFAULT_BUCKETS, minItems: 1 }),
-        low_confidence_threshold: Type.Number({ minimum: 0, maximum: 1, default: 0.7 }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
+    /** Validated by src/observability/config.ts (snake_case keys here, see README). */
+    metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    slo: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   },
   { additionalProperties: false },
 );
 
-export type ServerConfig = Static<typeof ServerConfigSchema>;
+type RawServerConfig = Static<typeof ServerConfigSchema>;
+
+/** The validated configuration: metrics and slo sections in their checked, complete form. */
+export type ServerConfig = Omit<RawServerConfig, 'metrics' | 'slo'> & { metrics: MetricsConfig; slo: SloConfig };
+export type { RawServerConfig };

@@ -24,6 +24,7 @@ export const SERVER_EXTENSIONS = ['model_repository', 'statistics', 'binary_tens
 
 /** Observes every request the data plane answers (metrics, access logs). */
 export interface RequestObserver {
+  onInferStart?(context: RequestContext, model: string): void;
   onInferDone?(context: RequestContext, model: string, version: string, result: LoadedResult | undefined, error: unknown, durationNs: number): void;
 }
 
@@ -94,6 +95,8 @@ export class DataPlane implements InferenceService {
       platform: v.config.runtime === 'onnx' ? 'onnxruntime_onnx' : 'inferd_js',
       inputs: v.inputs,
       outputs: v.outputs,
+      // Batching clients (perf_analyzer, tritonclient) read the batch limit from here.
+      parameters: { max_batch_size: v.config.max_batch_size },
     };
   }
 
@@ -102,16 +105,19 @@ export class DataPlane implements InferenceService {
     const started = performance.now();
     this.inFlight++;
     let model = name;
-    let resolvedVersion = version ?? '';
+    let resolvedVersion = '';
+    const observer = this.options.observer;
     try {
       const v = this.models.resolve(name, version);
       model = v.name;
       resolvedVersion = v.version;
+      observer?.onInferStart?.(context, model);
       const result = await v.infer(request, context);
-      this.options.observer?.onInferDone?.(context, model, resolvedVersion, result, undefined, (performance.now() - started) * 1e6);
+      context.outcome = { model, version: resolvedVersion, queueMs: result.queueNs / 1e6, computeMs: result.computeNs / 1e6, batchRows: result.batchRows };
+      observer?.onInferDone?.(context, model, resolvedVersion, result, undefined, (performance.now() - started) * 1e6);
       return result.response;
     } catch (error) {
-      this.options.observer?.onInferDone?.(context, model, resolvedVersion, undefined, error, (performance.now() - started) * 1e6);
+      observer?.onInferDone?.(context, model, resolvedVersion, undefined, error, (performance.now() - started) * 1e6);
       throw error;
     } finally {
       if (--this.inFlight === 0 && this.idleWaiters.length > 0) {

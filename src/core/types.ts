@@ -49,6 +49,8 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** Authenticated principal, when authentication is on. */
   identity?: string;
+  /** Filled in by the data plane for access logs: how the request was scheduled. */
+  outcome?: { model: string; version: string; queueMs: number; computeMs: number; batchRows: number };
 }
 
 export interface TensorMetadata {

@@ -19,7 +19,8 @@ export type VersionState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE' | '
 export interface InferenceObserver {
   onExecution?(model: string, version: string, record: ExecutionRecord, outputs: Tensor[]): void;
   onQueueRejected?(model: string, version: string, reason: 'queue_full' | 'timeout' | 'cancelled'): void;
-  onQueueSize?(model: string, version: string, size: number): void;
+  onLoaded?(version: ModelVersion): void;
+  onUnloaded?(version: ModelVersion): void;
 }
 
 /** Request parameters inferd itself interprets; all others are echoed back in the response. */
@@ -142,6 +143,7 @@ export class ModelVersion {
     );
     this.loadMs = performance.now() - started;
     this.state = 'READY';
+    this.observer.onLoaded?.(this);
   }
 
   get queueSize(): number {
@@ -208,5 +210,6 @@ export class ModelVersion {
     this.pool = undefined;
     this.scheduler = undefined;
     this.state = 'UNAVAILABLE';
+    this.observer.onUnloaded?.(this);
   }
 }

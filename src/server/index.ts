@@ -19,6 +19,8 @@ import { createGrpcServer, type GrpcServer } from './grpc/server.js';
 import { createRestApp, httpInFlightOf } from './rest/app.js';
 import { binaryCodec } from './rest/binary-codec.js';
 import { createServerLogger } from './logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { inferenceObserver, requestObserver } from '../observability/server-metrics.js';
 
 export interface ShutdownResult {
   clean: boolean;
@@ -39,12 +41,14 @@ export class InferdServer {
     readonly manager: ModelManager,
     readonly plane: DataPlane,
     private readonly http: FastifyInstance,
+    readonly metrics: Metrics,
   ) {}
 
   static async start(config: ServerConfig, logger: Logger = createServerLogger(config)): Promise<InferdServer> {
     const repository = new ModelRepository(config.model_repository);
-    const manager = new ModelManager(repository, { logger, drainDeadlineMs: config.shutdown.deadline_ms });
-    const plane = new DataPlane(manager);
+    const metrics = new Metrics(config.metrics);
+    const manager = new ModelManager(repository, { logger, drainDeadlineMs: config.shutdown.deadline_ms, observer: inferenceObserver(metrics) });
+    const plane = new DataPlane(manager, { observer: requestObserver(metrics) });
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
@@ -52,8 +56,14 @@ export class InferdServer {
       logger,
       accessLog: config.logging.access_log,
       binary: binaryCodec,
+      onResponse: metrics.enabled ? ({ route, status, durationSeconds }) => metrics.observeRequest('rest', route, status, durationSeconds) : undefined,
+      plugins: [
+        (app) => {
+          app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+        },
+      ],
     });
-    const server = new InferdServer(config, logger, manager, plane, http);
+    const server = new InferdServer(config, logger, manager, plane, http, metrics);
     try {
       await http.listen({ host: config.server.host, port: config.server.http_port });
       const address = http.server.address();

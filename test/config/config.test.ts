@@ -24,7 +24,7 @@ describe('server configuration', () => {
     expect(c.server.body_limit_bytes).toBe(16 * 1024 * 1024);
     expect(c.shutdown.deadline_ms).toBe(30_000);
     expect(c.model_control.mode).toBe('none');
-    expect(c.metrics.buckets).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+    expect(c.metrics.latencyBuckets).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   });
 
   it('reads a file, then environment overrides, then flags', async () => {

@@ -10,6 +10,7 @@ import { InvalidInputError, UnavailableError } from '../../core/errors.js';
 import type { DataPlane } from '../../core/dataplane.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../../core/types.js';
 import { toValues } from '../../core/tensor.js';
+import { encodeModelConfig } from '../grpc/codec.js';
 import { decodeInferRequest, decodeTensor, encodeInferResponse } from './json-codec.js';
 import { toHttpError } from './errors.js';
 
@@ -33,19 +34,16 @@ export interface BinaryCodec {
   encode(response: InferenceResponse, request: InferenceRequest): { body: Buffer; headerLength: number } | undefined;
 }
 
-/** Per-request facts the access log and metrics report. */
-interface InferInfo {
-  model?: string;
-  version?: string;
-}
-
 declare module 'fastify' {
   interface FastifyRequest {
-    inferInfo: InferInfo | undefined;
+    /** The inference context of this request, for the access log. */
+    inferContext: RequestContext | undefined;
+    inferModel: string | undefined;
   }
 }
 
-const HEALTH_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/health/startup', '/v2/health/live', '/v2/health/ready']);
+/** Probes and scrapes: answered while draining, left out of the access log. */
+const PROBE_ROUTES = new Set(['/metrics', '/health', '/health/live', '/health/ready', '/health/startup', '/v2/health/live', '/v2/health/ready']);
 
 function requestIdOf(headers: Record<string, string | string[] | undefined>): string {
   const direct = headers['x-request-id'] ?? headers['x-correlation-id'];
@@ -71,13 +69,14 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
   });
-  app.decorateRequest('inferInfo', undefined);
+  app.decorateRequest('inferContext', undefined);
+  app.decorateRequest('inferModel', undefined);
   let httpInFlight = 0;
 
   app.addHook('onRequest', async (request, reply) => {
     httpInFlight++;
     reply.header('x-request-id', request.id);
-    if (plane.isDraining && !HEALTH_ROUTES.has(request.routeOptions.url ?? '')) {
+    if (plane.isDraining && !PROBE_ROUTES.has(request.routeOptions.url ?? '')) {
       reply.header('connection', 'close');
       reply.header('retry-after', '5');
       return reply.code(503).send({ error: 'the server is shutting down; retry on another replica' });
@@ -97,16 +96,17 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     const route = request.routeOptions.url ?? 'unmatched';
     const durationSeconds = reply.elapsedTime / 1000;
     options.onResponse?.({ route, status: reply.statusCode, durationSeconds });
-    if (options.accessLog && !HEALTH_ROUTES.has(route)) {
-      const info = request.inferInfo;
+    if (options.accessLog && !PROBE_ROUTES.has(route)) {
+      const outcome = request.inferContext?.outcome;
       request.log.info(
         {
           method: request.method,
           route,
-          model: info?.model,
-          version: info?.version,
+          model: outcome?.model ?? request.inferModel,
+          version: outcome?.version,
           status: reply.statusCode,
-          latencyMs: Math.round(reply.elapsedTime * 1000) / 1000,
+          latencyMs: round3(reply.elapsedTime),
+          ...(outcome ? { batchSize: outcome.batchRows, queueMs: round3(outcome.queueMs), computeMs: round3(outcome.computeMs) } : {}),
         },
         'request',
       );
@@ -118,6 +118,19 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     if (e.status >= 500 && e.status !== 503 && e.status !== 504) request.log.error({ reqId: request.id, err: error }, 'request failed');
     if (e.retryAfterSeconds !== undefined) reply.header('retry-after', String(e.retryAfterSeconds));
     void reply.code(e.status).send({ error: e.message });
+  });
+
+  // Control requests (repository load/unload/index) carry small optional JSON bodies; clients
+  // differ in the content type they send, so any type is read as JSON when it has a body.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new InvalidInputError(`the request body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -153,6 +166,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     const ok = plane.modelReady(req.params.model, req.params.version);
     return reply.code(ok ? 200 : 503).send({ name: req.params.model, ready: ok });
   };
+  // Triton's model configuration, in the JSON shape its clients read (batch limit, dims).
+  const modelConfig = async (req: FastifyRequest<{ Params: ModelParams }>) => encodeModelConfig(plane.modelMetadata(req.params.model, req.params.version));
+  app.get('/v2/models/:model/config', modelConfig);
+  app.get('/v2/models/:model/versions/:version/config', modelConfig);
   app.get('/v2/models/:model/ready', modelReady);
   app.get('/v2/models/:model/versions/:version/ready', modelReady);
 
@@ -185,6 +202,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
     const context = (req: FastifyRequest, reply: FastifyReply): RequestContext => {
       const ctx: RequestContext = { requestId: req.id, protocol: 'rest' };
+      req.inferContext = ctx;
       // Queued work is dropped, not run, when the client goes away before its answer.
       const controller = new AbortController();
       reply.raw.once('close', () => {
@@ -196,7 +214,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
     const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const { model, version } = req.params;
-      req.inferInfo = { model, version };
+      req.inferModel = model;
       const body = req.body as Buffer | undefined;
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected a JSON inference request');
       const headerLength = req.headers['inference-header-content-length'];
@@ -212,7 +230,6 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
         request = decodeInferRequest(parseJson(body));
       }
       const response = await plane.infer(model, version, request, context(req, reply));
-      req.inferInfo.version = response.model_version;
       const binary = options.binary?.encode(response, request);
       if (binary) {
         return reply
@@ -233,13 +250,12 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       const head = target.slice(0, -':predict'.length);
       const model = req.params.model ?? head;
       const version = req.params.model === undefined ? undefined : head;
-      req.inferInfo = { model, version };
+      req.inferModel = model;
       const body = req.body as Buffer | undefined;
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected {"instances": [...]}');
       const meta = plane.modelMetadata(model, version);
       const request = decodeV1Request(parseJson(body), meta.inputs);
       const response = await plane.infer(model, version, request, context(req, reply));
-      req.inferInfo.version = response.model_version;
       return reply.type('application/json').send(JSON.stringify({ predictions: v1Predictions(response.outputs) }));
     };
     scope.post('/v1/models/:target', predict);
@@ -254,6 +270,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
 export function httpInFlightOf(app: FastifyInstance): number {
   return (app as unknown as { httpInFlight: number }).httpInFlight;
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 function parseJson(body: Buffer): unknown {

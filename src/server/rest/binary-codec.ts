@@ -1,3 +1,2 @@
-/** Placeholder wiring point for the binary tensor extension; see src/server/binary. */
-import type { BinaryCodec } from './app.js';
-export const binaryCodec: BinaryCodec | undefined = undefined;
+/** The binary tensor extension for the REST door (implementation in src/server/binary). */
+export { binaryCodec } from '../binary/rest.js';

@@ -1,0 +1,115 @@
+/**
+ * The registry schema, one list of statements per dialect and per version. A store applies the
+ * versions its database lacks when it opens, recording the result in `schema_version`.
+ */
+export interface Migration {
+  version: number;
+  sqlite: string[];
+  postgres: string[];
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    sqlite: [
+      `CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '{}',
+        next_version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      `CREATE TABLE versions (
+        model TEXT NOT NULL REFERENCES models(name),
+        version INTEGER NOT NULL,
+        semver TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '{}',
+        lineage TEXT NOT NULL DEFAULT '{}',
+        signature TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL,
+        stage TEXT NOT NULL DEFAULT 'None' CHECK (stage IN ('None', 'Staging', 'Production', 'Archived')),
+        profile TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (model, version),
+        UNIQUE (model, semver),
+        UNIQUE (model, sha256)
+      )`,
+      `CREATE INDEX versions_sha256 ON versions (sha256)`,
+      `CREATE TABLE aliases (
+        model TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (model, alias),
+        FOREIGN KEY (model, version) REFERENCES versions (model, version)
+      )`,
+      `CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER,
+        details TEXT NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX events_model ON events (model, id)`,
+    ],
+    postgres: [
+      `CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        tags JSON NOT NULL DEFAULT '{}',
+        next_version INTEGER NOT NULL DEFAULT 1,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL
+      )`,
+      `CREATE TABLE versions (
+        model TEXT NOT NULL REFERENCES models (name),
+        version INTEGER NOT NULL,
+        semver TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        tags JSON NOT NULL DEFAULT '{}',
+        lineage JSON NOT NULL DEFAULT '{}',
+        signature JSON NOT NULL,
+        sha256 TEXT NOT NULL,
+        artifact_size BIGINT NOT NULL,
+        stage TEXT NOT NULL DEFAULT 'None' CHECK (stage IN ('None', 'Staging', 'Production', 'Archived')),
+        profile JSON,
+        created_at TIMESTAMPTZ NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (model, version),
+        UNIQUE (model, semver),
+        UNIQUE (model, sha256)
+      )`,
+      `CREATE INDEX versions_sha256 ON versions (sha256)`,
+      `CREATE TABLE aliases (
+        model TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (model, alias),
+        FOREIGN KEY (model, version) REFERENCES versions (model, version)
+      )`,
+      `CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version INTEGER,
+        details JSON NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX events_model ON events (model, id)`,
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
