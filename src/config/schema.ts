@@ -51,6 +51,14 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    tracing: Type.Object(
+      {
+        /** OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); tracing is off without it. */
+        otlp_endpoint: Type.Optional(Type.String({ minLength: 1 })),
+        service_name: Type.String({ default: 'inferd' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Validated by src/observability/config.ts (snake_case keys here, see README). */
     metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     slo: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

@@ -4,6 +4,7 @@
  * server-wide state (started, draining) that health checks report.
  */
 import { createRequire } from 'node:module';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { ModelManager } from '../models/manager.js';
 import type { LoadedResult } from '../models/model-version.js';
 import { ModelNotFoundError, UnavailableError } from './errors.js';
@@ -32,6 +33,8 @@ export interface DataPlaneOptions {
   observer?: RequestObserver;
   /** Extra readiness checks (dependencies such as a registry database). */
   readinessChecks?: Array<() => boolean>;
+  /** When set, every inference is traced: request → queue → batch → inference spans. */
+  tracer?: Tracer;
 }
 
 export class DataPlane implements InferenceService {
@@ -115,9 +118,11 @@ export class DataPlane implements InferenceService {
       const result = await v.infer(request, context);
       context.outcome = { model, version: resolvedVersion, queueMs: result.queueNs / 1e6, computeMs: result.computeNs / 1e6, batchRows: result.batchRows };
       observer?.onInferDone?.(context, model, resolvedVersion, result, undefined, (performance.now() - started) * 1e6);
+      if (this.options.tracer) this.trace(this.options.tracer, context, model, resolvedVersion, started, result, undefined);
       return result.response;
     } catch (error) {
       observer?.onInferDone?.(context, model, resolvedVersion, undefined, error, (performance.now() - started) * 1e6);
+      if (this.options.tracer) this.trace(this.options.tracer, context, model, resolvedVersion, started, undefined, error);
       throw error;
     } finally {
       if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
@@ -126,6 +131,37 @@ export class DataPlane implements InferenceService {
         for (const w of waiters) w();
       }
     }
+  }
+
+  /**
+   * Records the request's spans after the fact from the timings the scheduler and the worker
+   * measured, so tracing adds nothing to the path of an untraced request.
+   */
+  private trace(tracer: Tracer, context: RequestContext, model: string, version: string, started: number, result: LoadedResult | undefined, error: unknown): void {
+    const origin = performance.timeOrigin;
+    const parent = (context.trace as Context | undefined) ?? ROOT_CONTEXT;
+    const span = tracer.startSpan(
+      `infer ${model}`,
+      {
+        kind: SpanKind.SERVER,
+        startTime: origin + started,
+        attributes: { 'inferd.model': model, 'inferd.version': version, 'inferd.protocol': context.protocol, 'inferd.request_id': context.requestId },
+      },
+      parent,
+    );
+    const end = origin + performance.now();
+    if (result) {
+      const inner = trace.setSpan(parent, span);
+      const queueEnd = origin + started + result.queueNs / 1e6;
+      tracer.startSpan('queue', { startTime: origin + started }, inner).end(queueEnd);
+      const batch = tracer.startSpan('batch', { startTime: queueEnd, attributes: { 'inferd.batch_size': result.batchRows } }, inner);
+      const inferStart = queueEnd + result.inputNs / 1e6;
+      tracer.startSpan('inference', { startTime: inferStart }, trace.setSpan(inner, batch)).end(inferStart + result.inferNs / 1e6);
+      batch.end(queueEnd + result.computeNs / 1e6);
+    } else {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    }
+    span.end(end);
   }
 
   /** Resolves once no inference is in flight. */

@@ -49,6 +49,8 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** Authenticated principal, when authentication is on. */
   identity?: string;
+  /** W3C trace context of the caller (an OpenTelemetry Context), when tracing is on. */
+  trace?: unknown;
   /** Filled in by the data plane for access logs: how the request was scheduled. */
   outcome?: { model: string; version: string; queueMs: number; computeMs: number; batchRows: number };
 }

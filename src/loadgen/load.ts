@@ -10,6 +10,9 @@ import type { RequestOutcome, Transport } from './types.js';
 /** A send that leaves this much after its scheduled time counts as late (timers tick in whole ms). */
 export const LATE_THRESHOLD_MS = 2;
 
+/** Pause of a closed loop after a connection-level failure. */
+const CONNECTION_RETRY_MS = 10;
+
 export class WindowCounters {
   readonly latency = new LatencyHistogram();
   successes = 0;
@@ -65,7 +68,7 @@ export abstract class Driver {
   }
 
   /** Sends one request; `after` runs on completion while the driver is running. */
-  protected fire(after?: () => void): void {
+  protected fire(after?: (o: RequestOutcome) => void): void {
     const start = performance.now();
     this.counters.sent++;
     this.inFlight++;
@@ -76,8 +79,8 @@ export abstract class Driver {
       this.counters.record(start, performance.now(), o);
       if (after) {
         // A transport that fails at once must not turn the loop into deep recursion.
-        if (sync) setImmediate(after);
-        else after();
+        if (sync) setImmediate(after, o);
+        else after(o);
       }
     });
     sync = false;
@@ -97,8 +100,11 @@ export class ClosedLoopDriver extends Driver {
     this.running = true;
     // Spread loops over the payloads so that concurrent requests differ.
     for (let i = 0; i < this.concurrency; i++) {
-      const loop = (): void => {
-        if (this.running) this.fire(loop);
+      const loop = (o?: RequestOutcome): void => {
+        if (!this.running) return;
+        // A refused or dropped connection fails in microseconds: pause rather than spin on it.
+        if (o?.errorKey === 'connection') setTimeout(() => this.running && this.fire(loop), CONNECTION_RETRY_MS);
+        else this.fire(loop);
       };
       loop();
     }

@@ -29,7 +29,10 @@ const OWN_PARAMETERS = new Set(['priority', 'timeout', 'binary_data_output', 'he
 export interface LoadedResult {
   response: InferenceResponse;
   queueNs: number;
+  /** Input preparation + model run + output conversion, in the worker. */
   computeNs: number;
+  inputNs: number;
+  inferNs: number;
   batchRows: number;
 }
 
@@ -182,7 +185,7 @@ export class ModelVersion {
         if (echoed) response.parameters = echoed;
       }
       const t = result.timings;
-      return { response, queueNs: result.queueNs, computeNs: t.inputNs + t.inferNs + t.outputNs, batchRows: result.batchRows };
+      return { response, queueNs: result.queueNs, computeNs: t.inputNs + t.inferNs + t.outputNs, inputNs: t.inputNs, inferNs: t.inferNs, batchRows: result.batchRows };
     } catch (error) {
       this.stats.recordFailure((performance.now() - started) * 1e6);
       throw error instanceof InferdError ? error : toInferdError(error);

@@ -21,6 +21,7 @@ import { binaryCodec } from './rest/binary-codec.js';
 import { createServerLogger } from './logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { inferenceObserver, requestObserver } from '../observability/server-metrics.js';
+import { extractContext, setupTracing, type Tracing } from '../observability/tracing.js';
 
 export interface ShutdownResult {
   clean: boolean;
@@ -32,6 +33,7 @@ export class InferdServer {
   private grpc: GrpcServer | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
+  tracing: Tracing | undefined;
   httpPort = 0;
   grpcPort = -1;
 
@@ -47,8 +49,12 @@ export class InferdServer {
   static async start(config: ServerConfig, logger: Logger = createServerLogger(config)): Promise<InferdServer> {
     const repository = new ModelRepository(config.model_repository);
     const metrics = new Metrics(config.metrics);
+    const tracing: Tracing | undefined = config.tracing.otlp_endpoint
+      ? setupTracing({ serviceName: config.tracing.service_name, otlpEndpoint: config.tracing.otlp_endpoint })
+      : undefined;
+    const traceContext = tracing ? (headers: Record<string, string | string[] | undefined>) => extractContext(headers) : undefined;
     const manager = new ModelManager(repository, { logger, drainDeadlineMs: config.shutdown.deadline_ms, observer: inferenceObserver(metrics) });
-    const plane = new DataPlane(manager, { observer: requestObserver(metrics) });
+    const plane = new DataPlane(manager, { observer: requestObserver(metrics), ...(tracing ? { tracer: tracing.tracer } : {}) });
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
@@ -56,6 +62,7 @@ export class InferdServer {
       logger,
       accessLog: config.logging.access_log,
       binary: binaryCodec,
+      traceContext,
       onResponse: metrics.enabled ? ({ route, status, durationSeconds }) => metrics.observeRequest('rest', route, status, durationSeconds) : undefined,
       plugins: [
         (app) => {
@@ -64,6 +71,7 @@ export class InferdServer {
       ],
     });
     const server = new InferdServer(config, logger, manager, plane, http, metrics);
+    server.tracing = tracing;
     try {
       await http.listen({ host: config.server.host, port: config.server.http_port });
       const address = http.server.address();
@@ -74,6 +82,7 @@ export class InferdServer {
           port: config.server.grpc_port,
           maxMessageBytes: config.server.grpc_max_message_bytes,
           logger,
+          traceContext,
         });
         server.grpcPort = await server.grpc.start();
       }
@@ -164,6 +173,7 @@ export class InferdServer {
     await closing;
     clearTimeout(forced);
     await this.manager.close();
+    await this.tracing?.shutdown().catch(() => undefined);
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
     return { clean: !timedOut, abandoned };
   }

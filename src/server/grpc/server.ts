@@ -71,6 +71,8 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   keepalive?: GrpcKeepaliveOptions;
   logger?: GrpcLogger;
+  /** Extracts the caller's W3C trace context from call metadata (tracing on). */
+  traceContext?: (headers: Record<string, string | string[] | undefined>) => unknown;
   /** How often a health Watch re-reads readiness. Default 1000 ms. */
   healthPollMs?: number;
 }
@@ -210,6 +212,7 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
     const controller = new AbortController();
     inFlight.add(controller);
     const context: RequestContext = { requestId, protocol: 'grpc', signal: controller.signal };
+    if (options.traceContext) context.trace = options.traceContext(call.metadata.getMap() as Record<string, string>);
     const raw = call.getDeadline();
     const deadline = raw instanceof Date ? raw.getTime() : raw;
     let timer: NodeJS.Timeout | undefined;

@@ -24,6 +24,8 @@ export interface RestOptions {
   binary?: BinaryCodec;
   /** Extra routes (metrics, admin) registered by other modules. */
   plugins?: Array<(app: FastifyInstance) => void | Promise<void>>;
+  /** Extracts the caller's W3C trace context into each request's context (tracing on). */
+  traceContext?: (headers: Record<string, string | string[] | undefined>) => unknown;
   /** Called when each request ends (metrics). */
   onResponse?: (info: { route: string; status: number; durationSeconds: number }) => void;
 }
@@ -202,6 +204,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
     const context = (req: FastifyRequest, reply: FastifyReply): RequestContext => {
       const ctx: RequestContext = { requestId: req.id, protocol: 'rest' };
+      if (options.traceContext) ctx.trace = options.traceContext(req.headers);
       req.inferContext = ctx;
       // Queued work is dropped, not run, when the client goes away before its answer.
       const controller = new AbortController();
