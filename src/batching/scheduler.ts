@@ -21,6 +21,7 @@ interface Pending {
   inputs: Tensor[];
   outputs: string[];
   rows: number;
+  requestId: string;
   enqueuedAt: number; // performance.now() ms
   deadline: number; // performance.now() ms; Infinity when none
   signal: AbortSignal | undefined;
@@ -37,6 +38,8 @@ export interface SubmitOptions {
   /** Absolute deadline (Date.now() ms) of the whole request. */
   deadline?: number;
   signal?: AbortSignal;
+  /** Correlation id, passed to the worker so its log lines carry it. */
+  requestId?: string;
 }
 
 export class Scheduler {
@@ -81,7 +84,7 @@ export class Scheduler {
     if (deadline <= now) return Promise.reject(new DeadlineExceededError('the request deadline had already passed when it arrived'));
 
     return new Promise<ScheduledResult>((resolve, reject) => {
-      const pending: Pending = { inputs, outputs, rows, enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, resolve, reject };
+      const pending: Pending = { inputs, outputs, rows, requestId: options.requestId ?? '', enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, resolve, reject };
       if (deadline !== Infinity) {
         pending.timer = setTimeout(() => this.expire(pending), deadline - now);
       }
@@ -257,7 +260,7 @@ export class Scheduler {
     }
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     this.inFlight++;
-    this.execute(inputs, batch[0]!.outputs).then(
+    this.execute(inputs, batch[0]!.outputs, batch.map((p) => p.requestId)).then(
       ({ outputs, timings }) => {
         this.inFlight--;
         const record: ExecutionRecord = { batchRows: rows, requests: batch.length, queueNs, timings, queued: this.queued };

@@ -29,7 +29,8 @@ export interface SchedulerOptions {
 }
 
 /** Runs one formed batch on a model instance. */
-export type BatchExecutor = (inputs: Tensor[], outputs: string[]) => Promise<{ outputs: Tensor[]; timings: RunTimings }>;
+/** `requestIds` are the correlation ids of the requests in the batch, for the worker's logs. */
+export type BatchExecutor = (inputs: Tensor[], outputs: string[], requestIds: string[]) => Promise<{ outputs: Tensor[]; timings: RunTimings }>;
 
 export interface ExecutionRecord {
   batchRows: number;

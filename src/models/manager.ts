@@ -72,7 +72,7 @@ export class ModelManager {
           next.set(version, current);
           continue;
         }
-        const v = new ModelVersion(entry.name, version, path, model.config, this.options.observer);
+        const v = new ModelVersion(entry.name, version, path, model.config, this.options.observer, this.options.logger?.level);
         fresh.push(v);
         next.set(version, v);
       }

@@ -9,7 +9,9 @@ import { Scheduler } from '../batching/scheduler.js';
 import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
 import type { RuntimeSpec } from '../runtimes/types.js';
 import { ModelWorkerPool } from '../workers/pool.js';
+import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
+import { RangeGuard } from './input-ranges.js';
 import { checkDeclared, checkRequest } from './signature.js';
 import { VersionStatistics } from './statistics.js';
 
@@ -21,6 +23,15 @@ export interface InferenceObserver {
   onQueueRejected?(model: string, version: string, reason: 'queue_full' | 'timeout' | 'cancelled'): void;
   onLoaded?(version: ModelVersion): void;
   onUnloaded?(version: ModelVersion): void;
+  /** input_ranges in count mode: `count` values of `feature` in one request were out of range. */
+  onOutOfRange?(model: string, version: string, feature: string, count: number): void;
+}
+
+export interface ModelVersionOptions {
+  /** Identity of the artifact and config; default the file's size and mtime with the config. */
+  fingerprint?: string;
+  /** The input profile input_ranges checks against (null: none available). */
+  profile?: InputProfile | null;
 }
 
 /** Request parameters inferd itself interprets; all others are echoed back in the response. */
@@ -48,6 +59,10 @@ export class ModelVersion {
   private pool: ModelWorkerPool | undefined;
   private scheduler: Scheduler | undefined;
   private readonly outputNames: string[] = [];
+  private profile: InputProfile | null;
+  private rangeGuard: RangeGuard | undefined;
+  /** Values out of range per feature (count mode), since the version loaded. */
+  readonly outOfRange = new Map<string, number>();
 
   constructor(
     readonly name: string,
@@ -55,8 +70,27 @@ export class ModelVersion {
     readonly path: string,
     readonly config: ModelConfig,
     private readonly observer: InferenceObserver = {},
+    /** Level of the log lines written inside this version's worker threads. */
+    private readonly logLevel = 'info',
+    private readonly options: ModelVersionOptions = {},
   ) {
     this.stats = new VersionStatistics(name, version);
+    this.profile = options.profile ?? null;
+  }
+
+  /** The range check in force, if any. */
+  get ranges(): RangeGuard | undefined {
+    return this.rangeGuard;
+  }
+
+  /**
+   * Replaces the input profile of a serving version (a profile stored after it loaded). Throws,
+   * leaving the current check in force, when the profile does not fit the input.
+   */
+  setProfile(profile: InputProfile | null): void {
+    const c = this.config.input_ranges;
+    this.rangeGuard = c && profile ? RangeGuard.bind(this.name, profile, c, this.inputs) : undefined;
+    this.profile = profile;
   }
 
   static async fingerprintOf(path: string, config: ModelConfig): Promise<string> {
@@ -67,7 +101,7 @@ export class ModelVersion {
   async load(): Promise<void> {
     const started = performance.now();
     const c = this.config;
-    this.fingerprint = await ModelVersion.fingerprintOf(this.path, c);
+    this.fingerprint = this.options.fingerprint ?? (await ModelVersion.fingerprintOf(this.path, c));
     const spec: RuntimeSpec = {
       kind: c.runtime,
       model: this.name,
@@ -84,6 +118,7 @@ export class ModelVersion {
       parameters: c.parameters,
       inputs: c.inputs,
       outputs: c.outputs,
+      logLevel: this.logLevel,
       warmup: c.warmup.map((w) => ({
         name: w.name,
         batchSize: c.max_batch_size === 0 ? 1 : Math.min(w.batch_size, c.max_batch_size),
@@ -110,6 +145,7 @@ export class ModelVersion {
       }
       this.inputs = signature.inputs;
       this.outputs = signature.outputs;
+      if (c.input_ranges && this.profile) this.rangeGuard = RangeGuard.bind(this.name, this.profile, c.input_ranges, this.inputs);
     } catch (error) {
       this.state = 'FAILED';
       this.reason = toInferdError(error).message;
@@ -135,7 +171,7 @@ export class ModelVersion {
         defaultPriority: c.queue.default_priority,
         ragged,
       },
-      (inputs, outputs) => pool.infer(inputs, outputs),
+      (inputs, outputs, requestIds) => pool.infer(inputs, outputs, requestIds),
       {
         onExecution: (record, outputs) => {
           this.stats.recordExecution(record.batchRows, record.timings);
@@ -161,6 +197,17 @@ export class ModelVersion {
     const started = performance.now();
     try {
       checkRequest(this.name, this.inputs, this.outputs, request);
+      const guard = this.rangeGuard;
+      if (guard) {
+        const violations = guard.violations(request.inputs);
+        if (violations.length > 0) {
+          if (guard.mode === 'reject') throw guard.rejection(violations);
+          for (const [feature, count] of RangeGuard.countByFeature(violations)) {
+            this.outOfRange.set(feature, (this.outOfRange.get(feature) ?? 0) + count);
+            this.observer.onOutOfRange?.(this.name, this.version, feature, count);
+          }
+        }
+      }
       const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
       const params = request.parameters;
       let priority = context.priority;
@@ -170,7 +217,7 @@ export class ModelVersion {
         // OIP/Triton `timeout` is in microseconds.
         if (params.timeout !== undefined) timeoutMs = Number(params.timeout) / 1000;
       }
-      const result = await scheduler.submit(request.inputs, requested, { priority, timeoutMs, deadline: context.deadline, signal: context.signal });
+      const result = await scheduler.submit(request.inputs, requested, { priority, timeoutMs, deadline: context.deadline, signal: context.signal, requestId: context.requestId });
       const rows = this.config.max_batch_size === 0 ? 1 : (request.inputs[0]?.shape[0] ?? 1);
       const totalNs = (performance.now() - started) * 1e6;
       this.stats.recordSuccess(rows, totalNs, result.queueNs, result.timings);

@@ -30,6 +30,8 @@ export interface RuntimeSpec {
   inputs?: TensorMetadata[];
   outputs?: TensorMetadata[];
   warmup: WarmupSpec[];
+  /** Level of the worker's own log lines (pino level name). */
+  logLevel: string;
 }
 
 export interface WarmupSpec {
@@ -49,10 +51,16 @@ export interface RunTimings {
   outputNs: number;
 }
 
+/** What a runtime knows about the requests of one run: for the model's own logs. */
+export interface RunContext {
+  requestIds: readonly string[];
+  log: import('pino').Logger;
+}
+
 export interface ModelRuntime {
   readonly inputs: TensorMetadata[];
   readonly outputs: TensorMetadata[];
   /** Runs one (possibly batched) request; returns the outputs named, or all when empty. */
-  run(inputs: Tensor[], outputNames: readonly string[]): Promise<{ outputs: Tensor[]; timings: RunTimings }>;
+  run(inputs: Tensor[], outputNames: readonly string[], context?: RunContext): Promise<{ outputs: Tensor[]; timings: RunTimings }>;
   close(): Promise<void>;
 }

@@ -61,8 +61,8 @@ export class ModelWorkerPool {
     return { inputs: first.inputs, outputs: first.outputs };
   }
 
-  async infer(inputs: Tensor[], outputs: string[]): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    const task: WorkerTask = { kind: 'infer', inputs, outputs };
+  async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
+    const task: WorkerTask = { kind: 'infer', inputs, outputs, requestIds };
     let reply: WorkerReply;
     try {
       reply = (await this.piscina.run(task, { transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[] })) as WorkerReply;

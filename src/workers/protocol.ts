@@ -3,7 +3,7 @@ import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings } from '../runtimes/types.js';
 
 export type WorkerTask =
-  | { kind: 'infer'; inputs: Tensor[]; outputs: string[] }
+  | { kind: 'infer'; inputs: Tensor[]; outputs: string[]; requestIds: string[] }
   | { kind: 'describe' }
   | { kind: 'close' };
 

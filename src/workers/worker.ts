@@ -3,7 +3,8 @@
  * as the thread starts, so a replacement worker after a crash is ready before it gets work.
  * Messages carry tensors whose buffers are transferred, never serialised as JSON.
  */
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
 import { Piscina } from 'piscina';
 import { allocate } from '../core/datatypes.js';
 import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
@@ -12,6 +13,10 @@ import { loadRuntime, type ModelRuntime, type RuntimeSpec, type WarmupSpec } fro
 import type { WorkerReply, WorkerTask } from './protocol.js';
 
 const spec = workerData as RuntimeSpec;
+
+// Lines written here go straight to the process's stdout, like the main thread's, and carry the
+// correlation ids of the requests they concern.
+const log = pino({ name: 'inferd', level: spec.logLevel, base: { model: spec.model, version: spec.version, thread: threadId } }, pino.destination({ fd: 1, sync: true }));
 
 const runtimeReady: Promise<ModelRuntime> = (async () => {
   const runtime = await loadRuntime(spec);
@@ -54,13 +59,20 @@ function warmupInputs(inputs: readonly TensorMetadata[], warmup: WarmupSpec): Te
 export default async function handle(task: WorkerTask): Promise<WorkerReply | ReturnType<typeof Piscina.move>> {
   const runtime = await runtimeReady;
   if (task.kind === 'describe') {
-    return { kind: 'describe', inputs: runtime.inputs, outputs: runtime.outputs, threadId: (await import('node:worker_threads')).threadId };
+    return { kind: 'describe', inputs: runtime.inputs, outputs: runtime.outputs, threadId };
   }
   if (task.kind === 'close') {
     await runtime.close();
     return { kind: 'closed' };
   }
-  const { outputs, timings } = await runtime.run(task.inputs, task.outputs);
+  let result;
+  try {
+    result = await runtime.run(task.inputs, task.outputs, { requestIds: task.requestIds, log: log.child({ requestIds: task.requestIds }) });
+  } catch (error) {
+    log.error({ requestIds: task.requestIds, err: error }, 'model run failed');
+    throw error;
+  }
+  const { outputs, timings } = result;
   const reply: WorkerReply = { kind: 'result', outputs, timings };
   const transfer = transferablesOf(outputs);
   if (transfer.length === 0) return reply;

@@ -18,7 +18,7 @@ import type { ModelRuntime, RuntimeSpec } from '../types.js';
 
 interface JsModelModule {
   load?: (context: { parameters: Record<string, unknown>; modelDir: string; model: string; version: string }) => unknown;
-  predict: (inputs: Record<string, Tensor>, context: { outputs: readonly string[] }) => unknown;
+  predict: (inputs: Record<string, Tensor>, context: { outputs: readonly string[]; requestIds: readonly string[]; log?: import('pino').Logger }) => unknown;
   unload?: () => unknown;
   signature?: { inputs?: TensorMetadata[]; outputs?: TensorMetadata[] };
 }
@@ -57,14 +57,14 @@ export async function loadJsRuntime(spec: RuntimeSpec): Promise<ModelRuntime> {
   return {
     inputs,
     outputs,
-    async run(tensors, outputNames) {
+    async run(tensors, outputNames, context) {
       const t0 = performance.now();
       const byName: Record<string, Tensor> = {};
       for (const t of tensors) byName[t.name] = t;
       const t1 = performance.now();
       let result: unknown;
       try {
-        result = await mod.predict(byName, { outputs: outputNames });
+        result = await mod.predict(byName, { outputs: outputNames, requestIds: context?.requestIds ?? [], ...(context ? { log: context.log } : {}) });
       } catch (error) {
         throw new RuntimeError(`the model's predict() failed: ${(error as Error).message}`, error);
       }

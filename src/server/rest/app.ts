@@ -76,7 +76,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   let httpInFlight = 0;
 
   app.addHook('onRequest', async (request, reply) => {
+    // 'close' fires whether the response finished or the client went away mid-request, so the
+    // count cannot leak (onResponse does not run for aborted requests).
     httpInFlight++;
+    reply.raw.once('close', () => httpInFlight--);
     reply.header('x-request-id', request.id);
     if (plane.isDraining && !PROBE_ROUTES.has(request.routeOptions.url ?? '')) {
       reply.header('connection', 'close');
@@ -94,7 +97,6 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    httpInFlight--;
     const route = request.routeOptions.url ?? 'unmatched';
     const durationSeconds = reply.elapsedTime / 1000;
     options.onResponse?.({ route, status: reply.statusCode, durationSeconds });
