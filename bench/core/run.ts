@@ -26,7 +26,7 @@ const flag = (name: string, fallback: string) => {
 };
 const RUNS = Number(flag('runs', '3'));
 const DURATION = Number(flag('duration', '5'));
-const ONLY = new Set(flag('only', 'isolation,rest,memory,coldstart').split(','));
+const ONLY = new Set(flag('only', 'isolation,rest,metrics,memory,coldstart').split(','));
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -67,12 +67,12 @@ async function waitFor(url: string, child: ChildProcess, timeoutMs = 120_000): P
   }
 }
 
-async function startInferd(repo: string): Promise<Proc> {
+async function startInferd(repo: string, env: Record<string, string> = {}): Promise<Proc> {
   const port = await freePort();
   const startedAt = performance.now();
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, INFERD_LOGGING__ACCESS_LOG: 'false' },
+    env: { ...process.env, INFERD_LOGGING__ACCESS_LOG: 'false', ...env },
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/health/ready`, child);
@@ -233,6 +233,27 @@ async function rest() {
 }
 
 // ---------------------------------------------------------------------------------------------
+/** The cost of metrics: the same saturating load with metrics on and off, interleaved. */
+async function metricsCost() {
+  const bc = join(ROOT, 'examples', 'models', 'breast_cancer');
+  const repo = await repository({ breast_cancer: { from: bc, config: 'max_batch_size: 64\ndynamic_batching: { max_queue_delay_microseconds: 0 }\nqueue: { max_size: 4096 }\n' } });
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    for (const [enabled, into] of [['true', on], ['false', off]] as const) {
+      const server = await startInferd(repo, { INFERD_METRICS__ENABLED: enabled });
+      await load(`${server.url}/v2/models/breast_cancer/infer`, BC_BODY, 64, 1);
+      into.push((await load(`${server.url}/v2/models/breast_cancer/infer`, BC_BODY, 64)).rps);
+      await server.stop();
+    }
+  }
+  const ratios = on.map((x, i) => x / off[i]!);
+  results.metricsCost = { rpsMetricsOn: Math.round(median(on)), rpsMetricsOff: Math.round(median(off)), medianRatioOnOverOff: round(median(ratios), 3) };
+  console.log('\n### Metrics on vs off, breast_cancer at concurrency 64 (batching on)\n');
+  console.log(`| metrics on | metrics off | on / off (median of per-run ratios) |\n|---|---|---|\n| ${Math.round(median(on))} req/s | ${Math.round(median(off))} req/s | ${round(median(ratios), 3)} |`);
+}
+
+// ---------------------------------------------------------------------------------------------
 function rssMb(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)![1]) / 1024);
 }
@@ -291,6 +312,7 @@ async function coldstart() {
 
 if (ONLY.has('isolation')) await isolation();
 if (ONLY.has('rest')) await rest();
+if (ONLY.has('metrics')) await metricsCost();
 if (ONLY.has('memory')) await memory();
 if (ONLY.has('coldstart')) await coldstart();
 await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });

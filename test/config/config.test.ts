@@ -38,8 +38,8 @@ describe('server configuration', () => {
   });
 
   it('rejects unknown keys, naming them', async () => {
-    const path = await file('server:\n  htp_port: 9000\nmodels: x\n');
-    expect(() => loadConfig({ file: path, env: {} })).toThrow(/unknown key 'server.htp_port'.*unknown key 'models'|unknown key 'models'.*unknown key 'server.htp_port'/);
+    const path = await file('server:\n  htp_port: 9000\nmodelz: x\n');
+    expect(() => loadConfig({ file: path, env: {} })).toThrow(/unknown key 'server.htp_port'.*unknown key 'modelz'|unknown key 'modelz'.*unknown key 'server.htp_port'/);
   });
 
   it('rejects an unknown environment variable, naming the variable', () => {
