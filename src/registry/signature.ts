@@ -4,40 +4,17 @@
  */
 import * as ort from 'onnxruntime-node';
 import { InvalidInputError } from '../core/errors.js';
-import { isDatatype, type Datatype } from '../core/datatypes.js';
+import { isDatatype } from '../core/datatypes.js';
+import { onnxTypeToDatatype, tensorMetadataOf } from '../runtimes/onnx/types.js';
 import type { TensorMetadata } from '../core/types.js';
 import type { Signature } from './types.js';
 
-const ONNX_TO_OIP: Readonly<Record<string, Datatype>> = {
-  bool: 'BOOL',
-  uint8: 'UINT8',
-  uint16: 'UINT16',
-  uint32: 'UINT32',
-  uint64: 'UINT64',
-  int8: 'INT8',
-  int16: 'INT16',
-  int32: 'INT32',
-  int64: 'INT64',
-  float16: 'FP16',
-  bfloat16: 'BF16',
-  float32: 'FP32',
-  float64: 'FP64',
-  string: 'BYTES',
-};
-
-export function onnxTypeToDatatype(type: string): Datatype | undefined {
-  return ONNX_TO_OIP[type];
-}
+export { onnxTypeToDatatype };
 
 function toTensorMetadata(meta: ort.InferenceSession.ValueMetadata, role: 'input' | 'output', file: string): TensorMetadata {
-  if (!meta.isTensor) {
-    throw new InvalidInputError(`${role} '${meta.name}' of ${file} is not a tensor (a sequence or map); the Open Inference Protocol cannot carry it`);
-  }
-  const datatype = onnxTypeToDatatype(meta.type);
-  if (datatype === undefined) throw new InvalidInputError(`${role} '${meta.name}' of ${file} has ONNX type '${meta.type}', which has no OIP datatype`);
-  // Symbolic dimensions ('batch', 'sequence') and unknown ones are dynamic.
-  const shape = meta.shape.map((dim) => (typeof dim === 'number' && Number.isInteger(dim) && dim >= 0 ? dim : -1));
-  return { name: meta.name, datatype, shape };
+  const result = tensorMetadataOf(meta);
+  if (typeof result === 'string') throw new InvalidInputError(`${role} ${result} (in ${file})`);
+  return result;
 }
 
 /** Loads the model once with onnxruntime to read its inputs and outputs. */

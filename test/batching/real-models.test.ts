@@ -49,7 +49,7 @@ async function executionsAt(model: string, size: number): Promise<number> {
 }
 
 async function compare(model: string, requests: Input[][]): Promise<void> {
-  const alone = [];
+  const alone: Array<Array<{ name: string; shape: number[]; data: number[] }>> = [];
   for (const inputs of requests) alone.push(await solo(model, inputs));
   const rows = requests.reduce((n, r) => n + r[0]!.shape[0]!, 0);
   const before = await executionsAt(model, rows);
