@@ -12,6 +12,7 @@ interface ServeFlags {
   config?: string;
   logLevel?: string;
   modelControlMode?: string;
+  registry?: string;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -31,6 +32,7 @@ export function registerServeCommand(program: Command): void {
     .option('--grpc-port <port>', 'gRPC port (default 8001; -1 turns gRPC off)')
     .option('--config <file>', 'configuration file (YAML or JSON)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+    .option('--registry <url>', 'model registry: sqlite:<file> or postgres://... (default $INFERD_REGISTRY)')
     .option('--model-control-mode <mode>', 'none (load all at start), explicit (by API) or poll (watch the repository)')
     .action(async (flags: ServeFlags) => {
       const overrides: Record<string, unknown> = {};
@@ -44,6 +46,7 @@ export function registerServeCommand(program: Command): void {
       if (Object.keys(server).length > 0) overrides.server = server;
       if (flags.logLevel) overrides.logging = { level: flags.logLevel };
       if (flags.modelControlMode) overrides.model_control = { mode: flags.modelControlMode };
+      if (flags.registry) overrides.registry = flags.registry;
       const config = loadConfig({ file: flags.config, overrides });
       const logger = createServerLogger(config);
       const instance = await InferdServer.start(config, logger);

@@ -8,6 +8,44 @@ import type { MetricsConfig, SloConfig } from '../observability/config.js';
 export const ServerConfigSchema = Type.Object(
   {
     model_repository: Type.String({ default: './models' }),
+    /**
+     * The model registry: `sqlite:<file>` or `postgres://user@host:port/db`. When absent,
+     * `$INFERD_REGISTRY`, else `sqlite:$INFERD_HOME/registry.db`; it is opened only when set
+     * (here or in the environment) or when a `models` entry names a registry reference.
+     */
+    registry: Type.Optional(Type.String({ minLength: 1 })),
+    registry_options: Type.Object(
+      {
+        /** Artifacts live under `<home>/artifacts`; default the SQLite file's directory, else $INFERD_HOME. */
+        home: Type.Optional(Type.String({ minLength: 1 })),
+        /** How long a SQLite write waits for another connection's lock before failing. */
+        busy_timeout_ms: Type.Integer({ minimum: 0, default: 5000 }),
+        /** How long a PostgreSQL connection attempt may take before failing. */
+        connect_timeout_ms: Type.Integer({ minimum: 100, default: 5000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /**
+     * Models to serve beyond what the repository holds, and per-model loading options. Each entry
+     * names a registry reference (`fraud@champion`, `fraud@Production`, `fraud@3`) or an on-disk
+     * repository model; see src/models/served.ts.
+     */
+    models: Type.Array(
+      Type.Object(
+        {
+          registry: Type.Optional(Type.String({ minLength: 1 })),
+          repository: Type.Optional(Type.String({ minLength: 1 })),
+          /** Name clients use; default the registered name (registry entries only). */
+          name: Type.Optional(Type.String({ minLength: 1 })),
+          /** eager: loaded before the server is ready; lazy: loaded by its first request. */
+          load: Type.Union([Type.Literal('eager'), Type.Literal('lazy')], { default: 'eager' }),
+          /** Serving configuration of a registry model, with the keys of a config.yaml. */
+          config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [] },
+    ),
     server: Type.Object(
       {
         host: Type.String({ default: '0.0.0.0' }),
@@ -24,9 +62,9 @@ export const ServerConfigSchema = Type.Object(
     ),
     model_control: Type.Object(
       {
-        /** none: load every model at start; explicit: load/unload by API only; poll: also watch the repository. */
+        /** none: load every model at start; explicit: load/unload by API only; poll: also watch the repository and the registry. */
         mode: Type.Union([Type.Literal('none'), Type.Literal('explicit'), Type.Literal('poll')], { default: 'none' }),
-        /** Models to load at start in explicit mode. */
+        /** Models to load at start in explicit mode (on-disk names or served registry names). */
         startup_models: Type.Array(Type.String(), { default: [] }),
         poll_interval_ms: Type.Integer({ minimum: 100, default: 5000 }),
       },

@@ -179,3 +179,17 @@ export function transferablesOf(tensors: readonly Tensor[], into: ArrayBuffer[] 
   }
   return into;
 }
+
+/**
+ * Makes every numeric tensor own its buffer, so it can be transferred. A view into a larger
+ * buffer (a request body, a gRPC message, Node's shared 8 KB Buffer pool) would otherwise be
+ * structured-cloned together with that whole buffer.
+ */
+export function ownBuffers(tensors: Tensor[]): Tensor[] {
+  for (const t of tensors) {
+    if (Array.isArray(t.data)) continue;
+    const view = t.data as Float32Array;
+    if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) t.data = view.slice() as typeof t.data;
+  }
+  return tensors;
+}

@@ -14,6 +14,13 @@
  *   queue: { max_size: 1024, timeout_ms: 0, priority_levels: 1, default_priority: 1 }
  *   ragged_inputs: { input_ids: { pad: 0 }, attention_mask: { pad: 0 } }
  *   warmup: [{ name: default, batch_size: 1, count: 2, inputs: { features: random } }]
+ *   input_ranges: { mode: reject, bound: percentile, reference: data/train.csv, exclude: [label] }
+ *
+ * input_ranges checks each request's values against per-feature ranges of reference data:
+ * `reference` is a CSV (relative to the model's directory) profiled when the version loads; a
+ * registry model without `reference` uses the profile stored with its version. `mode: reject`
+ * answers 400 naming every feature out of range; `count` accepts the request and counts them.
+ * `bound: minmax` allows [min, max] of the reference, `percentile` [p01, p99].
  */
 import Type, { type Static } from 'typebox';
 import { DATATYPES } from '../core/datatypes.js';
@@ -100,6 +107,21 @@ export const ModelConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
       { default: [{ name: 'warmup', batch_size: 1, count: 1, inputs: {}, dims: {} }] },
+    ),
+    input_ranges: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Union([Type.Literal('reject'), Type.Literal('count')], { default: 'reject' }),
+          bound: Type.Union([Type.Literal('minmax'), Type.Literal('percentile')], { default: 'minmax' }),
+          /** Reference CSV: header of feature names, one row per example. */
+          reference: Type.Optional(Type.String({ minLength: 1 })),
+          /** Columns of the reference that are not features (labels, ids). */
+          exclude: Type.Array(Type.String(), { default: [] }),
+          /** The input the features belong to; needed only when the model has several. */
+          input: Type.Optional(Type.String({ minLength: 1 })),
+        },
+        { additionalProperties: false },
+      ),
     ),
     /** Free-form values handed to js models' load(). */
     parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),

@@ -48,6 +48,9 @@ export function inferenceObserver(metrics: Metrics): InferenceObserver {
       for (const ns of record.queueNs) m.queueTime(ns / 1e9);
       m.predictions(outputs);
     },
+    onOutOfRange(model, version, feature, count) {
+      metrics.recordOutOfRange(model, version, feature, count);
+    },
     onQueueRejected(model, version, reason) {
       metrics.recordFailure(model, version, reason === 'timeout' ? 'timeout' : reason === 'cancelled' ? 'cancelled' : 'rejected');
     },

@@ -3,7 +3,10 @@
  * (REST always, gRPC unless turned off). Owns start-up order and graceful shutdown.
  *
  * Start-up: the HTTP port opens first, so liveness and startup probes answer while models load;
- * readiness turns green only when every model is loaded and warmed.
+ * readiness turns green when every eager model is loaded and warmed (lazy ones load on their
+ * first request). Models come from the repository directory and, for the `models:` entries that
+ * name a registry reference, from the model registry; `model_control` decides what loads when
+ * (src/models/control.ts). A registry that is down never stops the server: what is loaded serves.
  * Shutdown: readiness fails at once, new requests get 503 with `Connection: close`, accepted
  * ones (queued included) finish, then the doors, workers and sessions close. A deadline bounds
  * the drain; past it the remaining requests get 503 and the shutdown reports it was not clean.
@@ -13,8 +16,12 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/schema.js';
 import { DataPlane } from '../core/dataplane.js';
 import { UnavailableError } from '../core/errors.js';
+import { ModelControl } from '../models/control.js';
 import { ModelManager } from '../models/manager.js';
+import { RegistryLink } from '../models/registry-link.js';
 import { ModelRepository } from '../models/repository.js';
+import { parseServedModels } from '../models/served.js';
+import { adminRoutes } from './admin/routes.js';
 import { createGrpcServer, type GrpcServer } from './grpc/server.js';
 import { createRestApp, httpInFlightOf } from './rest/app.js';
 import { binaryCodec } from './rest/binary-codec.js';
@@ -31,7 +38,10 @@ export interface ShutdownResult {
 
 export class InferdServer {
   private grpc: GrpcServer | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
+  /** Model control (initial loads, polling of the repository and the registry). */
+  control: ModelControl | undefined;
+  /** The model registry, when one is configured or a model is served from it. */
+  registry: RegistryLink | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
   tracing: Tracing | undefined;
   httpPort = 0;
@@ -48,12 +58,40 @@ export class InferdServer {
 
   static async start(config: ServerConfig, logger: Logger = createServerLogger(config)): Promise<InferdServer> {
     const repository = new ModelRepository(config.model_repository);
+    const served = parseServedModels(config.models);
+    const registryUrl = config.registry ?? (process.env['INFERD_REGISTRY'] || undefined);
+    // Opened on first use; a server that names no registry and serves none from it opens none.
+    const registry: RegistryLink | undefined =
+      registryUrl !== undefined || served.hasRegistryModels
+        ? new RegistryLink(registryUrl, {
+            ...(config.registry_options.home !== undefined ? { home: config.registry_options.home } : {}),
+            busyTimeoutMs: config.registry_options.busy_timeout_ms,
+            connectTimeoutMs: config.registry_options.connect_timeout_ms,
+            // A version that serves cannot be deleted from the registry.
+            isServing: (name: string, version: number): boolean => manager.isServingRegistryVersion(name, version),
+            logger,
+          })
+        : undefined;
     const metrics = new Metrics(config.metrics);
     const tracing: Tracing | undefined = config.tracing.otlp_endpoint
       ? setupTracing({ serviceName: config.tracing.service_name, otlpEndpoint: config.tracing.otlp_endpoint })
       : undefined;
     const traceContext = tracing ? (headers: Record<string, string | string[] | undefined>) => extractContext(headers) : undefined;
-    const manager = new ModelManager(repository, { logger, drainDeadlineMs: config.shutdown.deadline_ms, observer: inferenceObserver(metrics) });
+    const manager: ModelManager = new ModelManager(repository, {
+      logger,
+      drainDeadlineMs: config.shutdown.deadline_ms,
+      observer: inferenceObserver(metrics),
+      served,
+      ...(registry ? { registry } : {}),
+    });
+    const c = config.model_control;
+    const control = new ModelControl(manager, {
+      mode: c.mode,
+      startupModels: c.startup_models,
+      pollIntervalMs: c.poll_interval_ms,
+      ...(registry ? { registry } : {}),
+      logger,
+    });
     const plane = new DataPlane(manager, { observer: requestObserver(metrics), ...(tracing ? { tracer: tracing.tracer } : {}) });
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
@@ -68,10 +106,13 @@ export class InferdServer {
         (app) => {
           app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
         },
+        adminRoutes({ manager, control, logger, ...(registry ? { registry } : {}) }),
       ],
     });
     const server = new InferdServer(config, logger, manager, plane, http, metrics);
     server.tracing = tracing;
+    server.control = control;
+    server.registry = registry;
     try {
       await http.listen({ host: config.server.host, port: config.server.http_port });
       const address = http.server.address();
@@ -89,41 +130,18 @@ export class InferdServer {
     } catch (error) {
       await http.close().catch(() => undefined);
       server.grpc?.forceStop();
+      await registry?.close();
       throw error;
     }
-    logger.info({ httpPort: server.httpPort, grpcPort: server.grpcPort, repository: repository.root }, 'inferd listening');
+    logger.info(
+      { httpPort: server.httpPort, grpcPort: server.grpcPort, repository: repository.root, ...(registry ? { registry: registry.label } : {}), modelControl: c.mode },
+      'inferd listening',
+    );
 
-    await server.loadInitialModels();
+    await control.start();
     plane.markStarted();
     logger.info({ ready: plane.ready(), failures: manager.failures() }, plane.ready() ? 'inferd ready' : 'inferd started, not ready');
-    if (config.model_control.mode === 'poll') server.startPolling();
     return server;
-  }
-
-  private async loadInitialModels(): Promise<void> {
-    const control = this.config.model_control;
-    if (control.mode === 'explicit') {
-      await Promise.all(control.startup_models.map((name) => this.manager.load(name).catch(() => undefined)));
-    } else {
-      await this.manager.loadAll();
-    }
-  }
-
-  /** Poll mode: picks up new, changed and removed models and versions in the repository. */
-  private startPolling(): void {
-    const tick = async () => {
-      try {
-        const present = new Set(await this.manager.repository.list());
-        for (const name of present) await this.manager.load(name).catch(() => undefined);
-        for (const entry of await this.manager.index()) {
-          if (!present.has(entry.name) && entry.state === 'READY') await this.manager.unload(entry.name).catch(() => undefined);
-        }
-      } catch (error) {
-        this.logger.warn({ err: error }, 'model repository poll failed');
-      }
-      if (!this.shuttingDown) this.pollTimer = setTimeout(tick, this.config.model_control.poll_interval_ms);
-    };
-    this.pollTimer = setTimeout(tick, this.config.model_control.poll_interval_ms);
   }
 
   get httpApp(): FastifyInstance {
@@ -138,7 +156,7 @@ export class InferdServer {
 
   private async drainAndClose(deadlineMs: number): Promise<ShutdownResult> {
     const log = this.logger;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
+    const controlStopped = this.control?.stop();
     this.plane.startDraining();
     log.info({ inFlight: this.plane.inFlightCount, deadlineMs }, 'draining');
     const deadline = Date.now() + deadlineMs;
@@ -172,7 +190,9 @@ export class InferdServer {
     const forced = setTimeout(() => this.http.server.closeAllConnections(), 2000);
     await closing;
     clearTimeout(forced);
+    await controlStopped;
     await this.manager.close();
+    await this.registry?.close();
     await this.tracing?.shutdown().catch(() => undefined);
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
     return { clean: !timedOut, abandoned };

@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RuntimeError } from '../core/errors.js';
-import { transferablesOf } from '../core/tensor.js';
+import { ownBuffers, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
 import type { WorkerReply, WorkerTask } from './protocol.js';
@@ -62,7 +62,7 @@ export class ModelWorkerPool {
   }
 
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    const task: WorkerTask = { kind: 'infer', inputs, outputs, requestIds };
+    const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
     let reply: WorkerReply;
     try {
       reply = (await this.piscina.run(task, { transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[] })) as WorkerReply;

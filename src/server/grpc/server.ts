@@ -216,13 +216,15 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
     const raw = call.getDeadline();
     const deadline = raw instanceof Date ? raw.getTime() : raw;
     let timer: NodeJS.Timeout | undefined;
+    let done = false;
     if (Number.isFinite(deadline)) {
       context.deadline = deadline;
       // grpc-js answers DEADLINE_EXCEEDED by itself; aborting lets the data plane drop the work too.
       timer = setTimeout(() => controller.abort(new DeadlineExceededError()), Math.max(0, deadline - Date.now()));
     }
     call.on('cancelled', () => {
-      if (controller.signal.aborted) return;
+      // grpc-js also emits 'cancelled' after a call it has answered: nothing to abort then.
+      if (done || controller.signal.aborted) return;
       // A client ends the call at its own deadline, which reaches us a little before ours: that is a timeout.
       const late = context.deadline !== undefined && Date.now() >= context.deadline - DEADLINE_SLACK_MS;
       controller.abort(late ? new DeadlineExceededError() : new CancelledError());
@@ -238,6 +240,7 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
         call.sendMetadata(headers);
       },
       close() {
+        done = true;
         if (timer !== undefined) clearTimeout(timer);
         inFlight.delete(controller);
       },
