@@ -64,6 +64,11 @@ export const ModelConfigSchema = Type.Object(
         execution_providers: Type.Array(Type.String(), { default: ['cpu'], minItems: 1 }),
         enable_cpu_mem_arena: Type.Boolean({ default: true }),
         enable_mem_pattern: Type.Boolean({ default: true }),
+        /**
+         * Whether idle intra-op threads spin waiting for work. Off by default: a server shares its
+         * cores with the threads doing I/O, and spinning threads take CPU from them.
+         */
+        allow_spinning: Type.Boolean({ default: false }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -114,6 +114,7 @@ export class ModelVersion {
         executionProviders: c.onnx.execution_providers,
         enableCpuMemArena: c.onnx.enable_cpu_mem_arena,
         enableMemPattern: c.onnx.enable_mem_pattern,
+        allowSpinning: c.onnx.allow_spinning,
       },
       parameters: c.parameters,
       inputs: c.inputs,

@@ -14,6 +14,7 @@ export interface OnnxSessionOptions {
   /** Memory-arena and pattern options trade memory for speed; both on by default in onnxruntime. */
   enableCpuMemArena: boolean;
   enableMemPattern: boolean;
+  allowSpinning: boolean;
 }
 
 /** Everything a worker needs to load one model version (sent as workerData: plain data only). */

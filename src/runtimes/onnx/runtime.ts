@@ -28,6 +28,7 @@ export async function loadOnnxRuntime(spec: RuntimeSpec): Promise<ModelRuntime> 
     executionProviders: spec.onnx.executionProviders,
     enableCpuMemArena: spec.onnx.enableCpuMemArena,
     enableMemPattern: spec.onnx.enableMemPattern,
+    extra: { session: { intra_op: { allow_spinning: spec.onnx.allowSpinning ? '1' : '0' }, inter_op: { allow_spinning: spec.onnx.allowSpinning ? '1' : '0' } } },
   };
   let session: ort.InferenceSession;
   try {
