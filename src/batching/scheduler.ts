@@ -13,7 +13,7 @@
  */
 import { allocate, type TensorData } from '../core/datatypes.js';
 import { CancelledError, DeadlineExceededError, InvalidInputError, OverloadedError, UnavailableError } from '../core/errors.js';
-import type { Tensor } from '../core/types.js';
+import type { Cancellation, Tensor } from '../core/types.js';
 import { Fifo } from './queue.js';
 import type { BatchExecutor, ExecutionRecord, SchedulerObserver, SchedulerOptions, ScheduledResult } from './types.js';
 
@@ -24,7 +24,7 @@ interface Pending {
   requestId: string;
   enqueuedAt: number; // performance.now() ms
   deadline: number; // performance.now() ms; Infinity when none
-  signal: AbortSignal | undefined;
+  signal: Cancellation | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
   resolve(result: ScheduledResult): void;
@@ -37,7 +37,7 @@ export interface SubmitOptions {
   timeoutMs?: number;
   /** Absolute deadline (Date.now() ms) of the whole request. */
   deadline?: number;
-  signal?: AbortSignal;
+  signal?: Cancellation;
   /** Correlation id, passed to the worker so its log lines carry it. */
   requestId?: string;
 }

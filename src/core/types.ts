@@ -36,6 +36,11 @@ export interface InferenceResponse {
   outputs: Tensor[];
 }
 
+/** Read by the scheduler before it runs a request; an AbortSignal is one. */
+export interface Cancellation {
+  readonly aborted: boolean;
+}
+
 /** What the data plane knows about a caller and its request, whatever door it came through. */
 export interface RequestContext {
   /** Correlation id: from X-Request-ID / X-Correlation-ID / traceparent, or generated. */
@@ -45,8 +50,8 @@ export interface RequestContext {
   deadline?: number;
   /** Lower number = higher priority, as Triton; undefined means the model's default. */
   priority?: number;
-  /** Aborted when the caller goes away; queued work is then dropped. */
-  signal?: AbortSignal;
+  /** Set when the caller goes away; queued work is then dropped. An AbortSignal fits. */
+  signal?: Cancellation;
   /** Authenticated principal, when authentication is on. */
   identity?: string;
   /** W3C trace context of the caller (an OpenTelemetry Context), when tracing is on. */

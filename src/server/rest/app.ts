@@ -41,6 +41,8 @@ declare module 'fastify' {
     /** The inference context of this request, for the access log. */
     inferContext: RequestContext | undefined;
     inferModel: string | undefined;
+    /** Set when the client goes away before its answer is written. */
+    cancellation: { aborted: boolean };
   }
 }
 
@@ -73,13 +75,20 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   });
   app.decorateRequest('inferContext', undefined);
   app.decorateRequest('inferModel', undefined);
+  app.decorateRequest('cancellation', null as unknown as { aborted: boolean });
   let httpInFlight = 0;
 
   app.addHook('onRequest', async (request, reply) => {
     // 'close' fires whether the response finished or the client went away mid-request, so the
     // count cannot leak (onResponse does not run for aborted requests).
     httpInFlight++;
-    reply.raw.once('close', () => httpInFlight--);
+    const cancellation = { aborted: false };
+    request.cancellation = cancellation;
+    // One listener per request: the count, and queued work dropped when the client has gone.
+    reply.raw.once('close', () => {
+      httpInFlight--;
+      if (!reply.raw.writableFinished) cancellation.aborted = true;
+    });
     reply.header('x-request-id', request.id);
     if (plane.isDraining && !PROBE_ROUTES.has(request.routeOptions.url ?? '')) {
       reply.header('connection', 'close');
@@ -204,16 +213,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-    const context = (req: FastifyRequest, reply: FastifyReply): RequestContext => {
-      const ctx: RequestContext = { requestId: req.id, protocol: 'rest' };
+    const context = (req: FastifyRequest): RequestContext => {
+      const ctx: RequestContext = { requestId: req.id, protocol: 'rest', signal: req.cancellation };
       if (options.traceContext) ctx.trace = options.traceContext(req.headers);
       req.inferContext = ctx;
-      // Queued work is dropped, not run, when the client goes away before its answer.
-      const controller = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      ctx.signal = controller.signal;
       return ctx;
     };
 
@@ -234,7 +237,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       } else {
         request = decodeInferRequest(parseJson(body));
       }
-      const response = await plane.infer(model, version, request, context(req, reply));
+      const response = await plane.infer(model, version, request, context(req));
       const binary = options.binary?.encode(response, request);
       if (binary) {
         return reply
@@ -260,7 +263,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected {"instances": [...]}');
       const meta = plane.modelMetadata(model, version);
       const request = decodeV1Request(parseJson(body), meta.inputs);
-      const response = await plane.infer(model, version, request, context(req, reply));
+      const response = await plane.infer(model, version, request, context(req));
       return reply.type('application/json').send(JSON.stringify({ predictions: v1Predictions(response.outputs) }));
     };
     scope.post('/v1/models/:target', predict);

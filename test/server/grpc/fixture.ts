@@ -169,12 +169,14 @@ export class TestService implements InferenceService {
     const ms = Number(request.parameters?.sleep_ms ?? 2000);
     return new Promise((resolveOutputs, reject) => {
       const timer = setTimeout(() => resolveOutputs(request.inputs), ms);
-      context.signal?.addEventListener(
+      // The gRPC door hands over a real AbortSignal, which this slow model listens to.
+      const signal = context.signal as AbortSignal | undefined;
+      signal?.addEventListener(
         'abort',
         () => {
           clearTimeout(timer);
-          this.calls.aborted.push({ requestId: context.requestId, reason: context.signal?.reason });
-          reject(context.signal?.reason instanceof InferdError ? context.signal.reason : new CancelledError());
+          this.calls.aborted.push({ requestId: context.requestId, reason: signal?.reason });
+          reject(signal?.reason instanceof InferdError ? signal.reason : new CancelledError());
         },
         { once: true },
       );
