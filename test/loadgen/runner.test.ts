@@ -68,8 +68,8 @@ describe('closed loop against a fake OIP server', () => {
     expect(Object.keys(step.errors)).toEqual(['503']);
     expect(step.errorSamples['503']).toContain('overloaded');
     const share = step.errorCount / (step.errorCount + step.successes);
-    expect(share).toBeGreaterThan(0.2);
-    expect(share).toBeLessThan(0.3);
+    expect(share).toBeGreaterThan(0.15);
+    expect(share).toBeLessThan(0.35);
     expect(step.latency.count).toBe(step.successes);
     expect(r.serverStats).toBe(false);
   });
@@ -108,6 +108,27 @@ describe('closed loop against a fake OIP server', () => {
     expect(r2.steps[0]!.trials).toBe(3);
     expect(r2.steps[0]!.stable).toBe(true);
     expect(r2.steps[0]!.measuredWindows).toBe(3);
+  });
+
+  it('counts a server that goes away as connection errors and finishes the run', async () => {
+    const s = await startFakeServer();
+    let closing: Promise<void> | undefined;
+    const r = await runBench(
+      base(s.url, {
+        windowMs: 300,
+        windows: 2,
+        // The server stops as the first window ends: the second sees only refused connections.
+        onProgress: (e) => {
+          if (e.finished && e.window === 1) closing = s.close();
+        },
+      }),
+    );
+    await closing;
+    const step = r.steps[0]!;
+    expect(step.windows[0]!.successes).toBeGreaterThan(0);
+    expect(step.errors['connection']).toBeGreaterThan(0);
+    // Retries are paced, not a busy loop: two loops over ~300 ms make a few dozen attempts at most.
+    expect(step.errors['connection']).toBeLessThan(200);
   });
 
   it('fails clearly for an unknown model or an unreachable server', async () => {

@@ -1,0 +1,73 @@
+/**
+ * The HTTP limit: a Fastify server that speaks just enough of the Open Inference Protocol to be
+ * driven by `inferd bench` (model metadata and the infer route), parses the same JSON request
+ * body as a real server, and answers a constant of the size a real answer has. No model runs;
+ * whatever a server does beyond this costs throughput.
+ *
+ *   node --import tsx bench/peers/http-limit.ts --port 18700
+ */
+import { parseArgs } from 'node:util';
+import Fastify from 'fastify';
+
+interface Tensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** Model signatures as the real model files declare them. */
+const MODELS: Record<string, { inputs: Tensor[]; outputs: Tensor[]; answer: (batch: number) => unknown[] }> = {
+  breast_cancer: {
+    inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 30] }],
+    outputs: [
+      { name: 'probabilities', datatype: 'FP32', shape: [-1, 2] },
+      { name: 'label', datatype: 'INT64', shape: [-1] },
+    ],
+    answer: (b) => [
+      { name: 'probabilities', datatype: 'FP32', shape: [b, 2], data: Array.from({ length: 2 * b }, (_, i) => (i % 2 ? 0.9731 : 0.0269)) },
+      { name: 'label', datatype: 'INT64', shape: [b], data: Array.from({ length: b }, () => 1) },
+    ],
+  },
+  mobilenet_v2: {
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 3, 224, 224] }],
+    outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 1000] }],
+    answer: (b) => [
+      { name: 'logits', datatype: 'FP32', shape: [b, 1000], data: Array.from({ length: 1000 * b }, (_, i) => Math.fround(((i * 7919) % 2000) / 100 - 10)) },
+    ],
+  },
+};
+
+const { values } = parseArgs({ options: { port: { type: 'string', default: '18700' }, host: { type: 'string', default: '127.0.0.1' } } });
+
+const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024 });
+// Answers are serialized once per model and batch size: the constant costs nothing per request.
+const cache = new Map<string, string>();
+
+app.get('/v2/health/ready', async () => ({ ready: true }));
+
+app.get<{ Params: { model: string } }>('/v2/models/:model', async (req, reply) => {
+  const m = MODELS[req.params.model];
+  if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
+  return { name: req.params.model, versions: ['1'], platform: 'http-limit', inputs: m.inputs, outputs: m.outputs };
+});
+
+app.post<{ Params: { model: string }; Body: { inputs?: { shape?: number[] }[] } }>('/v2/models/:model/infer', async (req, reply) => {
+  const m = MODELS[req.params.model];
+  if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
+  const batch = req.body?.inputs?.[0]?.shape?.[0] ?? 1;
+  const key = `${req.params.model}/${batch}`;
+  let text = cache.get(key);
+  if (text === undefined) {
+    text = JSON.stringify({ model_name: req.params.model, model_version: '1', outputs: m.answer(batch) });
+    cache.set(key, text);
+  }
+  return reply.type('application/json').send(text);
+});
+
+await app.listen({ port: Number(values.port), host: values.host });
+process.stderr.write(`http-limit listening on ${values.host}:${values.port}\n`);
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    void app.close().then(() => process.exit(0));
+  });
+}
