@@ -9,11 +9,11 @@ const SETUP_HINT =
 
 /**
  * Directory of the Python virtual environment holding the official KServe V2
- * clients. INFERD_TEST_VENV overrides the default so a copy of the checkout
+ * clients. TRITONCLIENT_VENV overrides the default so a copy of the checkout
  * (for example one built for another Node version) can share one venv.
  */
 export function venvDir(): string {
-  const fromEnv = process.env.INFERD_TEST_VENV;
+  const fromEnv = process.env.TRITONCLIENT_VENV;
   return fromEnv ? resolve(fromEnv) : join(repoRoot, '.venv');
 }
 
