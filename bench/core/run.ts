@@ -106,8 +106,8 @@ async function repository(models: Record<string, { from: string; config: string 
   return root;
 }
 
-async function load(url: string, body: string, connections: number, duration = DURATION) {
-  const r = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections, duration });
+async function load(url: string, body: string | Buffer, connections: number, duration = DURATION, headers: Record<string, string> = { 'content-type': 'application/json' }) {
+  const r = await autocannon({ url, method: 'POST', body, headers, connections, duration });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx };
 }
 
@@ -143,17 +143,24 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), runs:
 async function isolation() {
   const mobilenet = join(SHARED, 'mobilenet_v2');
   const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], data: new Array(3 * 224 * 224).fill(0.5) }] });
+  // The same request with the binary tensor extension: the 602 KB tensor is not JSON-parsed.
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], parameters: { binary_data_size: 3 * 224 * 224 * 4 } }] }));
+  const binaryBody = Buffer.concat([header, Buffer.from(new Float32Array(3 * 224 * 224).fill(0.5).buffer)]);
+  const binaryHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) };
   const repo = await repository({ mobilenet_v2: { from: mobilenet, config: 'max_batch_size: 4\ninstances: 1\nonnx: { intra_op_threads: 2 }\nwarmup: []\n' } });
   const rows: Record<string, number[]>[] = [];
   for (let run = 0; run < RUNS; run++) {
     const row: Record<string, number[]> = {};
-    for (const [label, start] of [
-      ['inferd (worker threads)', () => startInferd(repo)],
-      ['inference on the main thread', () => startHelper('main-thread', join(mobilenet, '1', 'model.onnx'))],
+    for (const [label, start, binary] of [
+      ['inferd (worker threads), binary tensors', () => startInferd(repo), true],
+      ['inferd (worker threads), JSON tensors', () => startInferd(repo), false],
+      ['inference on the main thread, JSON tensors', () => startHelper('main-thread', join(mobilenet, '1', 'model.onnx')), false],
     ] as const) {
       const server = await start();
       const idle = await probeHealth(server.url, 200, 5);
-      const loader = load(`${server.url}/v2/models/mobilenet_v2/infer`, body, 4, 8);
+      const loader = binary
+        ? load(`${server.url}/v2/models/mobilenet_v2/infer`, binaryBody, 4, 8, binaryHeaders)
+        : load(`${server.url}/v2/models/mobilenet_v2/infer`, body, 4, 8);
       await new Promise((r) => setTimeout(r, 1000));
       const busy = await probeHealth(server.url, 200, 5);
       await loader;
@@ -191,7 +198,7 @@ async function rawOnnx(seconds: number, batch: number): Promise<number> {
 async function rest() {
   const bc = join(ROOT, 'examples', 'models', 'breast_cancer');
   const plain = await repository({ breast_cancer: { from: bc, config: 'max_batch_size: 64\nonnx: { intra_op_threads: 1 }\n' } });
-  const batched = await repository({ breast_cancer: { from: bc, config: 'max_batch_size: 64\nonnx: { intra_op_threads: 1 }\ndynamic_batching: { max_queue_delay_microseconds: 200 }\nqueue: { max_size: 4096 }\n' } });
+  const batched = await repository({ breast_cancer: { from: bc, config: 'max_batch_size: 64\nonnx: { intra_op_threads: 1 }\ndynamic_batching: { max_queue_delay_microseconds: 0 }\nqueue: { max_size: 4096 }\n' } });
   const concurrencies = [1, 16, 64];
   const samples: Record<string, Record<number, Array<{ rps: number; p50: number; p99: number; errors: number }>>> = {};
   const add = (label: string, c: number, r: { rps: number; p50: number; p99: number; errors: number }) => {
