@@ -11,6 +11,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { tensorBytes } from './payload.js';
 import type { ModelMetadata, OutcomeCallback, RequestInputs, RequestOutcome, RequestTensor, TensorSpec, Transport } from './types.js';
 import { parseStats, type StatsSource } from './stats.js';
+import { FIELD_OF } from '../server/grpc/codec.js';
 
 const SERVICE = 'inference.GRPCInferenceService';
 
@@ -129,23 +130,9 @@ export function grpcStatsSource(
   };
 }
 
-const CONTENTS_FIELD: Record<string, string> = {
-  BOOL: 'bool_contents',
-  INT8: 'int_contents',
-  INT16: 'int_contents',
-  INT32: 'int_contents',
-  INT64: 'int64_contents',
-  UINT8: 'uint_contents',
-  UINT16: 'uint_contents',
-  UINT32: 'uint_contents',
-  UINT64: 'uint64_contents',
-  FP32: 'fp32_contents',
-  FP64: 'fp64_contents',
-  BYTES: 'bytes_contents',
-};
 
 function typedContents(t: RequestTensor): Record<string, unknown[]> {
-  const field = CONTENTS_FIELD[t.datatype];
+  const field = FIELD_OF[t.datatype as keyof typeof FIELD_OF];
   if (!field) throw new Error(`${t.datatype} has no typed contents field; use --binary (raw_input_contents)`);
   if (t.datatype === 'BOOL') return { [field]: (t.values as readonly number[]).map((v) => v !== 0) };
   if (t.datatype === 'BYTES') return { [field]: (t.values as readonly string[]).map((v) => Buffer.from(String(v))) };

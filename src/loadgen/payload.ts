@@ -4,6 +4,7 @@
  * tensor bytes for gRPC `raw_input_contents`.
  */
 import type { RequestInputs, RequestTensor } from './types.js';
+import { toHalfBits } from '../core/datatypes.js';
 
 export interface EncodeOptions {
   /** Ask the server for binary outputs (binary tensor extension). */
@@ -31,34 +32,6 @@ export function encodeJsonRequest(inputs: RequestInputs, opts: EncodeOptions = {
   const params = requestParameters(opts);
   if (params) body['parameters'] = params;
   return Buffer.from(JSON.stringify(body));
-}
-
-/** Converts a float to IEEE 754 half-precision bits, rounding to nearest even. */
-export function toHalfBits(value: number): number {
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  f32[0] = value;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
 }
 
 /** The tensor's values as little-endian bytes, as the binary extension and gRPC raw contents carry them. */

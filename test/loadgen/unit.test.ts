@@ -9,7 +9,8 @@ import {
   randomInputs,
   resolveShape,
 } from '../../src/loadgen/inputs.js';
-import { encodeBinaryRequest, encodeJsonRequest, tensorBytes, toHalfBits } from '../../src/loadgen/payload.js';
+import { toHalfBits } from '../../src/core/datatypes.js';
+import { encodeBinaryRequest, encodeJsonRequest, tensorBytes } from '../../src/loadgen/payload.js';
 import { mergeSplits, parseStats, statsDelta } from '../../src/loadgen/stats.js';
 import { LatencyHistogram } from '../../src/loadgen/histogram.js';
 import type { TensorSpec } from '../../src/loadgen/types.js';

@@ -56,7 +56,7 @@ const CONTENTS_FIELDS: readonly ContentsField[] = [
 ];
 
 /** The typed field of each datatype; FP16 and BF16 have none and travel only as raw bytes. */
-const FIELD_OF: Record<Datatype, ContentsField | undefined> = {
+export const FIELD_OF: Readonly<Record<Datatype, ContentsField | undefined>> = {
   BOOL: 'bool_contents',
   INT8: 'int_contents',
   INT16: 'int_contents',
