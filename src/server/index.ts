@@ -15,7 +15,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/schema.js';
 import { DataPlane } from '../core/dataplane.js';
-import { UnavailableError } from '../core/errors.js';
 import { ModelControl } from '../models/control.js';
 import { ModelManager } from '../models/manager.js';
 import { RegistryLink } from '../models/registry-link.js';
@@ -199,4 +198,3 @@ export class InferdServer {
   }
 }
 
-export { UnavailableError };

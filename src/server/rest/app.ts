@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { InvalidInputError, UnavailableError } from '../../core/errors.js';
+import { InvalidInputError } from '../../core/errors.js';
 import type { DataPlane } from '../../core/dataplane.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../../core/types.js';
 import { toValues } from '../../core/tensor.js';
@@ -341,4 +341,3 @@ function v1Predictions(outputs: Tensor[]): unknown[] {
   return Array.from({ length: rows }, (_, r) => Object.fromEntries(perOutput.map((o) => [o.name, o.rows[r]])));
 }
 
-export { UnavailableError };
