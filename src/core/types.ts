@@ -41,11 +41,28 @@ export interface Cancellation {
   readonly aborted: boolean;
 }
 
+/** Who is calling, once authentication has run. */
+export interface Identity {
+  /** Stable principal: an API key id, a JWT `sub`, a certificate subject. */
+  subject: string;
+  method: 'api_key' | 'jwt' | 'mtls' | 'anonymous';
+  roles: string[];
+}
+
+/** The door a request came through; bounded, so it is safe as a metric label. */
+export type DoorName = 'rest.v2' | 'rest.v1' | 'rest.binary' | 'grpc.unary' | 'grpc.stream' | 'admin' | 'kafka' | 'batch' | 'internal';
+
 /** What the data plane knows about a caller and its request, whatever door it came through. */
 export interface RequestContext {
-  /** Correlation id: from X-Request-ID / X-Correlation-ID / traceparent, or generated. */
+  /** Correlation id: from X-Correlation-ID / X-Request-ID / traceparent / gRPC metadata, or generated. */
   requestId: string;
+  /** The header or metadata key the id came under; the answer echoes it under the same key. */
+  requestIdKey?: string;
   protocol: 'rest' | 'grpc' | 'kafka' | 'batch' | 'internal';
+  door?: DoorName;
+  /** The model asked for, and the version (asked for, or chosen by routing). */
+  model?: string;
+  version?: string;
   /** Absolute deadline (Date.now() milliseconds); undefined means the configured default. */
   deadline?: number;
   /** Lower number = higher priority, as Triton; undefined means the model's default. */
@@ -53,9 +70,15 @@ export interface RequestContext {
   /** Set when the caller goes away; queued work is then dropped. An AbortSignal fits. */
   signal?: Cancellation;
   /** Authenticated principal, when authentication is on. */
-  identity?: string;
+  identity?: Identity;
   /** W3C trace context of the caller (an OpenTelemetry Context), when tracing is on. */
   trace?: unknown;
+  /** Reads a request header or gRPC metadata value by lower-case name (auth, sticky routing). */
+  header?: (name: string) => string | undefined;
+  /** Headers / metadata that policies add to the answer (variant, rate-limit state...). */
+  responseHeaders?: Record<string, string>;
+  /** The traffic variant that served the request, when a traffic policy routed it. */
+  variant?: string;
   /** Filled in by the data plane for access logs: how the request was scheduled. */
   outcome?: { model: string; version: string; queueMs: number; computeMs: number; batchRows: number };
 }
