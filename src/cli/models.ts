@@ -12,6 +12,7 @@ import type { Registry } from '../registry/registry.js';
 import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
 import { profileFromCsv, type InputProfile } from '../validation/ranges.js';
+import { projectVariable } from '../config/environment.js';
 
 const USAGE_CODES = new Set([
   'commander.missingArgument',
@@ -225,7 +226,7 @@ async function run(command: Command, body: (ctx: Context) => Promise<void>): Pro
     await body(ctx);
   } catch (error) {
     failure = { message: oneLine(error), usage: error instanceof UsageError };
-    if (!(error instanceof InferdError) && !(error instanceof UsageError) && process.env['INFERD_DEBUG'] !== undefined) {
+    if (!(error instanceof InferdError) && !(error instanceof UsageError) && projectVariable('INFERD_DEBUG') !== undefined) {
       (output.writeErr ?? ((text: string) => process.stderr.write(text)))(`${String((error as Error).stack)}\n`);
     }
   } finally {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { InferdServer } from '../server/index.js';
-import { createServerLogger } from '../server/logger.js';
+import { createServerLogger } from '../observability/logger.js';
 
 interface ServeFlags {
   modelRepository?: string;

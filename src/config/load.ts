@@ -7,14 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
+import { isProjectVariable } from './environment.js';
 import { ConfigError, validate } from './validate.js';
 import { ConfigValidationError, validateMetricsConfig, validateSloConfig } from '../observability/config.js';
 import { ServerConfigSchema, type RawServerConfig, type ServerConfig } from './schema.js';
 
 type Tree = Record<string, unknown>;
 
-/** Variables that belong to other tools, not configuration keys. */
-const NOT_CONFIG = new Set(['INFERD_HOME', 'INFERD_REGISTRY', 'INFERD_CONFIG']);
 
 function setPath(target: Tree, path: string[], value: unknown): void {
   let node = target;
@@ -40,7 +39,7 @@ function merge(base: Tree, over: Tree): Tree {
 export function environmentOverrides(env: NodeJS.ProcessEnv): Tree {
   const tree: Tree = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('INFERD_') || raw === undefined || NOT_CONFIG.has(name)) continue;
+    if (!name.startsWith('INFERD_') || raw === undefined || isProjectVariable(name)) continue;
     const path = name.slice('INFERD_'.length).toLowerCase().split('__');
     let value: unknown = raw;
     try {
@@ -63,7 +62,7 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): ServerConfig {
   const env = options.env ?? process.env;
   let fromFile: Tree = {};
-  const file = options.file ?? env.INFERD_CONFIG;
+  const file = options.file ?? (env['INFERD_CONFIG'] || undefined);
   if (file) {
     let text: string;
     try {

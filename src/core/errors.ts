@@ -33,12 +33,15 @@ export class InferdError extends Error {
   readonly code: ErrorCode;
   /** Seconds after which a retry may succeed (sent as `Retry-After`). */
   retryAfterSeconds?: number;
+  /** Extra fields of the error body (a lost compare-and-set's `current`...); never secrets. */
+  details?: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number; details?: Record<string, unknown> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
     if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options?.details !== undefined) this.details = options.details;
   }
 
   get reason(): FailureReason {
@@ -110,9 +113,12 @@ export class RuntimeError extends InferdError {
   }
 }
 
+// ---- the one mapping from the error model to each wire ----
+
+/** HTTP status per error code. A failed precondition is a conflict with the server's state. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   INVALID_ARGUMENT: 400,
-  FAILED_PRECONDITION: 400,
+  FAILED_PRECONDITION: 409,
   NOT_FOUND: 404,
   ALREADY_EXISTS: 409,
   PAYLOAD_TOO_LARGE: 413,
@@ -124,6 +130,27 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   CANCELLED: 499,
   INTERNAL: 500,
 };
+
+/** gRPC status code per error code (numbers from grpc's status.proto). */
+export const GRPC_STATUS: Record<ErrorCode, number> = {
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  PAYLOAD_TOO_LARGE: 8,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+};
+
+/** The OIP error body: `{"error": "..."}` plus the error's details. */
+export function errorBody(error: InferdError): Record<string, unknown> {
+  return { error: error.message, ...error.details };
+}
 
 /** Wraps anything thrown into an InferdError so that every door reports it the same way. */
 export function toInferdError(error: unknown): InferdError {

@@ -142,23 +142,3 @@ export interface ModelStatistics {
     compute_output: StatDuration;
   }>;
 }
-
-/**
- * The in-process API every front door calls, and nothing else. REST, gRPC, Kafka, batch jobs and
- * tests all go through it, so policies (validation, batching, limits, metrics) live once.
- */
-export interface InferenceService {
-  live(): boolean;
-  ready(): boolean;
-  metadata(): ServerMetadata;
-  /** Throws ModelNotFoundError when the model or version does not exist. */
-  modelReady(name: string, version?: string): boolean;
-  /** Throws ModelNotFoundError when the model or version does not exist. */
-  modelMetadata(name: string, version?: string): ModelMetadata;
-  infer(name: string, version: string | undefined, request: InferenceRequest, context: RequestContext): Promise<InferenceResponse>;
-  repositoryIndex(readyOnly?: boolean): Promise<RepositoryEntry[]>;
-  loadModel(name: string): Promise<void>;
-  unloadModel(name: string): Promise<void>;
-  /** Statistics of all models when name is absent. */
-  modelStatistics(name?: string, version?: string): ModelStatistics[];
-}

@@ -11,7 +11,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { tensorBytes } from './payload.js';
 import type { ModelMetadata, OutcomeCallback, RequestInputs, RequestOutcome, RequestTensor, TensorSpec, Transport } from './types.js';
 import { parseStats, type StatsSource } from './stats.js';
-import { FIELD_OF } from '../server/grpc/codec.js';
+import { FIELD_OF } from '../codecs/grpc.js';
 
 const SERVICE = 'inference.GRPCInferenceService';
 

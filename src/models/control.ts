@@ -111,10 +111,10 @@ export class ModelControl {
       }
       for (const name of present) {
         if (fromRegistry.has(name) || this.stopped) continue;
-        if (!m.has(name)) await m.start(name).catch(() => undefined);
-        else if (!m.isLazyPending(name)) await m.load(name, { retryFailed: false }).catch(() => undefined);
+        if (!m.serving.has(name)) await m.start(name).catch(() => undefined);
+        else if (!m.serving.isLazyPending(name)) await m.load(name, { retryFailed: false }).catch(() => undefined);
       }
-      for (const name of m.known()) {
+      for (const name of m.serving.known()) {
         if (fromRegistry.has(name) || present.has(name) || this.stopped) continue;
         await m.remove(name).catch(() => undefined);
       }
@@ -153,9 +153,9 @@ export class ModelControl {
       for (const spec of m.served.servedFrom(model)) {
         if (this.stopped) return;
         // A lazy model not loaded yet only learns which version its first request will load.
-        const neverLoaded = spec.load === 'lazy' && m.loadCount(spec.name) === 0;
-        if (m.isLazyPending(spec.name) || (neverLoaded && m.has(spec.name))) await m.prepareLazy(spec.name).catch(() => undefined);
-        else if (m.has(spec.name) && this.wanted(spec.name)) await m.load(spec.name, { retryFailed: false }).catch(() => undefined);
+        const neverLoaded = spec.load === 'lazy' && m.serving.loadCount(spec.name) === 0;
+        if (m.serving.isLazyPending(spec.name) || (neverLoaded && m.serving.has(spec.name))) await m.prepareLazy(spec.name).catch(() => undefined);
+        else if (m.serving.has(spec.name) && this.wanted(spec.name)) await m.load(spec.name, { retryFailed: false }).catch(() => undefined);
       }
     }
   }

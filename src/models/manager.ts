@@ -13,52 +13,16 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/validate.js';
-import { ModelNotFoundError, UnavailableError, toInferdError } from '../core/errors.js';
-import type { RepositoryEntry, InferenceRequest, RequestContext } from '../core/types.js';
+import { ModelNotFoundError, toInferdError } from '../core/errors.js';
+import type { RepositoryEntry } from '../core/types.js';
 import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
 import { profileFromReference } from './input-ranges.js';
-import { ModelVersion, type InferenceObserver, type LoadedResult } from './model-version.js';
+import { ModelVersion, type InferenceObserver } from './model-version.js';
+import { ServingTable, type ModelEntry } from './serving-table.js';
 import type { RegistryLink } from './registry-link.js';
 import { checkModelName, type ModelRepository } from './repository.js';
 import { ServedModels, type LoadStrategy, type RegistryModelSpec } from './served.js';
-
-interface LoadFailure {
-  /** The versions that were being loaded (empty when the source could not be read). */
-  versions: string[];
-  fingerprints: string[];
-  reason: string;
-  at: string;
-}
-
-interface ModelEntry {
-  name: string;
-  /** Serving versions, by version string. */
-  versions: Map<string, ModelVersion>;
-  /** The highest ready version: what a request without a version gets. */
-  latest: ModelVersion | undefined;
-  state: 'LOADING' | 'READY' | 'UNAVAILABLE' | 'FAILED';
-  reason?: string;
-  /** One load at a time per model; concurrent callers share it. */
-  loading?: Promise<void>;
-  /** A reload asked for while one runs: it starts when that one ends, shared by every asker. */
-  followUp?: Promise<void>;
-  /** Whether some asker of the follow-up wants failed artifacts retried. */
-  followUpRetries?: boolean;
-  /** Bumped by unload, so a reload queued before it does not bring the model back. */
-  generation: number;
-  lazy: boolean;
-  /** A lazy model that has not been loaded yet: its first request loads it. */
-  lazyPending: boolean;
-  /** The version a lazy model will load, as its source said when it was prepared. */
-  planned?: { version: string; path: string; config: ModelConfig };
-  /** Version loads started, failed ones included. */
-  loads: number;
-  failure?: LoadFailure;
-  /** Duration of the last load that brought new versions (cold start for the first one). */
-  lastLoadMs?: number;
-  lastSwap?: { from: string | undefined; to: string; at: string };
-}
 
 /** One version as a source describes it. */
 interface SourceVersion {
@@ -109,31 +73,12 @@ export interface ServingStatus {
   failure?: { versions: string[]; reason: string; at: string };
 }
 
-/** Stands in for a lazy model's version until its first request has loaded it. */
-class PendingVersion extends ModelVersion {
-  constructor(
-    name: string,
-    version: string,
-    path: string,
-    config: ModelConfig,
-    private readonly whenLoaded: () => Promise<ModelVersion>,
-  ) {
-    super(name, version, path, config);
-  }
-
-  override async infer(request: InferenceRequest, context: RequestContext): Promise<LoadedResult> {
-    return (await this.whenLoaded()).infer(request, context);
-  }
-
-  override async load(): Promise<void> {
-    throw new Error('a pending version is never loaded itself');
-  }
-}
-
 const byVersionDesc = (a: ModelVersion, b: ModelVersion) => Number(b.version) - Number(a.version);
 
 export class ModelManager {
-  private readonly models = new Map<string, ModelEntry>();
+  /** What serves now; lookups for the pipeline, health and the admin API. */
+  readonly serving = new ServingTable();
+  private readonly models = this.serving.entries;
   readonly served: ServedModels;
 
   constructor(
@@ -424,100 +369,12 @@ export class ModelManager {
     if (entry && !entry.loading && entry.versions.size === 0) this.models.delete(name);
   }
 
-  private pending(entry: ModelEntry, version: string | undefined): ModelVersion {
-    const planned = entry.planned!;
-    const name = entry.name;
-    return new PendingVersion(name, version || planned.version, planned.path, planned.config, async () => {
-      await this.ensureLoaded(name);
-      return this.resolve(name, version);
-    });
-  }
-
-  /** The version that serves a request, or an error saying why there is none. */
-  resolve(name: string, version?: string): ModelVersion {
-    const entry = this.models.get(name);
-    if (!entry) throw new ModelNotFoundError(name);
-    if (entry.lazyPending && !entry.latest && entry.planned) return this.pending(entry, version);
-    if (version === undefined || version === '') {
-      const latest = entry.latest;
-      if (latest && latest.state === 'READY') return latest;
-      if (entry.state === 'FAILED') throw new UnavailableError(`model '${name}' failed to load: ${entry.reason}`);
-      throw new UnavailableError(`model '${name}' is ${entry.state.toLowerCase()}`, 1);
-    }
-    const v = entry.versions.get(version);
-    if (!v) {
-      if (entry.state === 'LOADING') throw new UnavailableError(`model '${name}' is loading`, 1);
-      throw new ModelNotFoundError(name, version);
-    }
-    return v;
-  }
-
-  /**
-   * Like resolve, but returns a version in any state (for metadata and readiness). Asking about
-   * a lazy model starts its load, so clients that check readiness before inferring get there.
-   */
-  find(name: string, version?: string): { entry: ModelEntry; version: ModelVersion | undefined } {
-    const entry = this.models.get(name);
-    if (!entry) throw new ModelNotFoundError(name);
-    if (entry.lazyPending && !entry.latest) {
-      void this.ensureLoaded(name).catch(() => undefined);
-      return { entry, version: undefined };
-    }
-    if (version === undefined || version === '') return { entry, version: entry.latest };
-    const v = entry.versions.get(version);
-    if (!v) throw new ModelNotFoundError(name, version);
-    return { entry, version: v };
-  }
-
-  isReady(name: string, version?: string): boolean {
-    const { entry, version: v } = this.find(name, version);
-    return entry.state === 'READY' && v !== undefined && v.state === 'READY';
-  }
-
-  /** True when every eager model known to the manager is serving; lazy ones never hold readiness back. */
-  allReady(): boolean {
-    for (const e of this.models.values()) if (!e.lazy && e.state !== 'READY' && e.state !== 'UNAVAILABLE') return false;
-    return true;
-  }
-
-  versionsOf(name: string): ModelVersion[] {
-    return [...(this.models.get(name)?.versions.values() ?? [])];
-  }
-
-  loaded(): ModelVersion[] {
-    return [...this.models.values()].flatMap((e) => [...e.versions.values()]);
-  }
-
-  failures(): Array<{ name: string; reason: string }> {
-    return [...this.models.values()].filter((e) => e.reason !== undefined).map((e) => ({ name: e.name, reason: e.reason! }));
-  }
-
   /** Whether a registered model's version is serving under any name (deletion guard). */
   isServingRegistryVersion(model: string, version: number): boolean {
     for (const spec of this.served.servedFrom(model)) {
       if (this.models.get(spec.name)?.versions.has(String(version))) return true;
     }
     return false;
-  }
-
-  /** Names the manager has entries for. */
-  known(): string[] {
-    return [...this.models.keys()];
-  }
-
-  /** Known to the manager (loaded, loading, failed, pending or unloaded). */
-  has(name: string): boolean {
-    return this.models.has(name);
-  }
-
-  /** Whether a lazy model still waits for its first request. */
-  isLazyPending(name: string): boolean {
-    return this.models.get(name)?.lazyPending === true;
-  }
-
-  /** Loads started for a model so far (a lazy model's concurrent first requests add one). */
-  loadCount(name: string): number {
-    return this.models.get(name)?.loads ?? 0;
   }
 
   async index(readyOnly = false): Promise<RepositoryEntry[]> {

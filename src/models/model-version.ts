@@ -12,7 +12,7 @@ import { ModelWorkerPool } from '../workers/pool.js';
 import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
 import { RangeGuard } from './input-ranges.js';
-import { checkDeclared, checkRequest } from './signature.js';
+import { checkDeclared } from './signature.js';
 import { VersionStatistics } from './statistics.js';
 
 export type VersionState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE' | 'FAILED';
@@ -76,6 +76,12 @@ export class ModelVersion {
   ) {
     this.stats = new VersionStatistics(name, version);
     this.profile = options.profile ?? null;
+  }
+
+  /** input_ranges in count mode: counts `count` values of `feature` out of range in one request. */
+  recordOutOfRange(feature: string, count: number): void {
+    this.outOfRange.set(feature, (this.outOfRange.get(feature) ?? 0) + count);
+    this.observer.onOutOfRange?.(this.name, this.version, feature, count);
   }
 
   /** The range check in force, if any. */
@@ -197,28 +203,10 @@ export class ModelVersion {
     }
     const started = performance.now();
     try {
-      checkRequest(this.name, this.inputs, this.outputs, request);
-      const guard = this.rangeGuard;
-      if (guard) {
-        const violations = guard.violations(request.inputs);
-        if (violations.length > 0) {
-          if (guard.mode === 'reject') throw guard.rejection(violations);
-          for (const [feature, count] of RangeGuard.countByFeature(violations)) {
-            this.outOfRange.set(feature, (this.outOfRange.get(feature) ?? 0) + count);
-            this.observer.onOutOfRange?.(this.name, this.version, feature, count);
-          }
-        }
-      }
+      // Signature and ranges were checked by the pipeline (pipeline/policies/validate.ts).
       const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
       const params = request.parameters;
-      let priority = context.priority;
-      let timeoutMs: number | undefined;
-      if (params) {
-        if (params.priority !== undefined) priority = Number(params.priority);
-        // OIP/Triton `timeout` is in microseconds.
-        if (params.timeout !== undefined) timeoutMs = Number(params.timeout) / 1000;
-      }
-      const result = await scheduler.submit(request.inputs, requested, { priority, timeoutMs, deadline: context.deadline, signal: context.signal, requestId: context.requestId });
+      const result = await scheduler.submit(request.inputs, requested, { priority: context.priority, deadline: context.deadline, signal: context.signal, requestId: context.requestId });
       const rows = this.config.max_batch_size === 0 ? 1 : (request.inputs[0]?.shape[0] ?? 1);
       const totalNs = (performance.now() - started) * 1e6;
       this.stats.recordSuccess(rows, totalNs, result.queueNs, result.timings);

@@ -89,3 +89,8 @@ function loadPretty(): PrettyFactory | undefined {
     return undefined;
   }
 }
+
+/** The server's logger, from the `logging` section of its configuration. */
+export function createServerLogger(config: { logging: { level: LogLevel; pretty: boolean } }): Logger {
+  return createLogger({ level: config.logging.level, pretty: config.logging.pretty, base: { name: 'inferd' } });
+}

@@ -25,13 +25,6 @@ export interface TensorView {
   data: TensorData;
 }
 
-/** Expected range of one feature; values outside it count in inferd_input_out_of_range_total. */
-export interface FeatureRange {
-  name: string;
-  min: number;
-  max: number;
-}
-
 /** What the metrics may know of a model version beyond its name. */
 export interface ModelVersionDescription {
   /** Shown in inferd_model_version_info (onnx, js...). */
@@ -40,11 +33,6 @@ export interface ModelVersionDescription {
   classNames?: readonly string[];
   /** Buckets of this version's regression outputs, when the default range does not fit. */
   valueBuckets?: readonly number[];
-  /**
-   * Expected input ranges by input name: one range for every element of the input, or one per
-   * element of a row (row = the input without its batch axis, flattened row-major).
-   */
-  inputRanges?: Readonly<Record<string, readonly FeatureRange[]>>;
 }
 
 /** Record calls for one model version; get it once from Metrics.forVersion() and keep it. */
@@ -62,8 +50,6 @@ export interface VersionMetrics {
   inFlight(delta: number): void;
   /** Classification or regression statistics of one batch of outputs. */
   predictions(outputs: readonly TensorView[]): void;
-  /** Counts input values outside the described ranges. */
-  inputs(inputs: readonly TensorView[]): void;
   /** For out-of-range checks made elsewhere (a drift monitor, say). */
   outOfRange(feature: string, count?: number): void;
 }
@@ -281,10 +267,6 @@ export class Metrics {
     if (this.enabled) this.forVersion(model, version).predictions(outputs);
   }
 
-  observeInputs(model: string, version: string, inputs: readonly TensorView[]): void {
-    if (this.enabled) this.forVersion(model, version).inputs(inputs);
-  }
-
   recordOutOfRange(model: string, version: string, feature: string, count = 1): void {
     if (this.enabled) this.forVersion(model, version).outOfRange(feature, count);
   }
@@ -294,13 +276,6 @@ interface ProtocolChildren {
   duration: HistogramChild;
   success: CounterChild;
   error: CounterChild;
-}
-
-interface RangeCheck {
-  ranges: readonly FeatureRange[];
-  children: CounterChild[];
-  /** Per-feature counts of one batch, reused to avoid allocating per call. */
-  scratch: Uint32Array;
 }
 
 class LiveVersionMetrics implements VersionMetrics {
@@ -324,7 +299,6 @@ class LiveVersionMetrics implements VersionMetrics {
   private otherClass: CounterChild | undefined;
   private valueBuckets: readonly number[] | undefined;
   private value: HistogramChild | undefined;
-  private readonly rangeChecks = new Map<string, RangeCheck>();
   private readonly features = new Map<string, CounterChild>();
 
   constructor(metrics: Metrics, model: string, version: string) {
@@ -354,15 +328,6 @@ class LiveVersionMetrics implements VersionMetrics {
       this.valueBuckets = description.valueBuckets;
       this.value = undefined;
       this.metrics.families.predictionValue.removeWhere((labels) => labels['model'] === this.model && labels['version'] === this.version);
-    }
-    this.rangeChecks.clear();
-    for (const [input, ranges] of Object.entries(description.inputRanges ?? {})) {
-      if (ranges.length === 0) continue;
-      this.rangeChecks.set(input, {
-        ranges,
-        children: ranges.map((r) => this.featureChild(r.name)),
-        scratch: new Uint32Array(ranges.length),
-      });
     }
   }
 
@@ -499,16 +464,6 @@ class LiveVersionMetrics implements VersionMetrics {
     return this.otherClass;
   }
 
-  inputs(inputs: readonly TensorView[]): void {
-    if (this.rangeChecks.size === 0) return;
-    for (let i = 0; i < inputs.length; i++) {
-      const input = inputs[i];
-      if (input.name === undefined) continue;
-      const check = this.rangeChecks.get(input.name);
-      if (check !== undefined) checkRanges(input, check);
-    }
-  }
-
   outOfRange(feature: string, count = 1): void {
     this.featureChild(feature).inc(count);
   }
@@ -541,35 +496,6 @@ function firstRowIsDistribution(data: Float32Array | Float64Array, k: number): b
   return Math.abs(sum - 1) <= SUM_TOLERANCE;
 }
 
-function checkRanges(input: TensorView, check: RangeCheck): void {
-  const { data, datatype } = input;
-  if (datatype === 'BYTES' || datatype === 'FP16' || datatype === 'BF16' || Array.isArray(data)) return;
-  const n = check.ranges.length;
-  const values = data as Exclude<TensorData, Uint8Array[]>;
-  const length = values.length;
-  if (length === 0) return;
-  const rows = input.shape.length > 0 ? input.shape[0] : 1;
-  const rowLength = rows > 0 ? length / rows : 0;
-  // One range applies to every element; otherwise one range per element of a row.
-  if (n !== 1 && n !== rowLength) return;
-  const big = values instanceof BigInt64Array || values instanceof BigUint64Array;
-  const scratch = check.scratch;
-  const ranges = check.ranges;
-  let j = 0;
-  for (let i = 0; i < length; i++) {
-    const v = big ? Number(values[i]) : (values[i] as number);
-    const range = ranges[j];
-    if (v < range.min || v > range.max || v !== v) scratch[j]++;
-    if (n !== 1 && ++j === n) j = 0;
-  }
-  for (let f = 0; f < n; f++) {
-    if (scratch[f] > 0) {
-      check.children[f].inc(scratch[f]);
-      scratch[f] = 0;
-    }
-  }
-}
-
 const noop = (): void => {};
 
 /** Shared by every model version when metrics are off. */
@@ -584,6 +510,5 @@ const NOOP_VERSION: VersionMetrics = Object.freeze({
   queueSize: noop,
   inFlight: noop,
   predictions: noop,
-  inputs: noop,
   outOfRange: noop,
 });

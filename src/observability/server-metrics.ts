@@ -1,35 +1,10 @@
 /**
- * Connects the data plane, the schedulers and the front doors to the Metrics registry. Labels
- * stay bounded: a model name appears only once the model has resolved to a loaded version, so
- * requests for unknown models cannot grow the series count.
+ * Connects the model versions and their schedulers to the Metrics registry (request-level
+ * metrics are recorded by the pipeline's observe policy). Labels stay bounded: a version's
+ * series exist while it is loaded.
  */
-import type { RequestObserver } from '../core/dataplane.js';
-import { toInferdError, type FailureReason } from '../core/errors.js';
 import type { InferenceObserver } from '../models/model-version.js';
 import type { Metrics } from './metrics.js';
-
-/** Failures that are the server's doing count against the error SLO; a caller's mistakes do not. */
-const SERVER_SIDE: ReadonlySet<FailureReason> = new Set(['rejected', 'timeout', 'runtime_error', 'unavailable', 'internal']);
-
-export function requestObserver(metrics: Metrics): RequestObserver {
-  return {
-    onInferStart(_context, model) {
-      metrics.addInFlight(model, 1);
-    },
-    onInferDone(context, model, version, _result, error, durationNs) {
-      if (version === '') return; // never resolved: no model label to record under
-      metrics.addInFlight(model, -1);
-      const protocol = context.protocol;
-      if (error === undefined) {
-        metrics.observeInference(model, version, protocol, durationNs / 1e9, 'success');
-        return;
-      }
-      const reason = toInferdError(error).reason;
-      metrics.recordFailure(model, version, reason);
-      metrics.observeInference(model, version, protocol, durationNs / 1e9, SERVER_SIDE.has(reason) ? 'error' : 'success');
-    },
-  };
-}
 
 export function inferenceObserver(metrics: Metrics): InferenceObserver {
   return {

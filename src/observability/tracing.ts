@@ -2,12 +2,10 @@
  * OpenTelemetry tracing: a tracer provider that exports over OTLP/HTTP when an endpoint is
  * configured (off otherwise), W3C trace-context propagation helpers, and correlation ids.
  */
-import { randomUUID } from 'node:crypto';
 import {
   ROOT_CONTEXT,
   ProxyTracerProvider,
   context as contextApi,
-  isSpanContextValid,
   propagation,
   trace,
   type Context,
@@ -16,7 +14,7 @@ import {
   type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator, parseTraceParent } from '@opentelemetry/core';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NodeTracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace-node';
@@ -114,33 +112,20 @@ export function extractContext(headers: HeaderCarrier, base: Context = ROOT_CONT
   return propagator.extract(base, headers, headerGetter);
 }
 
+/** The caller's trace context, read through a header reader (any door's headers or metadata). */
+export function extractContextFrom(header: (name: string) => string | undefined, base: Context = ROOT_CONTEXT): Context {
+  const carrier: Record<string, string> = {};
+  const parent = header('traceparent');
+  if (parent === undefined) return base;
+  carrier['traceparent'] = parent;
+  const state = header('tracestate');
+  if (state !== undefined) carrier['tracestate'] = state;
+  return propagator.extract(base, carrier, headerGetter);
+}
+
 /** Writes `traceparent` (and `tracestate`) of the context's span into carrier, for outgoing calls. */
 export function injectContext(carrier: Record<string, string> = {}, ctx: Context = contextApi.active()): Record<string, string> {
   propagator.inject(ctx, carrier, headerSetter);
   return carrier;
 }
 
-// Correlation ids go into every log line and response header: accept only short, plain tokens.
-const CORRELATION_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
-
-/**
- * The request's correlation id: X-Correlation-ID, else X-Request-ID, else the trace id of a
- * valid traceparent, else a new random UUID. Values that are not short plain tokens are ignored.
- */
-export function correlationIdFrom(headers: HeaderCarrier): string {
-  for (const name of ['x-correlation-id', 'x-request-id']) {
-    const value = first(headers[name]);
-    if (value !== undefined && CORRELATION_ID.test(value)) return value;
-  }
-  const traceparent = first(headers['traceparent']);
-  if (traceparent !== undefined) {
-    const parsed = parseTraceParent(traceparent);
-    if (parsed !== null && isSpanContextValid(parsed)) return parsed.traceId;
-  }
-  return randomUUID();
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  return text === undefined ? undefined : text.trim();
-}

@@ -9,7 +9,7 @@ export class RegistryConflictError extends InferdError {
   readonly current: number | null;
 
   constructor(message: string, current: number | null) {
-    super('FAILED_PRECONDITION', message);
+    super('FAILED_PRECONDITION', message, { details: { current } });
     this.current = current;
   }
 }

@@ -10,16 +10,17 @@ import { PostgresDriver, type PostgresOptions } from './sql/postgres.js';
 import { SqliteDriver, type SqliteOptions } from './sql/sqlite.js';
 import { SqlRegistryStore } from './sql/store.js';
 import type { RegistryStore } from './types.js';
+import { projectVariable } from '../config/environment.js';
 
 /** `$INFERD_HOME`, default `~/.inferd`. */
 export function inferdHome(): string {
-  const fromEnv = process.env['INFERD_HOME'];
+  const fromEnv = projectVariable('INFERD_HOME');
   return fromEnv !== undefined && fromEnv !== '' ? path.resolve(fromEnv) : path.join(os.homedir(), '.inferd');
 }
 
 /** `$INFERD_REGISTRY`, else `sqlite:$INFERD_HOME/registry.db`. */
 export function defaultRegistryUrl(): string {
-  const fromEnv = process.env['INFERD_REGISTRY'];
+  const fromEnv = projectVariable('INFERD_REGISTRY');
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return `sqlite:${path.join(inferdHome(), 'registry.db')}`;
 }

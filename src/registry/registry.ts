@@ -36,6 +36,7 @@ import type {
   StageMove,
   VersionPatch,
 } from './types.js';
+import { projectVariable } from '../config/environment.js';
 
 export interface RegistryOptions {
   /** Artifacts go to `<home>/artifacts`. */
@@ -80,7 +81,7 @@ export interface WatchOptions {
 }
 
 function defaultActor(): string {
-  const fromEnv = process.env['INFERD_USER'];
+  const fromEnv = projectVariable('INFERD_USER');
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   try {
     return os.userInfo().username;

@@ -3,13 +3,13 @@
  * The server starts every configured door, and on shutdown drains them all before stopping
  * them; the order is written once, in src/server/index.ts.
  */
-import type { DataPlane } from '../core/dataplane.js';
+import type { ServingPlane } from '../pipeline/types.js';
 
 export interface FrontDoor {
   /** Short name for logs: 'rest', 'grpc', 'kafka'... */
   readonly name: string;
   /** Begins accepting requests; resolves once listening (or consuming). */
-  start(plane: DataPlane): Promise<void>;
+  start(plane: ServingPlane): Promise<void>;
   /**
    * Stops taking new work and waits for accepted work to be answered, until `deadline`
    * (Date.now() milliseconds). Resolves by the deadline whatever happens.

@@ -14,20 +14,30 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/schema.js';
-import { DataPlane } from '../core/dataplane.js';
+import { projectVariable } from '../config/environment.js';
 import { ModelControl } from '../models/control.js';
 import { ModelManager } from '../models/manager.js';
 import { RegistryLink } from '../models/registry-link.js';
 import { ModelRepository } from '../models/repository.js';
 import { parseServedModels } from '../models/served.js';
-import { adminRoutes } from './admin/routes.js';
-import { createGrpcServer, type GrpcServer } from './grpc/server.js';
-import { createRestApp, httpInFlightOf } from './rest/app.js';
-import { binaryCodec } from './rest/binary-codec.js';
-import { createServerLogger } from './logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { inferenceObserver, requestObserver } from '../observability/server-metrics.js';
-import { extractContext, setupTracing, type Tracing } from '../observability/tracing.js';
+import { inferenceObserver } from '../observability/server-metrics.js';
+import { extractContextFrom, setupTracing, type Tracing } from '../observability/tracing.js';
+import { DataPlane } from '../pipeline/dataplane.js';
+import { standardPolicies } from '../pipeline/standard.js';
+import type { Policy } from '../pipeline/types.js';
+import { adminRoutes } from './admin/routes.js';
+import type { FrontDoor } from './front-door.js';
+import { GrpcDoor } from './grpc/door.js';
+import { createServerLogger } from '../observability/logger.js';
+import { createRestApp } from './rest/app.js';
+import { RestDoor } from './rest/door.js';
+
+/** Ways to adjust a server at start, for embedding and tests. */
+export interface ServerHooks {
+  /** Receives the standard request pipeline and returns the one to use (insert, replace, reorder). */
+  policies?: (chain: Policy[]) => Policy[];
+}
 
 export interface ShutdownResult {
   clean: boolean;
@@ -36,7 +46,6 @@ export interface ShutdownResult {
 }
 
 export class InferdServer {
-  private grpc: GrpcServer | undefined;
   /** Model control (initial loads, polling of the repository and the registry). */
   control: ModelControl | undefined;
   /** The model registry, when one is configured or a model is served from it. */
@@ -53,12 +62,14 @@ export class InferdServer {
     readonly plane: DataPlane,
     private readonly http: FastifyInstance,
     readonly metrics: Metrics,
+    /** Every front door, in start order; shutdown drains them together, then stops them. */
+    readonly doors: FrontDoor[],
   ) {}
 
-  static async start(config: ServerConfig, logger: Logger = createServerLogger(config)): Promise<InferdServer> {
+  static async start(config: ServerConfig, logger: Logger = createServerLogger(config), hooks: ServerHooks = {}): Promise<InferdServer> {
     const repository = new ModelRepository(config.model_repository);
     const served = parseServedModels(config.models);
-    const registryUrl = config.registry ?? (process.env['INFERD_REGISTRY'] || undefined);
+    const registryUrl = config.registry ?? projectVariable('INFERD_REGISTRY');
     // Opened on first use; a server that names no registry and serves none from it opens none.
     const registry: RegistryLink | undefined =
       registryUrl !== undefined || served.hasRegistryModels
@@ -75,7 +86,7 @@ export class InferdServer {
     const tracing: Tracing | undefined = config.tracing.otlp_endpoint
       ? setupTracing({ serviceName: config.tracing.service_name, otlpEndpoint: config.tracing.otlp_endpoint })
       : undefined;
-    const traceContext = tracing ? (headers: Record<string, string | string[] | undefined>) => extractContext(headers) : undefined;
+    const traceContext = tracing ? extractContextFrom : undefined;
     const manager: ModelManager = new ModelManager(repository, {
       logger,
       drainDeadlineMs: config.shutdown.deadline_ms,
@@ -91,47 +102,71 @@ export class InferdServer {
       ...(registry ? { registry } : {}),
       logger,
     });
-    const plane = new DataPlane(manager, { observer: requestObserver(metrics), ...(tracing ? { tracer: tracing.tracer } : {}) });
+
+    // The request pipeline (src/pipeline/chain.ts tells its order).
+    const plane = new DataPlane(manager, {
+      policies: (self) => {
+        const chain = standardPolicies({
+          manager,
+          plane: self,
+          metrics,
+          ...(tracing ? { tracer: tracing.tracer } : {}),
+          logger,
+          accessLog: config.logging.access_log,
+        });
+        return hooks.policies ? hooks.policies(chain) : chain;
+      },
+      ...(metrics.enabled ? { inFlight: (model: string, delta: 1 | -1) => metrics.addInFlight(model, delta) } : {}),
+    });
+
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
       requestTimeoutMs: config.server.request_timeout_ms,
       logger,
-      accessLog: config.logging.access_log,
-      binary: binaryCodec,
-      traceContext,
-      onResponse: metrics.enabled ? ({ route, status, durationSeconds }) => metrics.observeRequest('rest', route, status, durationSeconds) : undefined,
+      ...(traceContext ? { traceContext } : {}),
       plugins: [
-        (app) => {
-          app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+        (app, p) => {
+          app.get('/metrics', async (req, reply) => {
+            await p.control(req.ctx, { action: 'server.metrics', write: false }, () => undefined);
+            return reply.type(metrics.contentType).send(await metrics.render());
+          });
         },
-        adminRoutes({ manager, control, logger, ...(registry ? { registry } : {}) }),
+        adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
       ],
     });
-    const server = new InferdServer(config, logger, manager, plane, http, metrics);
+    const rest = new RestDoor(http, config.server.host, config.server.http_port);
+    const doors: FrontDoor[] = [rest];
+    const grpc =
+      config.server.grpc_port >= 0
+        ? new GrpcDoor({
+            host: config.server.host,
+            port: config.server.grpc_port,
+            maxMessageBytes: config.server.grpc_max_message_bytes,
+            logger,
+            ...(traceContext ? { traceContext } : {}),
+          })
+        : undefined;
+    if (grpc) doors.push(grpc);
+    const server = new InferdServer(config, logger, manager, plane, http, metrics, doors);
     server.tracing = tracing;
     server.control = control;
     server.registry = registry;
+    const started: FrontDoor[] = [];
     try {
-      await http.listen({ host: config.server.host, port: config.server.http_port });
-      const address = http.server.address();
-      server.httpPort = typeof address === 'object' && address ? address.port : config.server.http_port;
-      if (config.server.grpc_port >= 0) {
-        server.grpc = createGrpcServer(plane, {
-          host: config.server.host,
-          port: config.server.grpc_port,
-          maxMessageBytes: config.server.grpc_max_message_bytes,
-          logger,
-          traceContext,
-        });
-        server.grpcPort = await server.grpc.start();
+      // The HTTP port opens first, so liveness and startup probes answer while models load.
+      for (const door of doors) {
+        await door.start(plane);
+        started.push(door);
       }
     } catch (error) {
+      await Promise.all(started.map((d) => d.stop().catch(() => undefined)));
       await http.close().catch(() => undefined);
-      server.grpc?.forceStop();
       await registry?.close();
       throw error;
     }
+    server.httpPort = rest.port;
+    server.grpcPort = grpc?.port ?? -1;
     logger.info(
       { httpPort: server.httpPort, grpcPort: server.grpcPort, repository: repository.root, ...(registry ? { registry: registry.label } : {}), modelControl: c.mode },
       'inferd listening',
@@ -139,7 +174,8 @@ export class InferdServer {
 
     await control.start();
     plane.markStarted();
-    logger.info({ ready: plane.ready(), failures: manager.failures() }, plane.ready() ? 'inferd ready' : 'inferd started, not ready');
+    const readiness = plane.readiness();
+    logger.info({ ready: readiness.ready, failures: readiness.failures }, readiness.ready ? 'inferd ready' : 'inferd started, not ready');
     return server;
   }
 
@@ -153,22 +189,22 @@ export class InferdServer {
     return this.shuttingDown;
   }
 
+  /**
+   * The shutdown order, for every door at once: stop taking work (readiness fails, admission
+   * refuses, doors stop accepting), wait for accepted work until the deadline, answer what is
+   * left with 503, stop the doors, then free models, the registry and tracing.
+   */
   private async drainAndClose(deadlineMs: number): Promise<ShutdownResult> {
     const log = this.logger;
     const controlStopped = this.control?.stop();
     this.plane.startDraining();
     log.info({ inFlight: this.plane.inFlightCount, deadlineMs }, 'draining');
     const deadline = Date.now() + deadlineMs;
-    const grpcDrained = this.grpc?.drain(deadlineMs) ?? Promise.resolve();
+    const doorsDrained = Promise.all(this.doors.map((d) => d.drain(deadline).catch(() => undefined)));
 
-    const idle = async () => {
-      await this.plane.whenIdle();
-      // Let responses that are computed but still being written reach their sockets.
-      while (httpInFlightOf(this.http) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    };
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
-      idle().then(() => false),
+      this.plane.whenIdle().then(() => false),
       new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()));
       }),
@@ -179,16 +215,11 @@ export class InferdServer {
       abandoned = this.plane.inFlightCount;
       log.warn({ abandoned }, 'drain deadline passed; answering the remaining requests with 503');
       // Queued requests are rejected now (their callers get 503); running batches get a short grace.
-      for (const v of this.manager.loaded()) void v.unload(0);
+      for (const v of this.manager.serving.loaded()) void v.unload(0);
       await Promise.race([this.plane.whenIdle(), new Promise((r) => setTimeout(r, 1000))]);
-      this.grpc?.forceStop();
     }
-    await grpcDrained.catch(() => undefined);
-    // Sockets still open here are idle keep-alive ones or stuck clients: close them, bounded.
-    const closing = this.http.close().catch(() => undefined);
-    const forced = setTimeout(() => this.http.server.closeAllConnections(), 2000);
-    await closing;
-    clearTimeout(forced);
+    await doorsDrained;
+    await Promise.all(this.doors.map((d) => d.stop().catch(() => undefined)));
     await controlStopped;
     await this.manager.close();
     await this.registry?.close();
@@ -197,4 +228,3 @@ export class InferdServer {
     return { clean: !timedOut, abandoned };
   }
 }
-

@@ -110,17 +110,17 @@ describe('poll mode', () => {
     await mkdir(join(repo, 'breast_cancer', '2'));
     await retrained(BC_ONNX, join(repo, 'breast_cancer', '2', 'model.onnx'), 'version 2 on disk');
     await until(async () => ((await servedVersion(url, 'breast_cancer')) === '2' ? true : undefined), 'version 2 on disk');
-    expect(server.manager.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
+    expect(server.manager.serving.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
   });
 
   it('reloads a model whose config.yaml changed', async () => {
-    const before = server.manager.loadCount('breast_cancer');
+    const before = server.manager.serving.loadCount('breast_cancer');
     await writeFile(join(repo, 'breast_cancer', 'config.yaml'), 'max_batch_size: 8\n');
     await until(async () => {
       const meta = await request(url, 'GET', '/v2/models/breast_cancer');
       return meta.body.parameters?.max_batch_size === 8 ? true : undefined;
     }, 'the new config');
-    expect(server.manager.loadCount('breast_cancer')).toBe(before + 1);
+    expect(server.manager.serving.loadCount('breast_cancer')).toBe(before + 1);
   });
 
   it('unloads a model removed from the directory', async () => {
@@ -146,14 +146,14 @@ describe('poll mode', () => {
     await writeFile(join(repo, 'broken', '1', 'model.onnx'), 'not an onnx file');
     const failure = await until(async () => (await request(url, 'GET', '/v2/admin/models/broken')).body.failure, 'the first attempt to fail');
     expect(failure.reason).toMatch(/could not load/);
-    expect(server.manager.loadCount('broken')).toBe(1);
+    expect(server.manager.serving.loadCount('broken')).toBe(1);
     // Many ticks later still one attempt (polls are counted, not timed).
-    const bcLoads = server.manager.loadCount('breast_cancer');
+    const bcLoads = server.manager.serving.loadCount('breast_cancer');
     await new Promise((r) => setTimeout(r, 1000));
-    expect(server.manager.loadCount('broken')).toBe(1);
-    expect(server.manager.loadCount('breast_cancer')).toBe(bcLoads);
+    expect(server.manager.serving.loadCount('broken')).toBe(1);
+    expect(server.manager.serving.loadCount('breast_cancer')).toBe(bcLoads);
     await cp(BC_ONNX, join(repo, 'broken', '1', 'model.onnx'));
     await until(async () => ((await request(url, 'GET', '/v2/models/broken/ready')).status === 200 ? true : undefined), 'the fixed model');
-    expect(server.manager.loadCount('broken')).toBe(2);
+    expect(server.manager.serving.loadCount('broken')).toBe(2);
   });
 });

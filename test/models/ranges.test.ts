@@ -5,7 +5,9 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlane } from '../../src/core/dataplane.js';
+import { callContext } from '../../src/pipeline/context.js';
+import { DataPlane } from '../../src/pipeline/dataplane.js';
+import { standardPolicies } from '../../src/pipeline/standard.js';
 import type { InferenceRequest } from '../../src/core/types.js';
 import { ModelManager } from '../../src/models/manager.js';
 import { ModelRepository } from '../../src/models/repository.js';
@@ -104,7 +106,7 @@ describe('ranges from the profile stored with a registry version', () => {
     const bad = withValues({ [MEAN_RADIUS]: 500, [WORST_AREA]: -1 });
     const r = await request(url, 'POST', '/v2/models/bc_count/infer', features(bad, trainRow, bad));
     expect(r.status).toBe(200);
-    const [version] = server.manager.versionsOf('bc_count');
+    const [version] = server.manager.serving.versionsOf('bc_count');
     expect(Object.fromEntries(version!.outOfRange)).toEqual({ mean_radius: 2, worst_area: 2 });
     const status = await request(url, 'GET', '/v2/admin/models/bc_count');
     expect(status.body.versions[0]).toMatchObject({ ranges: { input: 'features', mode: 'count', bound: 'minmax', features: 30 }, out_of_range: { mean_radius: 2, worst_area: 2 } });
@@ -113,10 +115,10 @@ describe('ranges from the profile stored with a registry version', () => {
   it('a version without a stored profile serves unchecked until a profile is stored, which applies without a reload', async () => {
     const bad = features(withValues({ [MEAN_RADIUS]: 500 }));
     expect((await request(url, 'POST', '/v2/models/unprofiled/infer', bad)).status).toBe(200);
-    const loads = server.manager.loadCount('unprofiled');
+    const loads = server.manager.serving.loadCount('unprofiled');
     await reg.registry.setProfile('unprofiled', 1, profile);
     await until(async () => ((await request(url, 'POST', '/v2/models/unprofiled/infer', bad)).status === 400 ? true : undefined), 'the profile to apply');
-    expect(server.manager.loadCount('unprofiled')).toBe(loads);
+    expect(server.manager.serving.loadCount('unprofiled')).toBe(loads);
   });
 });
 
@@ -154,7 +156,7 @@ describe('ranges from a reference CSV named in config.yaml', () => {
   it('count with an absolute path and percentile bounds', async () => {
     const r = await request(url, 'POST', '/v2/models/bc_absolute_count/infer', features(withValues({ [WORST_AREA]: 1e6 })));
     expect(r.status).toBe(200);
-    expect(Object.fromEntries(server.manager.versionsOf('bc_absolute_count')[0]!.outOfRange)).toEqual({ worst_area: 1 });
+    expect(Object.fromEntries(server.manager.serving.versionsOf('bc_absolute_count')[0]!.outOfRange)).toEqual({ worst_area: 1 });
   });
 
   it('refuses to load a model whose ranges cannot apply, saying why', async () => {
@@ -175,11 +177,11 @@ describe('the out-of-range callback', () => {
       logger: pino({ level: 'silent' }),
       observer: { onOutOfRange: (model, version, feature, count) => calls.push([model, version, feature, count]) },
     });
-    const plane = new DataPlane(manager);
+    const plane = new DataPlane(manager, { policies: (self) => standardPolicies({ manager, plane: self }) });
     try {
       await manager.loadAll();
       const request = features(withValues({ [MEAN_RADIUS]: 500, [WORST_AREA]: 9999 }), withValues({ [WORST_AREA]: 9999 })) as unknown as InferenceRequest;
-      const answer = await plane.infer('breast_cancer', undefined, request, { requestId: 'r', protocol: 'internal' });
+      const answer = await plane.infer(callContext('breast_cancer', undefined, { requestId: 'r' }), request);
       expect(answer.outputs[0]!.shape).toEqual([2, 2]);
       expect(calls).toEqual([
         ['breast_cancer', '1', 'mean_radius', 1],

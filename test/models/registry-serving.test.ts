@@ -88,7 +88,7 @@ describe('serving from a SQLite registry', () => {
     expect(result.versions.get('1')).toBeGreaterThan(0);
     expect(result.versions.get('2')).toBeGreaterThan(100);
     // The old version was drained and unloaded.
-    expect(server.manager.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
+    expect(server.manager.serving.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
     const status = await request(url, 'GET', '/v2/admin/models/breast_cancer');
     expect(status.body).toMatchObject({ source: { kind: 'registry', reference: 'breast_cancer@champion' }, state: 'READY', last_swap: { from: '1', to: '2' } });
   });
@@ -131,7 +131,7 @@ describe('serving from a SQLite registry', () => {
       return s.body.failure === undefined ? true : undefined;
     }, 'the failure to clear');
     expect(await servedVersion(url, 'breast_cancer')).toBe('2');
-    expect(server.manager.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
+    expect(server.manager.serving.versionsOf('breast_cancer').map((v) => v.version)).toEqual(['2']);
   });
 });
 

@@ -8,6 +8,7 @@ import type { InferdServer } from '../../src/server/index.js';
 import { EXAMPLES } from '../support/paths.js';
 import { makeRepository, startInProcess } from '../support/server.js';
 import { BC_REQUEST } from './support.js';
+import { callContext } from '../../src/pipeline/context.js';
 
 let server: InferdServer;
 
@@ -21,10 +22,10 @@ afterAll(async () => {
 });
 
 async function cycle(): Promise<void> {
-  await server.plane.loadModel('breast_cancer');
-  const answer = await server.plane.infer('breast_cancer', undefined, structuredClone(BC_REQUEST) as unknown as InferenceRequest, { requestId: 'cycle', protocol: 'internal' });
+  await server.plane.loadModel(callContext(undefined), 'breast_cancer');
+  const answer = await server.plane.infer(callContext('breast_cancer', undefined, { requestId: 'cycle' }), structuredClone(BC_REQUEST) as unknown as InferenceRequest);
   expect(answer.outputs[0]!.shape).toEqual([8, 2]);
-  await server.plane.unloadModel('breast_cancer');
+  await server.plane.unloadModel(callContext(undefined), 'breast_cancer');
 }
 
 it('50 load/unload cycles grow RSS by less than 150 MB', { timeout: 180_000 }, async () => {
@@ -34,7 +35,7 @@ it('50 load/unload cycles grow RSS by less than 150 MB', { timeout: 180_000 }, a
   for (let i = 0; i < 50; i++) await cycle();
   const after = process.memoryUsage().rss;
   const growthMb = (after - before) / 2 ** 20;
-  expect(server.manager.loaded()).toEqual([]);
-  expect(server.manager.loadCount('breast_cancer')).toBe(53);
+  expect(server.manager.serving.loaded()).toEqual([]);
+  expect(server.manager.serving.loadCount('breast_cancer')).toBe(53);
   expect(growthMb).toBeLessThan(150);
 });

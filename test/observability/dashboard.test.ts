@@ -13,7 +13,7 @@ const deployed = join(repoRoot, 'deploy', 'grafana', 'inferd-dashboard.json');
 /** Every series name a fully exercised Metrics renders. */
 async function renderedNames(): Promise<Set<string>> {
   const metrics = new Metrics();
-  const v = metrics.registerModelVersion('m', '1', { platform: 'onnx', inputRanges: { x: [{ name: 'x', min: 0, max: 1 }] } });
+  const v = metrics.registerModelVersion('m', '1', { platform: 'onnx' });
   v.inference('rest', 0.1, 'success');
   v.failure('timeout');
   v.queueTime(0.01);
@@ -23,7 +23,7 @@ async function renderedNames(): Promise<Set<string>> {
   v.inFlight(1);
   v.predictions([{ name: 'p', datatype: 'FP32', shape: [1, 2], data: Float32Array.from([0.3, 0.7]) }]);
   metrics.forVersion('r', '1').predictions([{ name: 'y', datatype: 'FP32', shape: [1], data: Float32Array.from([3]) }]);
-  v.inputs([{ name: 'x', datatype: 'FP32', shape: [1, 1], data: Float32Array.from([2]) }]);
+  v.outOfRange('x', 1);
   metrics.observeRequest('rest', '/v2/models/:model/infer', 200, 0.1);
   return new Set(parseExposition(await metrics.render()).map((l) => l.name));
 }

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { ConfigValidationError, DEFAULT_METRICS_CONFIG, validateMetricsConfig } from '../../src/observability/config.js';
-import { Metrics, type FeatureRange, type TensorView } from '../../src/observability/metrics.js';
+import { Metrics, type TensorView } from '../../src/observability/metrics.js';
 import { parseExposition, seriesOf, valueOf } from './exposition.js';
 
 const modelsDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'models');
@@ -273,56 +273,15 @@ describe('observePredictions', () => {
   });
 });
 
-describe('observeInputs', () => {
-  test('counts values outside the ranges learnt from the training data, per feature (breast_cancer)', async () => {
-    const parse = (file: string) => {
-      const [header, ...rows] = readFileSync(resolve(modelsDir, 'breast_cancer', 'data', file), 'utf8').trim().split('\n');
-      const names = header!.split(',').slice(0, 30);
-      return { names, rows: rows.map((r) => r.split(',').slice(0, 30).map(Number)) };
-    };
-    const train = parse('train.csv');
-    const test = parse('test.csv');
-    const ranges: FeatureRange[] = train.names.map((name, j) => ({
-      name,
-      min: Math.min(...train.rows.map((r) => r[j]!)),
-      max: Math.max(...train.rows.map((r) => r[j]!)),
-    }));
+describe('recordOutOfRange', () => {
+  test('counts out-of-range values per feature, as the input range check reports them', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    metrics.registerModelVersion('breast_cancer', '1', { inputRanges: { features: ranges } });
-
-    const expected = new Map<string, number>();
-    for (const row of test.rows) {
-      row.forEach((v, j) => {
-        const f32 = Math.fround(v);
-        if (f32 < ranges[j]!.min || f32 > ranges[j]!.max) expected.set(ranges[j]!.name, (expected.get(ranges[j]!.name) ?? 0) + 1);
-      });
-    }
-    expect(expected.size).toBeGreaterThan(0);
-    // Two batches, as the batcher would send them.
-    const half = Math.floor(test.rows.length / 2);
-    for (const part of [test.rows.slice(0, half), test.rows.slice(half)]) {
-      metrics.observeInputs('breast_cancer', '1', [{ name: 'features', datatype: 'FP32', shape: [part.length, 30], data: Float32Array.from(part.flat()) }]);
-    }
-    const out = await lines(metrics);
-    const counted = seriesOf(out, 'inferd_input_out_of_range_total').filter((l) => l.value > 0);
-    expect(Object.fromEntries(counted.map((l) => [l.labels['feature'], l.value]))).toEqual(Object.fromEntries(expected));
-    // Every feature has a series from registration on, at zero when nothing was out of range.
-    expect(seriesOf(out, 'inferd_input_out_of_range_total')).toHaveLength(30);
-  });
-
-  test('one range for a whole input, integer inputs, NaN and inputs without ranges', async () => {
-    const metrics = new Metrics({ defaultMetrics: false });
-    metrics.registerModelVersion('digits', '1', {
-      inputRanges: { image: [{ name: 'pixel', min: 0, max: 1 }], ids: [{ name: 'token_id', min: 0, max: 4095 }] },
-    });
-    metrics.observeInputs('digits', '1', [
-      fp32('image', [1, 1, 2, 2], [0, 1.5, Number.NaN, 0.5]),
-      { name: 'ids', datatype: 'INT64', shape: [1, 3], data: BigInt64Array.from([1n, 5000n, -3n]) },
-      fp32('other', [1, 1], [99]),
-    ]);
+    metrics.registerModelVersion('digits', '1');
     metrics.recordOutOfRange('digits', '1', 'pixel', 3);
+    metrics.recordOutOfRange('digits', '1', 'pixel');
+    metrics.recordOutOfRange('digits', '1', 'token_id', 2);
     const out = await lines(metrics);
-    expect(valueOf(out, 'inferd_input_out_of_range_total', { feature: 'pixel' })).toBe(5);
+    expect(valueOf(out, 'inferd_input_out_of_range_total', { feature: 'pixel' })).toBe(4);
     expect(valueOf(out, 'inferd_input_out_of_range_total', { feature: 'token_id' })).toBe(2);
     expect(seriesOf(out, 'inferd_input_out_of_range_total')).toHaveLength(2);
   });

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { SpanKind, context, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, test } from 'vitest';
-import { correlationIdFrom, extractContext, injectContext, setupTracing } from '../../src/observability/tracing.js';
+import { extractContext, injectContext, setupTracing } from '../../src/observability/tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_SPAN_ID = '00f067aa0ba902b7';
@@ -85,25 +85,5 @@ describe('tracing', () => {
     // JSON or protobuf, the service name and the span name travel as plain text.
     expect(text).toContain('inferd-otlp');
     expect(text).toContain('infer');
-  });
-});
-
-describe('correlationIdFrom', () => {
-  test('prefers X-Correlation-ID, then X-Request-ID, then the trace id, else a new UUID', () => {
-    expect(correlationIdFrom({ 'x-correlation-id': 'corr-1', 'x-request-id': 'req-1', traceparent: TRACEPARENT })).toBe('corr-1');
-    expect(correlationIdFrom({ 'x-request-id': 'req-1', traceparent: TRACEPARENT })).toBe('req-1');
-    expect(correlationIdFrom({ 'x-request-id': ['req-2', 'req-3'] })).toBe('req-2');
-    expect(correlationIdFrom({ traceparent: TRACEPARENT })).toBe(TRACE_ID);
-    const generated = correlationIdFrom({});
-    expect(generated).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(correlationIdFrom({})).not.toBe(generated);
-  });
-
-  test('ignores values unfit for logs and headers, and invalid traceparents', () => {
-    expect(correlationIdFrom({ 'x-correlation-id': 'a b\nforged=1', 'x-request-id': 'req-ok' })).toBe('req-ok');
-    expect(correlationIdFrom({ 'x-request-id': 'x'.repeat(129), traceparent: TRACEPARENT })).toBe(TRACE_ID);
-    const zeroTrace = `00-${'0'.repeat(32)}-${PARENT_SPAN_ID}-01`;
-    expect(correlationIdFrom({ traceparent: zeroTrace })).not.toBe('0'.repeat(32));
-    expect(correlationIdFrom({ traceparent: 'garbage' })).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

@@ -27,19 +27,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import Type, { type TSchema } from 'typebox';
 import { validate } from '../../config/validate.js';
-import { HTTP_STATUS, InferdError, InvalidInputError, ModelNotFoundError, toInferdError } from '../../core/errors.js';
+import { InferdError, InvalidInputError, ModelNotFoundError, toInferdError } from '../../core/errors.js';
 import type { ModelControl } from '../../models/control.js';
 import type { ModelManager } from '../../models/manager.js';
 import type { RegistryLink } from '../../models/registry-link.js';
-import { RegistryConflictError } from '../../registry/errors.js';
 import { parseVersionNumber } from '../../registry/names.js';
 import type { Registry } from '../../registry/registry.js';
 import type { ModelVersion } from '../../registry/types.js';
 import { profileFromCsv, type InputProfile } from '../../validation/ranges.js';
-import { toHttpError } from '../rest/errors.js';
+import type { ControlCall, ServingPlane } from '../../pipeline/types.js';
 
 export interface AdminOptions {
   manager: ModelManager;
+  plane: ServingPlane;
   /** Absent when no registry is configured: the registry routes then answer 404 saying so. */
   registry?: RegistryLink;
   /** Told about registry changes made here, so poll mode picks them up at once. */
@@ -123,52 +123,54 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
 
   const changed = () => options.control?.pollSoon();
 
+  /** Every admin call runs through the data plane's pipeline (security, audit, access log). */
+  const act = <T>(req: FastifyRequest, call: ControlCall, perform: () => Promise<T>): Promise<T> => options.plane.control(req.ctx, call, perform);
+  const read = (action: string, model?: string): ControlCall => ({ action, write: false, ...(model !== undefined ? { model } : {}) });
+  const write = (action: string, model: string, details: Record<string, unknown> = {}): ControlCall => ({ action, write: true, model, details });
+
   return (app) => {
     void app.register(async (scope) => {
-      scope.setErrorHandler((error, request, reply) => {
-        const e = toInferdError(error instanceof InferdError ? error : toHttpError(error).error);
-        // Preconditions refused by the registry are conflicts with its current state.
-        const status = e.code === 'FAILED_PRECONDITION' ? 409 : HTTP_STATUS[e.code];
-        if (status >= 500) request.log.warn({ route: request.routeOptions.url, reason: e.message }, 'admin request failed');
-        if (e.retryAfterSeconds !== undefined) reply.header('retry-after', String(e.retryAfterSeconds));
-        void reply.code(status).send({ error: e.message, ...(e instanceof RegistryConflictError ? { current: e.current } : {}) });
-      });
-
       // ---- serving state ----
-      scope.get('/v2/admin/models', async () => ({ models: await manager.status() }));
+      scope.get('/v2/admin/models', async (req: Req) => act(req, read('admin.models'), async () => ({ models: await manager.status() })));
       scope.get('/v2/admin/models/:model', async (req: Req) => {
         const name = req.params.model;
-        if (!manager.has(name) && !(await manager.names().catch((): string[] => [])).includes(name)) throw new ModelNotFoundError(name);
-        return manager.statusOf(name);
+        return act(req, read('admin.model', name), async () => {
+          if (!manager.serving.has(name) && !(await manager.names().catch((): string[] => [])).includes(name)) throw new ModelNotFoundError(name);
+          return manager.statusOf(name);
+        });
       });
 
       // ---- registry ----
-      scope.get('/v2/admin/registry', async () => {
-        if (!link) throw new InferdError('NOT_FOUND', 'no model registry is configured on this server');
-        try {
-          const r = await link.get();
-          const last = await r.lastEventId();
-          link.noteSuccess();
-          return { registry: link.label, kind: r.store.kind, reachable: true, last_event_id: last, schema_version: await r.store.schemaVersion() };
-        } catch (error) {
-          link.noteFailure(error);
-          return { registry: link.label, reachable: false, reason: toInferdError(error).message };
-        }
-      });
+      scope.get('/v2/admin/registry', async (req: Req) =>
+        act(req, read('registry.status'), async () => {
+          if (!link) throw new InferdError('NOT_FOUND', 'no model registry is configured on this server');
+          try {
+            const r = await link.get();
+            const last = await r.lastEventId();
+            link.noteSuccess();
+            return { registry: link.label, kind: r.store.kind, reachable: true, last_event_id: last, schema_version: await r.store.schemaVersion() };
+          } catch (error) {
+            link.noteFailure(error);
+            return { registry: link.label, reachable: false, reason: toInferdError(error).message };
+          }
+        }),
+      );
 
-      scope.get('/v2/admin/registry/models', async () => ({ models: await call((r) => r.listModels()) }));
+      scope.get('/v2/admin/registry/models', async (req: Req) => act(req, read('registry.models'), async () => ({ models: await call((r) => r.listModels()) })));
 
       scope.get('/v2/admin/registry/models/:model', async (req: Req) => {
         const name = req.params.model;
-        return call(async (r) => {
-          const model = await r.getModel(name);
-          const versions = await r.listVersions(name);
-          return {
-            ...model,
-            served_as: manager.served.servedFrom(name).map((s) => ({ name: s.name, reference: s.reference })),
-            versions: versions.map(versionView),
-          };
-        });
+        return act(req, read('registry.model', name), () =>
+          call(async (r) => {
+            const model = await r.getModel(name);
+            const versions = await r.listVersions(name);
+            return {
+              ...model,
+              served_as: manager.served.servedFrom(name).map((s) => ({ name: s.name, reference: s.reference })),
+              versions: versions.map(versionView),
+            };
+          }),
+        );
       });
 
       scope.post('/v2/admin/registry/models/:model/versions', async (req: Req, reply: FastifyReply) => {
@@ -182,16 +184,18 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
           metrics?: Record<string, number>;
           training_data?: string;
         }>(RegisterBody, req.body);
-        const version = await call((r) =>
-          r.register(req.params.model, b.path, {
-            ...(b.description !== undefined ? { description: b.description } : {}),
-            ...(b.tags !== undefined ? { tags: b.tags } : {}),
-            ...(b.semver !== undefined ? { semver: b.semver } : {}),
-            ...(b.source !== undefined ? { source: b.source } : {}),
-            ...(b.run_id !== undefined ? { runId: b.run_id } : {}),
-            ...(b.metrics !== undefined ? { metrics: b.metrics } : {}),
-            ...(b.training_data !== undefined ? { trainingData: b.training_data } : {}),
-          }),
+        const version = await act(req, write('registry.register', req.params.model, { path: b.path }), () =>
+          call((r) =>
+            r.register(req.params.model, b.path, {
+              ...(b.description !== undefined ? { description: b.description } : {}),
+              ...(b.tags !== undefined ? { tags: b.tags } : {}),
+              ...(b.semver !== undefined ? { semver: b.semver } : {}),
+              ...(b.source !== undefined ? { source: b.source } : {}),
+              ...(b.run_id !== undefined ? { runId: b.run_id } : {}),
+              ...(b.metrics !== undefined ? { metrics: b.metrics } : {}),
+              ...(b.training_data !== undefined ? { trainingData: b.training_data } : {}),
+            }),
+          ),
         );
         logger?.info({ model: version.name, version: version.version, sha256: version.artifact.sha256 }, 'registry: version registered');
         changed();
@@ -200,16 +204,20 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
 
       scope.get('/v2/admin/registry/models/:model/versions/:version', async (req: Req) => {
         const number = parseVersionNumber(req.params.version);
-        return call(async (r) => {
-          const v = await r.getVersion(req.params.model, number);
-          const profile = v.hasProfile ? await r.getProfile(v.name, v.version) : null;
-          return { ...versionView(v), profile: profile ? profileSummary(profile) : null };
-        });
+        return act(req, read('registry.version', req.params.model), () =>
+          call(async (r) => {
+            const v = await r.getVersion(req.params.model, number);
+            const profile = v.hasProfile ? await r.getProfile(v.name, v.version) : null;
+            return { ...versionView(v), profile: profile ? profileSummary(profile) : null };
+          }),
+        );
       });
 
       scope.put('/v2/admin/registry/models/:model/aliases/:alias', async (req: Req) => {
         const b = body<{ version: number; expected?: number | null }>(AliasBody, req.body);
-        const move = await call((r) => r.setAlias(req.params.model, req.params.alias, b.version, cas(b.expected)));
+        const move = await act(req, write('registry.alias', req.params.model, { alias: req.params.alias, version: b.version }), () =>
+          call((r) => r.setAlias(req.params.model, req.params.alias, b.version, cas(b.expected))),
+        );
         logger?.info({ model: move.name, alias: move.alias, from: move.previous, to: move.version }, 'registry: alias moved');
         changed();
         return move;
@@ -217,7 +225,9 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
 
       scope.delete('/v2/admin/registry/models/:model/aliases/:alias', async (req: Req) => {
         const b = body<{ expected?: number | null }>(AliasDeleteBody, req.body);
-        const move = await call((r) => r.deleteAlias(req.params.model, req.params.alias, cas(b.expected)));
+        const move = await act(req, write('registry.alias', req.params.model, { alias: req.params.alias, deleted: true }), () =>
+          call((r) => r.deleteAlias(req.params.model, req.params.alias, cas(b.expected))),
+        );
         logger?.info({ model: move.name, alias: move.alias, from: move.previous }, 'registry: alias deleted');
         changed();
         return move;
@@ -226,8 +236,8 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
       scope.post('/v2/admin/registry/models/:model/versions/:version/stage', async (req: Req) => {
         const number = parseVersionNumber(req.params.version);
         const b = body<{ stage: string; archive_existing_versions: boolean; expected?: number | null }>(StageBody, req.body);
-        const move = await call((r) =>
-          r.transitionStage(req.params.model, number, b.stage, { ...cas(b.expected), archiveExistingVersions: b.archive_existing_versions }),
+        const move = await act(req, write('registry.stage', req.params.model, { version: number, stage: b.stage }), () =>
+          call((r) => r.transitionStage(req.params.model, number, b.stage, { ...cas(b.expected), archiveExistingVersions: b.archive_existing_versions })),
         );
         logger?.info({ model: move.name, version: move.version, from: move.previousStage, to: move.stage, archived: move.archived }, 'registry: stage changed');
         changed();
@@ -237,17 +247,19 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
       scope.post('/v2/admin/registry/models/:model/versions/:version/profile', async (req: Req) => {
         const number = parseVersionNumber(req.params.version);
         const b = body<{ reference: string; exclude: string[] }>(ProfileBody, req.body);
-        const profile = await profileFromCsv(b.reference, { exclude: b.exclude });
-        await call((r) => r.setProfile(req.params.model, number, profile));
-        logger?.info({ model: req.params.model, version: number, features: profile.features.length }, 'registry: input profile stored');
-        changed();
-        return profileSummary(profile);
+        return act(req, write('registry.profile', req.params.model, { version: number, reference: b.reference }), async () => {
+          const profile = await profileFromCsv(b.reference, { exclude: b.exclude });
+          await call((r) => r.setProfile(req.params.model, number, profile));
+          logger?.info({ model: req.params.model, version: number, features: profile.features.length }, 'registry: input profile stored');
+          changed();
+          return profileSummary(profile);
+        });
       });
 
       scope.delete('/v2/admin/registry/models/:model/versions/:version', async (req: Req) => {
         const number = parseVersionNumber(req.params.version);
         const force = req.query.force === 'true' || req.query.force === '1';
-        await call((r) => r.deleteVersion(req.params.model, number, { force }));
+        await act(req, write('registry.delete', req.params.model, { version: number, force }), () => call((r) => r.deleteVersion(req.params.model, number, { force })));
         logger?.info({ model: req.params.model, version: number, force }, 'registry: version deleted');
         return { deleted: { name: req.params.model, version: number } };
       });
@@ -258,13 +270,12 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
         const limit = q.limit === undefined ? undefined : Number(q.limit);
         if (since !== undefined && !(Number.isSafeInteger(since) && since >= 0)) throw new InvalidInputError(`'since' must be an event id, got '${q.since}'`);
         if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) throw new InvalidInputError(`'limit' must be a positive integer, got '${q.limit}'`);
-        return {
+        return act(req, read('registry.events', q.model), async () => ({
           events: await call((r) =>
             r.events({ ...(q.model !== undefined ? { model: q.model } : {}), ...(since !== undefined ? { sinceEventId: since } : {}), ...(limit !== undefined ? { limit } : {}) }),
           ),
-        };
+        }));
       });
     });
   };
 }
-

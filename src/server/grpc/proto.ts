@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { projectVariable } from '../../config/environment.js';
 
 export const PROTO_FILES = ['grpc_service.proto', 'health.proto'] as const;
 
@@ -29,7 +30,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 /** The directory holding the .proto files; throws naming every place it looked. */
 export function protoDirectory(): string {
   const candidates = [
-    process.env.INFERD_PROTO_DIR,
+    projectVariable('INFERD_PROTO_DIR'),
     fileURLToPath(new URL('./proto/', import.meta.url)),
     fileURLToPath(new URL('../../../src/server/grpc/proto/', import.meta.url)),
   ].filter((dir): dir is string => dir !== undefined && dir !== '');

@@ -8,18 +8,21 @@
  * RequestContext, correlation ids come from metadata and are echoed back, errors become status
  * codes, and shutdown drains in-flight calls.
  */
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import {
   CancelledError,
   DeadlineExceededError,
+  GRPC_STATUS,
   InferdError,
   InvalidInputError,
   UnavailableError,
   toInferdError,
   type ErrorCode,
 } from '../../core/errors.js';
-import type { InferenceService, RequestContext } from '../../core/types.js';
+import type { DoorName } from '../../core/types.js';
+import { createContext, minimalContext, type HeaderReader } from '../../pipeline/context.js';
+import { requireName } from '../../pipeline/dataplane.js';
+import type { PipelineContext, ServingPlane } from '../../pipeline/types.js';
 import {
   decodeInferRequest,
   encodeInferResponse,
@@ -27,7 +30,7 @@ import {
   encodeModelMetadata,
   encodeModelStatistics,
   encodeRepositoryIndex,
-} from './codec.js';
+} from '../../codecs/grpc.js';
 import type {
   HealthCheckRequestMsg,
   HealthCheckResponseMsg,
@@ -38,7 +41,7 @@ import type {
   RepositoryIndexRequestMsg,
   RepositoryModelRequestMsg,
   ServingStatus,
-} from './messages.js';
+} from '../../codecs/grpc-messages.js';
 import { HEALTH_SERVICE, INFERENCE_SERVICE, serviceDefinition } from './proto.js';
 
 /** The subset of a pino logger the door uses. */
@@ -72,7 +75,7 @@ export interface GrpcServerOptions {
   keepalive?: GrpcKeepaliveOptions;
   logger?: GrpcLogger;
   /** Extracts the caller's W3C trace context from call metadata (tracing on). */
-  traceContext?: (headers: Record<string, string | string[] | undefined>) => unknown;
+  traceContext?: (header: HeaderReader) => unknown;
   /** How often a health Watch re-reads readiness. Default 1000 ms. */
   healthPollMs?: number;
 }
@@ -97,23 +100,8 @@ const DEADLINE_SLACK_MS = 50;
 /** How long aborted calls get to answer before a forced drain cuts the connections. */
 const ABORT_GRACE_MS = 250;
 
-const STATUS: Record<ErrorCode, grpc.status> = {
-  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
-  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
-  NOT_FOUND: grpc.status.NOT_FOUND,
-  ALREADY_EXISTS: grpc.status.ALREADY_EXISTS,
-  PAYLOAD_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
-  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
-  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
-  RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
-  UNAVAILABLE: grpc.status.UNAVAILABLE,
-  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
-  CANCELLED: grpc.status.CANCELLED,
-  INTERNAL: grpc.status.INTERNAL,
-};
-
 export function grpcStatusOf(code: ErrorCode): grpc.status {
-  return STATUS[code];
+  return GRPC_STATUS[code] as grpc.status;
 }
 
 /** Stands in for a request that failed to parse, so the handler can answer INVALID_ARGUMENT. */
@@ -142,30 +130,26 @@ function lenientDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefi
   return out as grpc.ServiceDefinition;
 }
 
+/** Initial and trailing metadata of an answer: the correlation id and the policies' headers. */
+function answerMetadata(ctx: PipelineContext): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set(ctx.requestIdKey ?? 'x-request-id', ctx.requestId);
+  const extra = ctx.responseHeaders;
+  if (extra) for (const name in extra) metadata.set(name, extra[name]!);
+  return metadata;
+}
+
 function checkWellFormed<T>(request: T | MalformedMessage): T {
   if (request instanceof MalformedMessage) throw new InvalidInputError(`the request is not a valid protobuf message: ${request.reason}`);
   return request;
 }
 
-// ---- correlation ids ----
-
-const SAFE_ID = /^[\w.:/+=@-]{1,128}$/;
-const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/;
-
-function firstString(metadata: grpc.Metadata, key: string): string | undefined {
-  for (const value of metadata.get(key)) if (typeof value === 'string') return value.trim();
-  return undefined;
-}
-
-/** The caller's correlation id (x-request-id, x-correlation-id, or a traceparent's trace id), or a new one. */
-export function requestIdOf(metadata: grpc.Metadata): string {
-  for (const key of ['x-request-id', 'x-correlation-id']) {
-    const value = firstString(metadata, key);
-    if (value !== undefined && SAFE_ID.test(value)) return value;
-  }
-  const trace = TRACEPARENT.exec(firstString(metadata, 'traceparent') ?? '');
-  if (trace !== null && !/^0+$/.test(trace[1]!)) return trace[1]!;
-  return randomUUID();
+/** Reads call metadata by lower-case key: the first string value. */
+function metadataReader(metadata: grpc.Metadata): HeaderReader {
+  return (key) => {
+    for (const value of metadata.get(key)) if (typeof value === 'string') return value;
+    return undefined;
+  };
 }
 
 // ---- the server ----
@@ -179,13 +163,15 @@ interface CallLike {
 }
 
 interface OpenCall {
-  context: RequestContext;
+  context: PipelineContext;
+  /** A malformed header found while building the context; answered by the handler. */
+  contextError: unknown;
   /** Sends the initial metadata (correlation id) once. */
   sendHeaders(): void;
   close(): void;
 }
 
-export function createGrpcServer(service: InferenceService, options: GrpcServerOptions): GrpcServer {
+export function createGrpcServer(service: ServingPlane, options: GrpcServerOptions): GrpcServer {
   const logger = options.logger;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const pollMs = options.healthPollMs ?? 1000;
@@ -206,19 +192,32 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
   if (k.maxConnectionAgeMs !== undefined) channelOptions['grpc.max_connection_age_ms'] = k.maxConnectionAgeMs;
   if (k.maxConnectionAgeGraceMs !== undefined) channelOptions['grpc.max_connection_age_grace_ms'] = k.maxConnectionAgeGraceMs;
 
-  /** Turns a call's deadline, cancellation and metadata into a RequestContext. */
-  function open(call: CallLike): OpenCall {
-    const requestId = requestIdOf(call.metadata);
+  /** Turns a call's deadline, cancellation and metadata into the request's context. */
+  function open(call: CallLike, door: DoorName, method: string): OpenCall {
     const controller = new AbortController();
     inFlight.add(controller);
-    const context: RequestContext = { requestId, protocol: 'grpc', signal: controller.signal };
-    if (options.traceContext) context.trace = options.traceContext(call.metadata.getMap() as Record<string, string>);
     const raw = call.getDeadline();
-    const deadline = raw instanceof Date ? raw.getTime() : raw;
+    const transportDeadline = raw instanceof Date ? raw.getTime() : raw;
+    const source = {
+      door,
+      header: metadataReader(call.metadata),
+      signal: controller.signal,
+      ...(Number.isFinite(transportDeadline) ? { deadline: transportDeadline } : {}),
+      ...(options.traceContext ? { traceContext: options.traceContext } : {}),
+    };
+    let context: PipelineContext;
+    let contextError: unknown;
+    try {
+      context = createContext(source);
+    } catch (error) {
+      context = minimalContext(source);
+      contextError = error;
+    }
+    context.route = method;
     let timer: NodeJS.Timeout | undefined;
     let done = false;
-    if (Number.isFinite(deadline)) {
-      context.deadline = deadline;
+    const deadline = context.deadline;
+    if (deadline !== undefined) {
       // grpc-js answers DEADLINE_EXCEEDED by itself; aborting lets the data plane drop the work too.
       timer = setTimeout(() => controller.abort(new DeadlineExceededError()), Math.max(0, deadline - Date.now()));
     }
@@ -232,12 +231,11 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
     let headersSent = false;
     return {
       context,
+      contextError,
       sendHeaders() {
         if (headersSent || call.cancelled) return;
         headersSent = true;
-        const headers = new grpc.Metadata();
-        headers.set('x-request-id', requestId);
-        call.sendMetadata(headers);
+        call.sendMetadata(answerMetadata(context));
       },
       close() {
         done = true;
@@ -247,21 +245,34 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
     };
   }
 
-  function toStatus(error: unknown, method: string, requestId: string): grpc.ServerErrorResponse {
+  function toStatus(error: unknown, context: PipelineContext): grpc.ServerErrorResponse {
     const e = toInferdError(error);
-    if (e.code === 'INTERNAL') logger?.error({ err: error, method, requestId }, 'gRPC call failed');
-    const trailers = new grpc.Metadata();
+    const trailers = answerMetadata(context);
     if (e.retryAfterSeconds !== undefined) trailers.set('retry-after', String(e.retryAfterSeconds));
-    return Object.assign(new Error(e.message), { code: STATUS[e.code], details: e.message, metadata: trailers });
+    return Object.assign(new Error(e.message), { code: GRPC_STATUS[e.code] as grpc.status, details: e.message, metadata: trailers });
+  }
+
+  /**
+   * Runs a handler for one request: an error raised before the request reached the pipeline
+   * (malformed message or metadata) still goes through it, so admission, security and the
+   * access log treat it like any other.
+   */
+  async function run<Req, Res>(request: Req | MalformedMessage, opened: OpenCall, handler: (request: Req, ctx: PipelineContext) => Res | Promise<Res>): Promise<Res> {
+    const ctx = opened.context;
+    try {
+      if (opened.contextError !== undefined) throw opened.contextError;
+      return await handler(checkWellFormed(request), ctx);
+    } catch (error) {
+      if (ctx.observed) throw error;
+      return service.reject(ctx, error);
+    }
   }
 
   /** Wraps a unary handler: context, correlation id, error mapping, no double answers. */
-  function unary<Req, Res>(
-    method: string,
-    handler: (request: Req, context: RequestContext) => Res | Promise<Res>,
-  ): grpc.handleUnaryCall<Req | MalformedMessage, Res> {
+  function unary<Req, Res>(method: string, handler: (request: Req, ctx: PipelineContext) => Res | Promise<Res>): grpc.handleUnaryCall<Req | MalformedMessage, Res> {
     return (call, callback) => {
-      const { context, sendHeaders, close } = open(call);
+      const opened = open(call, 'grpc.unary', method);
+      const { context, sendHeaders, close } = opened;
       let settled = false;
       const finish = (error: unknown, response?: Res): void => {
         if (settled) return;
@@ -270,81 +281,73 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
         if (call.cancelled) return; // nobody is listening; grpc-js already ended the call
         sendHeaders();
         if (error === undefined) callback(null, response);
-        else callback(toStatus(error, method, context.requestId));
+        else callback(toStatus(error, context));
       };
-      try {
-        const request = checkWellFormed(call.request);
-        Promise.resolve(handler(request, context)).then(
-          (response) => finish(undefined, response),
-          (error: unknown) => finish(error ?? new Error('unknown failure')),
-        );
-      } catch (error) {
-        finish(error ?? new Error('unknown failure'));
-      }
+      run(call.request, opened, handler).then(
+        (response) => finish(undefined, response),
+        (error: unknown) => finish(error ?? new Error('unknown failure')),
+      );
     };
   }
 
-  async function infer(msg: ModelInferRequestMsg, context: RequestContext): Promise<ModelInferResponseMsg> {
+  async function infer(msg: ModelInferRequestMsg, ctx: PipelineContext): Promise<ModelInferResponseMsg> {
+    ctx.model = requireName(msg.model_name, 'model_name');
+    if (msg.model_version) ctx.version = msg.model_version;
     const decoded = decodeInferRequest(msg);
-    const response = await service.infer(decoded.modelName, decoded.modelVersion, decoded.request, context);
+    const response = await service.infer(ctx, decoded.request);
     if (response.id === undefined && decoded.request.id !== undefined) response.id = decoded.request.id;
     return encodeInferResponse(response, decoded.typedOutput);
-  }
-
-  function requireName(name: string | undefined, field: string): string {
-    if (name === undefined || name === '') throw new InvalidInputError(`the request has no '${field}'`);
-    return name;
   }
 
   const version = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v);
 
   const inference: grpc.UntypedServiceImplementation = {
-    ServerLive: unary('ServerLive', () => ({ live: service.live() })),
-    ServerReady: unary('ServerReady', () => ({ ready: !draining && service.ready() })),
-    ModelReady: unary('ModelReady', (req: NameVersionMsg) => {
+    ServerLive: unary('ServerLive', async (_req, ctx) => ({ live: await service.live(ctx) })),
+    ServerReady: unary('ServerReady', async (_req, ctx) => ({ ready: !draining && (await service.ready(ctx)).ready })),
+    ModelReady: unary('ModelReady', async (req: NameVersionMsg, ctx) => {
       const name = requireName(req.name, 'name');
+      ctx.model = name;
       try {
-        return { ready: service.modelReady(name, version(req.version)) };
+        return { ready: await service.modelReady(ctx, name, version(req.version)) };
       } catch (error) {
         // As Triton does: an unknown model is simply not ready.
         if (toInferdError(error).code === 'NOT_FOUND') return { ready: false };
         throw error;
       }
     }),
-    ServerMetadata: unary('ServerMetadata', () => service.metadata()),
-    ModelMetadata: unary('ModelMetadata', (req: NameVersionMsg) =>
-      encodeModelMetadata(service.modelMetadata(requireName(req.name, 'name'), version(req.version))),
+    ServerMetadata: unary('ServerMetadata', (_req, ctx) => service.metadata(ctx)),
+    ModelMetadata: unary('ModelMetadata', async (req: NameVersionMsg, ctx) =>
+      encodeModelMetadata(await service.modelMetadata(ctx, requireName(req.name, 'name'), version(req.version))),
     ),
-    ModelConfig: unary('ModelConfig', (req: NameVersionMsg) => ({
-      config: encodeModelConfig(service.modelMetadata(requireName(req.name, 'name'), version(req.version))),
+    ModelConfig: unary('ModelConfig', async (req: NameVersionMsg, ctx) => ({
+      config: encodeModelConfig(await service.modelMetadata(ctx, requireName(req.name, 'name'), version(req.version))),
     })),
     ModelInfer: unary('ModelInfer', infer),
     ModelStreamInfer: streamInfer,
-    ModelStatistics: unary('ModelStatistics', (req: NameVersionMsg) => ({
-      model_stats: service.modelStatistics(version(req.name), version(req.version)).map(encodeModelStatistics),
+    ModelStatistics: unary('ModelStatistics', async (req: NameVersionMsg, ctx) => ({
+      model_stats: (await service.modelStatistics(ctx, version(req.name), version(req.version))).map(encodeModelStatistics),
     })),
-    RepositoryIndex: unary('RepositoryIndex', async (req: RepositoryIndexRequestMsg) =>
-      encodeRepositoryIndex(await service.repositoryIndex(req.ready === true)),
-    ),
-    RepositoryModelLoad: unary('RepositoryModelLoad', async (req: RepositoryModelRequestMsg) => {
+    RepositoryIndex: unary('RepositoryIndex', async (req: RepositoryIndexRequestMsg, ctx) => encodeRepositoryIndex(await service.repositoryIndex(ctx, req.ready === true))),
+    RepositoryModelLoad: unary('RepositoryModelLoad', async (req: RepositoryModelRequestMsg, ctx) => {
       const name = requireName(req.model_name, 'model_name');
       const overrides = Object.keys(req.parameters ?? {});
       if (overrides.length > 0) {
         throw new InvalidInputError(`loading with parameters (${overrides.join(', ')}) is not supported; the repository's configuration is used`);
       }
-      await service.loadModel(name);
+      await service.loadModel(ctx, name);
       return {};
     }),
-    RepositoryModelUnload: unary('RepositoryModelUnload', async (req: RepositoryModelRequestMsg) => {
+    RepositoryModelUnload: unary('RepositoryModelUnload', async (req: RepositoryModelRequestMsg, ctx) => {
       // Parameters such as unload_dependents are accepted and have nothing to act on.
-      await service.unloadModel(requireName(req.model_name, 'model_name'));
+      await service.unloadModel(ctx, requireName(req.model_name, 'model_name'));
       return {};
     }),
   };
 
   /** Bidirectional streaming inference: each request is answered independently, as it completes. */
   function streamInfer(call: grpc.ServerDuplexStream<ModelInferRequestMsg | MalformedMessage, ModelStreamInferResponseMsg>): void {
-    const { context, sendHeaders, close } = open(call);
+    const opened = open(call, 'grpc.stream', 'ModelStreamInfer');
+    const { context, sendHeaders, close } = opened;
     sendHeaders();
     let pending = 0;
     let inputEnded = false;
@@ -357,15 +360,15 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
     call.on('data', (message: ModelInferRequestMsg | MalformedMessage) => {
       pending++;
       sequence++;
-      const requestContext: RequestContext = { ...context, requestId: `${context.requestId}.${sequence}` };
+      // Each message is its own request: its own id, deadline and pipeline run.
+      const requestContext: PipelineContext = { ...context, requestId: `${context.requestId}.${sequence}`, responseHeaders: {} };
+      delete requestContext.observed;
       const requestId = message instanceof MalformedMessage ? '' : (message.id ?? '');
-      Promise.resolve()
-        .then(() => infer(checkWellFormed(message), requestContext))
+      run(message, { ...opened, context: requestContext }, infer)
         .then(
           (response): ModelStreamInferResponseMsg => ({ error_message: '', infer_response: response }),
           (error: unknown): ModelStreamInferResponseMsg => {
             const e = toInferdError(error);
-            if (e.code === 'INTERNAL') logger?.error({ err: error, method: 'ModelStreamInfer', requestId: requestContext.requestId }, 'gRPC call failed');
             const model = message instanceof MalformedMessage ? {} : { model_name: message.model_name ?? '', model_version: message.model_version ?? '' };
             return {
               error_message: e.message,
@@ -400,9 +403,9 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
   /** The serving status of the server ('' or the service name) or of a model; undefined if unknown. */
   function healthOf(name: string): ServingStatus | undefined {
     if (draining) return 'NOT_SERVING';
-    if (SERVER_NAMES.has(name)) return service.live() && service.ready() ? 'SERVING' : 'NOT_SERVING';
+    if (SERVER_NAMES.has(name)) return service.readiness().ready ? 'SERVING' : 'NOT_SERVING';
     try {
-      return service.modelReady(name) ? 'SERVING' : 'NOT_SERVING';
+      return service.isModelReady(name) ? 'SERVING' : 'NOT_SERVING';
     } catch (error) {
       if (toInferdError(error).code === 'NOT_FOUND') return undefined;
       throw error;
@@ -410,7 +413,9 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
   }
 
   const health: grpc.UntypedServiceImplementation = {
-    Check: unary('Check', (req: HealthCheckRequestMsg): HealthCheckResponseMsg => {
+    Check: unary('Check', async (req: HealthCheckRequestMsg, ctx): Promise<HealthCheckResponseMsg> => {
+      // A probe: it passes the pipeline (admission, security) like every call, then reads state.
+      await service.live(ctx);
       const status = healthOf(req.service ?? '');
       if (status === undefined) {
         throw new InferdError('NOT_FOUND', `unknown service '${req.service}'`);
@@ -418,7 +423,7 @@ export function createGrpcServer(service: InferenceService, options: GrpcServerO
       return { status };
     }),
     Watch: (call: grpc.ServerWritableStream<HealthCheckRequestMsg | MalformedMessage, HealthCheckResponseMsg>) => {
-      const { sendHeaders, close } = open(call);
+      const { sendHeaders, close } = open(call, 'grpc.stream', 'Watch');
       sendHeaders();
       const name = call.request instanceof MalformedMessage ? '' : (call.request.service ?? '');
       let last: ServingStatus | undefined;

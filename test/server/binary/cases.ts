@@ -4,7 +4,7 @@
  * binary codec tests.
  */
 import { toBfloat16Bits, toHalfBits, type Datatype } from '../../../src/core/datatypes.js';
-import type { InferTensorContentsMsg } from '../../../src/server/grpc/messages.js';
+import type { InferTensorContentsMsg } from '../../../src/codecs/grpc-messages.js';
 
 export const le = (view: ArrayBufferView): Buffer => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 

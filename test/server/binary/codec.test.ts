@@ -7,7 +7,7 @@ import {
   encodeBinaryResponse,
   parseBinaryRequest,
   type InferenceResponseLike,
-} from '../../../src/server/binary/index.js';
+} from '../../../src/codecs/binary.js';
 import { CASES } from './cases.js';
 
 /** Builds a binary-extension body the way the official HTTP client does. */

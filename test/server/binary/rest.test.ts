@@ -7,11 +7,12 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataPlane } from '../../../src/core/dataplane.js';
+import { DataPlane } from '../../../src/pipeline/dataplane.js';
+import { standardPolicies } from '../../../src/pipeline/standard.js';
 import { InvalidInputError } from '../../../src/core/errors.js';
 import { ModelManager } from '../../../src/models/manager.js';
 import { ModelRepository } from '../../../src/models/repository.js';
-import { binaryCodec } from '../../../src/server/binary/rest.js';
+import { binaryCodec } from '../../../src/codecs/binary-request.js';
 import { createRestApp } from '../../../src/server/rest/app.js';
 import { EXAMPLES, SHARED_MODELS } from '../../support/paths.js';
 
@@ -60,9 +61,9 @@ describe('binary codec in the REST door', () => {
   beforeAll(async () => {
     manager = new ModelManager(new ModelRepository(EXAMPLES), { logger, drainDeadlineMs: 1000 });
     await manager.load('breast_cancer');
-    const plane = new DataPlane(manager);
+    const plane = new DataPlane(manager, { policies: (self) => standardPolicies({ manager, plane: self }) });
     plane.markStarted();
-    app = await createRestApp(plane, { bodyLimitBytes: 8 << 20, keepAliveTimeoutMs: 5000, requestTimeoutMs: 30_000, logger, accessLog: false, binary: binaryCodec });
+    app = await createRestApp(plane, { bodyLimitBytes: 8 << 20, keepAliveTimeoutMs: 5000, requestTimeoutMs: 30_000, logger });
     await app.ready();
   });
 

@@ -9,8 +9,8 @@ import {
   encodeModelConfig,
   encodeParameters,
   TYPED_OUTPUT_PARAMETER,
-} from '../../../src/server/grpc/codec.js';
-import type { ModelInferRequestMsg } from '../../../src/server/grpc/messages.js';
+} from '../../../src/codecs/grpc.js';
+import type { ModelInferRequestMsg } from '../../../src/codecs/grpc-messages.js';
 import { bytesRaw, CASES, le } from '../binary/cases.js';
 
 function request(partial: Partial<ModelInferRequestMsg>): ModelInferRequestMsg {

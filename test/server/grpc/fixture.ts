@@ -14,13 +14,13 @@ import { CancelledError, InferdError, ModelNotFoundError, type ErrorCode } from 
 import type {
   InferenceRequest,
   InferenceResponse,
-  InferenceService,
   ModelMetadata,
   ModelStatistics,
   RepositoryEntry,
   RequestContext,
   Tensor,
 } from '../../../src/core/types.js';
+import type { ControlCall, PipelineContext, Readiness, ServingPlane } from '../../../src/pipeline/types.js';
 import { packageDefinition } from '../../../src/server/grpc/proto.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -59,7 +59,7 @@ export interface Calls {
   aborted: Array<{ requestId: string; reason: unknown }>;
 }
 
-export class TestService implements InferenceService {
+export class TestService implements ServingPlane {
   readonly calls: Calls = { contexts: [], aborted: [] };
   serverReady = true;
   readonly loaded = new Map<string, boolean>([
@@ -81,15 +81,41 @@ export class TestService implements InferenceService {
     await this.session?.release();
   }
 
-  live(): boolean {
+  isDraining = false;
+
+  readiness(): Readiness {
+    return { ready: this.serverReady, status: this.serverReady ? 'ready' : 'not ready', failures: [] };
+  }
+
+  isModelReady(name: string, version?: string): boolean {
+    this.known(name, version);
+    return this.loaded.get(name) === true;
+  }
+
+  /** Runs `perform` as the pipeline's end would; the door's contexts are recorded. */
+  async control<T>(ctx: PipelineContext, _call: ControlCall, perform: () => T | Promise<T>): Promise<T> {
+    ctx.observed = true;
+    return perform();
+  }
+
+  async reject(ctx: PipelineContext, error: unknown): Promise<never> {
+    ctx.observed = true;
+    throw error;
+  }
+
+  async live(): Promise<boolean> {
     return true;
   }
 
-  ready(): boolean {
-    return this.serverReady;
+  async ready(): Promise<Readiness> {
+    return this.readiness();
   }
 
-  metadata() {
+  async startup(): Promise<boolean> {
+    return true;
+  }
+
+  async metadata() {
     return { name: 'inferd', version: '0.1.0', extensions: ['model_repository', 'statistics', 'binary_tensor_data'] };
   }
 
@@ -98,12 +124,11 @@ export class TestService implements InferenceService {
     if (version !== undefined && version !== '1') throw new ModelNotFoundError(name, version);
   }
 
-  modelReady(name: string, version?: string): boolean {
-    this.known(name, version);
-    return this.loaded.get(name) === true;
+  async modelReady(_ctx: PipelineContext, name: string, version?: string): Promise<boolean> {
+    return this.isModelReady(name, version);
   }
 
-  modelMetadata(name: string, version?: string): ModelMetadata {
+  async modelMetadata(_ctx: PipelineContext, name: string, version?: string): Promise<ModelMetadata> {
     this.known(name, version);
     if (name === 'breast_cancer') {
       return {
@@ -121,7 +146,10 @@ export class TestService implements InferenceService {
     return { name, versions: ['1'], platform: 'test', inputs: [], outputs: [] };
   }
 
-  async infer(name: string, version: string | undefined, request: InferenceRequest, context: RequestContext): Promise<InferenceResponse> {
+  async infer(context: PipelineContext, request: InferenceRequest): Promise<InferenceResponse> {
+    context.observed = true;
+    const name = context.model!;
+    const version = context.version;
     this.calls.contexts.push(context);
     this.known(name, version);
     if (this.loaded.get(name) !== true) throw new InferdError('UNAVAILABLE', `model '${name}' is not loaded`);
@@ -183,24 +211,24 @@ export class TestService implements InferenceService {
     });
   }
 
-  async repositoryIndex(readyOnly?: boolean): Promise<RepositoryEntry[]> {
+  async repositoryIndex(_ctx: PipelineContext, readyOnly?: boolean): Promise<RepositoryEntry[]> {
     const entries: RepositoryEntry[] = [...this.loaded].map(([name, ready]) =>
       ready ? { name, version: '1', state: 'READY' } : { name, state: 'UNAVAILABLE', reason: 'unloaded' },
     );
     return readyOnly ? entries.filter((e) => e.state === 'READY') : entries;
   }
 
-  async loadModel(name: string): Promise<void> {
+  async loadModel(_ctx: PipelineContext, name: string): Promise<void> {
     this.known(name);
     this.loaded.set(name, true);
   }
 
-  async unloadModel(name: string): Promise<void> {
+  async unloadModel(_ctx: PipelineContext, name: string): Promise<void> {
     this.known(name);
     this.loaded.set(name, false);
   }
 
-  modelStatistics(name?: string, version?: string): ModelStatistics[] {
+  async modelStatistics(_ctx: PipelineContext, name?: string, version?: string): Promise<ModelStatistics[]> {
     if (name !== undefined) this.known(name, version);
     const names = name === undefined ? [...this.loaded.keys()] : [name];
     const d = (count: number, ns: number) => ({ count, ns });

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packageDefinition, PROTO_FILES, protoDirectory } from '../../../src/server/grpc/proto.js';
@@ -30,12 +30,18 @@ describe('gRPC .proto files', () => {
     for (const file of PROTO_FILES) copyFileSync(join(sourceDir, file), join(root, 'src', 'server', 'grpc', 'proto', file));
     symlinkSync(resolve(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
     writeFileSync(join(root, 'package.json'), '{"type":"module"}');
-    const source = readFileSync(resolve(repoRoot, 'src', 'server', 'grpc', 'proto.ts'), 'utf8');
-    const compiled = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-      fileName: 'proto.ts',
-    });
-    writeFileSync(join(distDir, 'proto.js'), compiled.outputText);
+    // proto.ts and the one module it imports from the project.
+    for (const [from, to] of [
+      [['server', 'grpc', 'proto.ts'], join(distDir, 'proto.js')],
+      [['config', 'environment.ts'], join(root, 'dist', 'config', 'environment.js')],
+    ] as const) {
+      const compiled = ts.transpileModule(readFileSync(resolve(repoRoot, 'src', ...from), 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
+        fileName: from[from.length - 1]!,
+      });
+      mkdirSync(dirname(to), { recursive: true });
+      writeFileSync(to, compiled.outputText);
+    }
 
     const probe = (env: NodeJS.ProcessEnv = {}): { dir: string; services: string[] } => {
       const script = `

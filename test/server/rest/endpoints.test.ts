@@ -119,12 +119,13 @@ describe('inference', () => {
     expect(mask.data).toEqual([1, 1, 0, 1, 1, 1]);
   });
 
-  it('request ids: taken from X-Request-ID or X-Correlation-ID, generated otherwise', async () => {
+  it('request ids: taken from X-Request-ID or X-Correlation-ID and echoed under the same header, generated otherwise', async () => {
     const body = { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: ROW }] };
     const a = await postJson(`${url}/v2/models/breast_cancer/infer`, body, { 'x-request-id': 'abc-123' });
     expect(a.headers.get('x-request-id')).toBe('abc-123');
     const b = await postJson(`${url}/v2/models/breast_cancer/infer`, body, { 'x-correlation-id': 'corr-9' });
-    expect(b.headers.get('x-request-id')).toBe('corr-9');
+    expect(b.headers.get('x-correlation-id')).toBe('corr-9');
+    expect(b.headers.get('x-request-id')).toBeNull();
     const c = await postJson(`${url}/v2/models/breast_cancer/infer`, body);
     expect(c.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });

@@ -4,11 +4,17 @@
  * JSON header and JSON inputs by the door's own JSON decoder; responses carry the outputs the
  * request asked for as binary (`binary_data` / `binary_data_output`) after the JSON header.
  */
-import { InvalidInputError } from '../../core/errors.js';
-import type { Tensor } from '../../core/types.js';
-import type { BinaryCodec } from '../rest/app.js';
-import { decodeInferRequest, decodeTensor, parseParameters } from '../rest/json-codec.js';
-import { attachBinaryInputs, BINARY_DATA_SIZE, binaryOutputSelection, encodeBinaryResponse, parseBinaryRequest } from './codec.js';
+import { InvalidInputError } from '../core/errors.js';
+import type { InferenceRequest, InferenceResponse, Tensor } from '../core/types.js';
+import { decodeInferRequest, decodeTensor, parseParameters } from './json.js';
+import { attachBinaryInputs, BINARY_DATA_SIZE, binaryOutputSelection, encodeBinaryResponse, parseBinaryRequest } from './binary.js';
+
+/** Splits a body into its JSON header and binary section, and builds binary answers. */
+export interface BinaryCodec {
+  decode(body: Buffer, headerLength: number): InferenceRequest;
+  /** The binary answer, or undefined when the request asked for none (answer in JSON). */
+  encode(response: InferenceResponse, request: InferenceRequest): { body: Buffer; headerLength: number } | undefined;
+}
 
 export const binaryCodec: BinaryCodec = {
   decode(body, headerLength) {

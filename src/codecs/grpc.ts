@@ -9,9 +9,9 @@
  * typed `contents` instead, for clients that cannot read raw bytes; FP16 and BF16 outputs have
  * no typed field, so such a request fails for models that produce them.
  */
-import { isDatatype, type Datatype, type TensorData } from '../../core/datatypes.js';
-import { InvalidInputError } from '../../core/errors.js';
-import { elementCount, fromValues } from '../../core/tensor.js';
+import { isDatatype, type Datatype, type TensorData } from '../core/datatypes.js';
+import { InvalidInputError } from '../core/errors.js';
+import { elementCount, fromValues } from '../core/tensor.js';
 import type {
   InferenceRequest,
   InferenceResponse,
@@ -22,8 +22,8 @@ import type {
   RequestedOutput,
   StatDuration,
   Tensor,
-} from '../../core/types.js';
-import { fromRawBytes, toRawBytes } from '../binary/raw.js';
+} from '../core/types.js';
+import { fromRawBytes, toRawBytes } from './raw.js';
 import type {
   InferInputTensorMsg,
   InferParameterMsg,
@@ -37,7 +37,7 @@ import type {
   ParameterMap,
   StatisticDurationMsg,
   TensorMetadataMsg,
-} from './messages.js';
+} from './grpc-messages.js';
 
 /** Request parameter asking for typed `contents` in the response instead of raw bytes. */
 export const TYPED_OUTPUT_PARAMETER = 'typed_output_contents';

@@ -7,9 +7,9 @@
  * arrive unaligned for their element size). The server assumes a little-endian host, as are all
  * platforms onnxruntime-node ships for.
  */
-import { byteSizeOf, fromBytes, type Datatype, type TensorData } from '../../core/datatypes.js';
-import { InvalidInputError } from '../../core/errors.js';
-import { elementCount } from '../../core/tensor.js';
+import { byteSizeOf, fromBytes, type Datatype, type TensorData } from '../core/datatypes.js';
+import { InvalidInputError } from '../core/errors.js';
+import { elementCount } from '../core/tensor.js';
 
 /** Bytes a tensor occupies in the raw encoding. */
 export function rawByteLength(datatype: Datatype, data: TensorData): number {

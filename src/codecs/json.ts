@@ -3,10 +3,10 @@
  * can get wrong and names the tensor and the problem; encoding writes the response text
  * directly, since generic serialisation of large numeric arrays is the hot spot of REST serving.
  */
-import { isDatatype } from '../../core/datatypes.js';
-import { InvalidInputError } from '../../core/errors.js';
-import { checkElementCount, checkShape, fromValues, toValues } from '../../core/tensor.js';
-import type { InferenceRequest, InferenceResponse, Parameters, RequestedOutput, Tensor } from '../../core/types.js';
+import { isDatatype } from '../core/datatypes.js';
+import { InvalidInputError } from '../core/errors.js';
+import { checkElementCount, checkShape, fromValues, toValues } from '../core/tensor.js';
+import type { InferenceRequest, InferenceResponse, Parameters, RequestedOutput, Tensor } from '../core/types.js';
 
 type Json = Record<string, unknown>;
 

@@ -14,10 +14,10 @@
  *     reply.header(INFERENCE_HEADER_CONTENT_LENGTH, headerLength).type(BINARY_CONTENT_TYPE).send(body);
  *   }
  */
-import { allocate, isDatatype, type Datatype, type TensorData } from '../../core/datatypes.js';
-import { InvalidInputError } from '../../core/errors.js';
-import { checkShape, fromValues, toValues } from '../../core/tensor.js';
-import type { Parameters } from '../../core/types.js';
+import { allocate, isDatatype, type Datatype, type TensorData } from '../core/datatypes.js';
+import { InvalidInputError } from '../core/errors.js';
+import { checkShape, fromValues, toValues } from '../core/tensor.js';
+import type { Parameters } from '../core/types.js';
 import { fromRawBytes, rawByteLength, toRawBytes } from './raw.js';
 
 /** Header naming the length of the JSON part of a binary body (lower case, as Node presents headers). */

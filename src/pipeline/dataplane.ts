@@ -1,0 +1,229 @@
+/**
+ * The data plane: the one in-process API behind every front door. A door builds a context
+ * (context.ts), decodes its wire format into the shared types, and calls one method here; the
+ * call runs through the request pipeline (chain.ts) and, for inference, ends in the served
+ * version's scheduler and workers. The plane also keeps the server-wide state health reports:
+ * started, draining, and the count of requests in flight.
+ */
+import { createRequire } from 'node:module';
+import { InvalidInputError, ModelNotFoundError, UnavailableError } from '../core/errors.js';
+import type {
+  InferenceRequest,
+  InferenceResponse,
+  ModelMetadata,
+  ModelStatistics,
+  RepositoryEntry,
+  ServerMetadata,
+} from '../core/types.js';
+import type { ModelManager } from '../models/manager.js';
+import { composeControl, composeInfer } from './chain.js';
+import type { ControlCall, NextControl, NextInfer, PipelineContext, Policy, Readiness, ServingPlane } from './types.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export const SERVER_EXTENSIONS = ['model_repository', 'statistics', 'binary_tensor_data', 'schedule_policy', 'sequence_batching_disabled'];
+
+export interface DataPlaneOptions {
+  /** The request pipeline, in order (standard.ts), or a function of the plane that builds it. */
+  policies: Policy[] | ((plane: DataPlane) => Policy[]);
+  /** Extra readiness checks (dependencies such as a registry database). */
+  readinessChecks?: Array<() => boolean>;
+  /** Told when a request starts and stops running on a model (the in-flight gauge). */
+  inFlight?: (model: string, delta: 1 | -1) => void;
+}
+
+const PERFORM = Symbol('perform');
+type PerformingCall = ControlCall & { [PERFORM]: () => unknown };
+
+export class DataPlane implements ServingPlane {
+  private started = false;
+  private draining = false;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly runInfer: NextInfer;
+  private readonly runControl: NextControl;
+  readonly policies: readonly Policy[];
+
+  constructor(
+    readonly models: ModelManager,
+    private readonly options: DataPlaneOptions,
+  ) {
+    this.policies = typeof options.policies === 'function' ? options.policies(this) : options.policies;
+    this.runInfer = composeInfer(this.policies, (ctx, request) => this.execute(ctx, request));
+    this.runControl = composeControl(this.policies, (_ctx, call) => Promise.resolve((call as PerformingCall)[PERFORM]()));
+  }
+
+  // ---- server state ----
+
+  /** Marks initialisation finished (startup probe). */
+  markStarted(): void {
+    this.started = true;
+  }
+
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Readiness fails at once; requests already accepted still complete. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves once no inference is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Whether the server should receive traffic now (no pipeline: for probes and watchers). */
+  readiness(): Readiness {
+    const failures = this.models.serving.failures();
+    let ready = this.started && !this.draining && this.models.serving.allReady();
+    for (const check of this.options.readinessChecks ?? []) if (ready && !check()) ready = false;
+    const status = ready ? 'ready' : this.draining ? 'draining' : this.started ? 'not ready' : 'starting';
+    return { ready, status, failures };
+  }
+
+  /** Whether a model (version) serves now, without a pipeline run; unknown models throw NOT_FOUND. */
+  isModelReady(name: string, version?: string): boolean {
+    return !this.draining && this.models.serving.isReady(name, version);
+  }
+
+  // ---- the pipeline ----
+
+  /** Runs an inference through the pipeline. `ctx.model` (and optionally `ctx.version`) name the target. */
+  infer(ctx: PipelineContext, request: InferenceRequest): Promise<InferenceResponse> {
+    this.inFlight++;
+    return this.runInfer(ctx, request).finally(() => {
+      if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+
+  /** Runs any other operation through the pipeline; `perform` does the work once every policy agreed. */
+  control<T>(ctx: PipelineContext, call: ControlCall, perform: () => T | Promise<T>): Promise<T> {
+    (call as PerformingCall)[PERFORM] = perform;
+    return this.runControl(ctx, call) as Promise<T>;
+  }
+
+  /**
+   * Answers a request a door could not decode (malformed body or headers, unknown route): it
+   * still passes admission, security and observation, so the caller gets the same treatment
+   * (a caller without credentials learns nothing about its body) and the same log line.
+   * Always rejects, with the error to send.
+   */
+  reject(ctx: PipelineContext, error: unknown): Promise<never> {
+    return this.control(ctx, { action: 'request.rejected', write: false, ...(ctx.model !== undefined ? { model: ctx.model } : {}) }, () => {
+      throw error;
+    });
+  }
+
+  /** The end of the inference chain: the served version's scheduler and workers. */
+  private async execute(ctx: PipelineContext, request: InferenceRequest): Promise<InferenceResponse> {
+    const v = ctx.served;
+    if (!v) throw new UnavailableError('no model version was resolved for this request');
+    const inFlight = this.options.inFlight;
+    inFlight?.(v.name, 1);
+    try {
+      const result = await v.infer(request, ctx);
+      ctx.outcome = { model: v.name, version: v.version, queueMs: result.queueNs / 1e6, computeMs: result.computeNs / 1e6, batchRows: result.batchRows };
+      ctx.timings = { inputMs: result.inputNs / 1e6, inferMs: result.inferNs / 1e6 };
+      return result.response;
+    } finally {
+      inFlight?.(v.name, -1);
+    }
+  }
+
+  // ---- the reads and writes doors offer, each one call through the pipeline ----
+
+  live(ctx: PipelineContext): Promise<boolean> {
+    return this.control(ctx, { action: 'server.live', write: false }, () => true);
+  }
+
+  ready(ctx: PipelineContext): Promise<Readiness> {
+    return this.control(ctx, { action: 'server.ready', write: false }, () => this.readiness());
+  }
+
+  startup(ctx: PipelineContext): Promise<boolean> {
+    return this.control(ctx, { action: 'server.startup', write: false }, () => this.started);
+  }
+
+  metadata(ctx: PipelineContext): Promise<ServerMetadata> {
+    return this.control(ctx, { action: 'server.metadata', write: false }, () => ({ name: 'inferd', version: pkg.version, extensions: SERVER_EXTENSIONS }));
+  }
+
+  modelReady(ctx: PipelineContext, name: string, version?: string): Promise<boolean> {
+    return this.control(ctx, { action: 'model.ready', write: false, model: name, ...(version ? { version } : {}) }, () => this.isModelReady(name, version));
+  }
+
+  modelMetadata(ctx: PipelineContext, name: string, version?: string): Promise<ModelMetadata> {
+    return this.control(ctx, { action: 'model.metadata', write: false, model: name, ...(version ? { version } : {}) }, () => this.metadataOf(name, version));
+  }
+
+  modelStatistics(ctx: PipelineContext, name?: string, version?: string): Promise<ModelStatistics[]> {
+    return this.control(ctx, { action: 'model.stats', write: false, ...(name ? { model: name } : {}), ...(version ? { version } : {}) }, () => this.statisticsOf(name, version));
+  }
+
+  repositoryIndex(ctx: PipelineContext, readyOnly = false): Promise<RepositoryEntry[]> {
+    return this.control(ctx, { action: 'repository.index', write: false }, () => this.models.index(readyOnly));
+  }
+
+  loadModel(ctx: PipelineContext, name: string): Promise<void> {
+    return this.control(ctx, { action: 'model.load', write: true, model: name }, () => this.models.load(name));
+  }
+
+  unloadModel(ctx: PipelineContext, name: string): Promise<void> {
+    return this.control(ctx, { action: 'model.unload', write: true, model: name }, () => this.models.unload(name));
+  }
+
+  private metadataOf(name: string, version?: string): ModelMetadata {
+    const { entry, version: v } = this.models.serving.find(name, version);
+    if (!v) {
+      const why = entry.lazyPending ? 'it is not loaded yet and loads on its first inference request' : (entry.reason ?? `it is ${entry.state.toLowerCase()}`);
+      throw new UnavailableError(`model '${name}' has no loaded version: ${why}`, 1);
+    }
+    const versions = this.models.serving
+      .versionsOf(name)
+      .map((x) => x.version)
+      .sort((a, b) => Number(a) - Number(b));
+    return {
+      name,
+      versions: version ? [v.version] : versions,
+      platform: v.config.runtime === 'onnx' ? 'onnxruntime_onnx' : 'inferd_js',
+      inputs: v.inputs,
+      outputs: v.outputs,
+      // Batching clients (perf_analyzer, tritonclient) read the batch limit from here.
+      parameters: { max_batch_size: v.config.max_batch_size },
+    };
+  }
+
+  private statisticsOf(name?: string, version?: string): ModelStatistics[] {
+    const serving = this.models.serving;
+    if (name === undefined || name === '') return serving.loaded().map((v) => v.stats.snapshot());
+    const versions = serving.versionsOf(name);
+    if (versions.length === 0) {
+      serving.find(name); // throws NOT_FOUND for an unknown model
+      return [];
+    }
+    const chosen = version ? versions.filter((v) => v.version === version) : versions;
+    if (version && chosen.length === 0) throw new ModelNotFoundError(name, version);
+    return chosen.map((v) => v.stats.snapshot());
+  }
+}
+
+/** A name a request must carry; refused with INVALID_ARGUMENT when empty. */
+export function requireName(name: string | undefined, field: string): string {
+  if (name === undefined || name === '') throw new InvalidInputError(`the request has no '${field}'`);
+  return name;
+}

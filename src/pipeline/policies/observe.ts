@@ -1,0 +1,146 @@
+/**
+ * Observation wraps the whole chain once, for every door: the request-duration histogram, the
+ * inference histogram and failure counters (the SLO metrics), the in-flight gauge, one access
+ * log line, and the OpenTelemetry spans request → queue → batch → inference. Spans are recorded
+ * after the fact from the timings the scheduler measured, so tracing adds nothing to the path
+ * of an untraced request.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import { GRPC_STATUS, HTTP_STATUS, toInferdError, type FailureReason } from '../../core/errors.js';
+import type { InferenceRequest, InferenceResponse } from '../../core/types.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { ControlCall, NextControl, NextInfer, PipelineContext, Policy } from '../types.js';
+
+export interface ObserveOptions {
+  metrics?: Metrics;
+  tracer?: Tracer;
+  logger?: Logger;
+  /** One info line per request (probes excepted). */
+  accessLog: boolean;
+}
+
+/** Failures that are the server's doing count against the error SLO; a caller's mistakes do not. */
+const SERVER_SIDE: ReadonlySet<FailureReason> = new Set(['rejected', 'timeout', 'runtime_error', 'unavailable', 'internal']);
+
+/** Probes and scrapes: measured, never access-logged. */
+const PROBES = new Set(['server.live', 'server.ready', 'server.startup', 'server.metrics']);
+
+export class ObservePolicy implements Policy {
+  readonly name = 'observe';
+
+  constructor(private readonly options: ObserveOptions) {}
+
+  async infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    const started = performance.now();
+    try {
+      const response = await next(ctx, request);
+      this.inferenceDone(ctx, started, undefined);
+      return response;
+    } catch (error) {
+      this.inferenceDone(ctx, started, error);
+      throw error;
+    }
+  }
+
+  async control(ctx: PipelineContext, call: ControlCall, next: NextControl): Promise<unknown> {
+    const started = performance.now();
+    try {
+      const result = await next(ctx, call);
+      this.requestDone(ctx, started, undefined, call.action);
+      return result;
+    } catch (error) {
+      this.requestDone(ctx, started, error, call.action);
+      throw error;
+    }
+  }
+
+  /** Records a request a door refused before it reached the chain (malformed body, unknown route). */
+  rejected(ctx: PipelineContext, error: unknown, started: number): void {
+    this.requestDone(ctx, started, error, undefined);
+  }
+
+  private inferenceDone(ctx: PipelineContext, started: number, error: unknown): void {
+    const seconds = (performance.now() - started) / 1000;
+    const metrics = this.options.metrics;
+    const served = ctx.served;
+    // A model label appears only once a loaded version answered for it: unknown names cannot grow the series count.
+    if (metrics && served) {
+      if (error === undefined) {
+        metrics.observeInference(served.name, served.version, ctx.protocol, seconds, 'success');
+      } else {
+        const reason = toInferdError(error).reason;
+        metrics.recordFailure(served.name, served.version, reason);
+        metrics.observeInference(served.name, served.version, ctx.protocol, seconds, SERVER_SIDE.has(reason) ? 'error' : 'success');
+      }
+    }
+    if (this.options.tracer) this.trace(this.options.tracer, ctx, started, error);
+    this.requestDone(ctx, started, error, undefined);
+  }
+
+  private requestDone(ctx: PipelineContext, started: number, error: unknown, action: string | undefined): void {
+    if (ctx.observed) return;
+    ctx.observed = true;
+    const ms = performance.now() - started;
+    const e = error === undefined ? undefined : toInferdError(error);
+    const status = ctx.protocol === 'grpc' ? (e ? GRPC_STATUS[e.code] : 0) : e ? HTTP_STATUS[e.code] : 200;
+    const route = ctx.route ?? action ?? ctx.door ?? 'unknown';
+    this.options.metrics?.observeRequest(ctx.protocol, route, status, ms / 1000);
+    const log = this.options.logger;
+    if (!log) return;
+    if (e && e.code === 'INTERNAL') log.error({ reqId: ctx.requestId, door: ctx.door, route, err: error }, 'request failed');
+    if (!this.options.accessLog || (action !== undefined && PROBES.has(action))) return;
+    const outcome = ctx.outcome;
+    log.info(
+      {
+        reqId: ctx.requestId,
+        door: ctx.door,
+        route,
+        ...(ctx.model !== undefined ? { model: outcome?.model ?? ctx.model } : {}),
+        ...(ctx.version !== undefined || outcome ? { version: outcome?.version ?? ctx.version } : {}),
+        ...(ctx.variant !== undefined ? { variant: ctx.variant } : {}),
+        ...(ctx.identity ? { caller: ctx.identity.subject } : {}),
+        status,
+        ...(e ? { code: e.code } : {}),
+        latencyMs: round3(ms),
+        ...(outcome ? { batchSize: outcome.batchRows, queueMs: round3(outcome.queueMs), computeMs: round3(outcome.computeMs) } : {}),
+      },
+      'request',
+    );
+  }
+
+  private trace(tracer: Tracer, ctx: PipelineContext, started: number, error: unknown): void {
+    const origin = performance.timeOrigin;
+    const parent = (ctx.trace as Context | undefined) ?? ROOT_CONTEXT;
+    const model = ctx.served?.name ?? ctx.model ?? '';
+    const version = ctx.served?.version ?? '';
+    const span = tracer.startSpan(
+      `infer ${model}`,
+      {
+        kind: SpanKind.SERVER,
+        startTime: origin + started,
+        attributes: { 'inferd.model': model, 'inferd.version': version, 'inferd.protocol': ctx.protocol, 'inferd.request_id': ctx.requestId },
+      },
+      parent,
+    );
+    const end = origin + performance.now();
+    const timing = ctx.outcome && ctx.timings;
+    if (error === undefined && ctx.outcome && timing) {
+      const inner = trace.setSpan(parent, span);
+      const queueStart = origin + (timing.queuedAt ?? started);
+      const queueEnd = queueStart + ctx.outcome.queueMs;
+      tracer.startSpan('queue', { startTime: queueStart }, inner).end(queueEnd);
+      const batch = tracer.startSpan('batch', { startTime: queueEnd, attributes: { 'inferd.batch_size': ctx.outcome.batchRows } }, inner);
+      const inferStart = queueEnd + timing.inputMs;
+      tracer.startSpan('inference', { startTime: inferStart }, trace.setSpan(inner, batch)).end(inferStart + timing.inferMs);
+      batch.end(queueEnd + ctx.outcome.computeMs);
+    } else if (error !== undefined) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    }
+    span.end(end);
+  }
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

@@ -1,0 +1,31 @@
+/**
+ * Version resolution: picks the model version that answers (the one asked for, the one routing
+ * chose, or the latest ready one) and, for a lazy model, loads it on its first inference
+ * request (concurrent first requests share one load). Requests whose inputs can only be decoded
+ * against the model's signature (KServe V1 `instances`) are decoded here, once it is known.
+ */
+import { InvalidInputError } from '../../core/errors.js';
+import type { InferenceRequest, InferenceResponse } from '../../core/types.js';
+import type { ModelManager } from '../../models/manager.js';
+import type { NextInfer, PipelineContext, Policy } from '../types.js';
+
+export class ResolvePolicy implements Policy {
+  readonly name = 'resolve';
+
+  constructor(private readonly manager: ModelManager) {}
+
+  infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    const name = ctx.model;
+    if (name === undefined || name === '') throw new InvalidInputError('the request names no model');
+    if (this.manager.serving.isLazyPending(name)) return this.manager.ensureLoaded(name).then(() => this.serve(ctx, request, next));
+    return this.serve(ctx, request, next);
+  }
+
+  private serve(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    const served = this.manager.serving.resolve(ctx.model!, ctx.version);
+    ctx.served = served;
+    ctx.version = served.version;
+    if (ctx.decode) request = ctx.decode(served.inputs);
+    return next(ctx, request);
+  }
+}
