@@ -7,7 +7,7 @@ import type { InferenceRequest } from '../../src/core/types.js';
 import type { InferdServer } from '../../src/server/index.js';
 import { EXAMPLES } from '../support/paths.js';
 import { makeRepository, startInProcess } from '../support/server.js';
-import { BC_ONNX, BC_REQUEST, BC_SERVING_CONFIG, request, sqliteRegistry, until, type TempRegistry } from './support.js';
+import { BC_ONNX, BC_REQUEST, BC_SERVING_CONFIG, request, sqliteRegistry, type TempRegistry } from './support.js';
 import { callContext } from '../../src/pipeline/context.js';
 
 const DIGITS_REQUEST = { inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 1, 8, 8], data: Array(64).fill(0.5) }] };

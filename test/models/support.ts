@@ -7,9 +7,8 @@ import { openRegistry } from '../../src/registry/open.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { SHARED_MODELS } from '../support/paths.js';
 
-export const BC_ONNX = join(SHARED_MODELS, 'breast_cancer', '1', 'model.onnx');
-export const BC_TRAIN = join(SHARED_MODELS, 'breast_cancer', 'data', 'train.csv');
-export const DIGITS_ONNX = join(SHARED_MODELS, 'digits', '1', 'model.onnx');
+export { BC_ONNX, BC_TRAIN, DIGITS_ONNX, retrained } from '../support/models.js';
+export { request } from '../support/http.js';
 
 interface GoldenTensor {
   shape: number[];
@@ -34,17 +33,6 @@ export const BC_SERVING_CONFIG = {
   dynamic_batching: { max_queue_delay_microseconds: 200 },
   warmup: [{ batch_size: 1, count: 2, inputs: { features: 'random' } }],
 };
-
-/**
- * A different file with the same graph, as a retrained model would be: a doc_string (ModelProto
- * field 6) appended, which protobuf merges last-wins.
- */
-export async function retrained(source: string, target: string, note: string): Promise<string> {
-  const bytes = await readFile(source);
-  const text = Buffer.from(note, 'utf8');
-  await writeFile(target, Buffer.concat([bytes, Buffer.from([0x32, text.length]), text]));
-  return target;
-}
 
 export interface TempRegistry {
   url: string;
@@ -164,19 +152,3 @@ export async function servedVersion(url: string, model: string): Promise<string 
   return meta.versions.length === 1 ? meta.versions[0] : undefined;
 }
 
-export async function request(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.headers = { 'content-type': 'application/json' };
-    init.body = JSON.stringify(body);
-  }
-  const r = await fetch(`${url}${path}`, init);
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: r.status, body: parsed };
-}

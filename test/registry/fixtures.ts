@@ -2,7 +2,7 @@
  * Shared test fixtures: the real reference models, and the two registry back ends (a SQLite
  * file per test, a fresh database per test on one real PostgreSQL server per test file).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,17 +19,7 @@ export const BREAST_CANCER_TRAIN = path.join(modelsDir, 'breast_cancer', 'data',
 export const BREAST_CANCER_TEST = path.join(modelsDir, 'breast_cancer', 'data', 'test.csv');
 export const DIGITS_TRAIN = path.join(modelsDir, 'digits', 'data', 'train.csv');
 
-/**
- * A different file with the same graph and signature, as a retrained model would be: the
- * ONNX ModelProto gets a doc_string (field 6) appended, which protobuf merges as last-wins.
- */
-export async function retrainedCopy(source: string, target: string, note: string): Promise<string> {
-  const bytes = await readFile(source);
-  const text = Buffer.from(note, 'utf8');
-  if (text.length > 127) throw new Error('note too long for a one-byte length');
-  await writeFile(target, Buffer.concat([bytes, Buffer.from([0x32, text.length]), text]));
-  return target;
-}
+export { retrained as retrainedCopy } from '../support/models.js';
 
 export interface Fixture {
   url: string;

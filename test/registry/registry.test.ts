@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto';
 import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { InferdError } from '../../src/core/errors.js';
 import { RegistryConflictError } from '../../src/registry/errors.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { RegistryEvent } from '../../src/registry/types.js';
@@ -16,23 +14,7 @@ import {
   retrainedCopy,
   type Fixture,
 } from './fixtures.js';
-
-async function sha256(file: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
-}
-
-/** The error a promise rejects with; fails the test when it resolves. */
-async function failure(promise: Promise<unknown>): Promise<InferdError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(InferdError);
-    return error as InferdError;
-  }
-  throw new Error('expected a rejection');
-}
+import { failure, sha256 } from '../support/http.js';
 
 describe.each(BACKENDS)('registry on $kind', (backend) => {
   let fx: Fixture;

@@ -2,39 +2,21 @@
 // aliases, stages, profiles and deletion; racing promotions; refusals while serving; and a
 // registry that is locked or unreachable while serving goes on.
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferdServer } from '../../../src/server/index.js';
-import { EXAMPLES, SHARED_MODELS } from '../../support/paths.js';
+import { EXAMPLES } from '../../support/paths.js';
 import { startPostgres, type PostgresServer } from '../../support/postgres.js';
 import { freePort, makeRepository, startInProcess } from '../../support/server.js';
 
-const BC_ONNX = join(SHARED_MODELS, 'breast_cancer', '1', 'model.onnx');
-const BC_TRAIN = join(SHARED_MODELS, 'breast_cancer', 'data', 'train.csv');
-const DIGITS_ONNX = join(SHARED_MODELS, 'digits', '1', 'model.onnx');
-const TEXT_ONNX = join(SHARED_MODELS, 'text_encoder_tiny', '1', 'model.onnx');
+import { request, sha256 } from '../../support/http.js';
+import { BC_ONNX, BC_TRAIN, DIGITS_ONNX, TEXT_ONNX } from '../../support/models.js';
 const BC_CONFIG = { inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 30] }], warmup: [{ inputs: { features: 'random' } }] };
 const BC_REQUEST = { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: Array(30).fill(1) }] };
 
-async function call(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.headers = { 'content-type': 'application/json' };
-    init.body = JSON.stringify(body);
-  }
-  const r = await fetch(`${url}${path}`, init);
-  const text = await r.text();
-  return { status: r.status, body: text === '' ? undefined : JSON.parse(text) };
-}
 
-async function sha256(file: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
-}
 
 async function until<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
   const deadline = Date.now() + 30_000;
@@ -101,14 +83,14 @@ describe.each(STORES)('admin API on $kind', (store) => {
   });
 
   it('describes the registry and starts empty', async () => {
-    const info = await call(url, 'GET', '/v2/admin/registry');
+    const info = await request(url, 'GET', '/v2/admin/registry');
     expect(info.body).toMatchObject({ kind: store.kind, reachable: true, last_event_id: 0 });
-    expect(await call(url, 'GET', '/v2/admin/registry/models')).toEqual({ status: 200, body: { models: [] } });
-    expect((await call(url, 'GET', '/v2/admin/registry/models/breast_cancer')).status).toBe(404);
+    expect(await request(url, 'GET', '/v2/admin/registry/models')).toEqual({ status: 200, body: { models: [] } });
+    expect((await request(url, 'GET', '/v2/admin/registry/models/breast_cancer')).status).toBe(404);
   });
 
   it('registers versions from server paths with lineage, and refuses a twin', async () => {
-    const r = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', {
+    const r = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', {
       path: BC_ONNX,
       description: 'MLP on the Wisconsin data',
       tags: { team: 'oncology' },
@@ -128,52 +110,52 @@ describe.each(STORES)('admin API on $kind', (store) => {
       lineage: { source: 'git@example.org/bc.git', runId: 'run-7', metrics: { accuracy: 0.979 }, trainingData: { sha256: await sha256(BC_TRAIN) } },
       signature: { inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 30] }] },
     });
-    const twin = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: BC_ONNX });
+    const twin = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: BC_ONNX });
     expect(twin.status).toBe(409);
     expect(twin.body.error).toMatch(/version 1/);
-    const missing = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: '/nonexistent/model.onnx' });
+    const missing = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: '/nonexistent/model.onnx' });
     expect(missing).toMatchObject({ status: 400, body: { error: expect.stringMatching(/cannot read model file \/nonexistent\/model.onnx/) } });
-    const badBody = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { file: BC_ONNX });
+    const badBody = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { file: BC_ONNX });
     expect(badBody.status).toBe(400);
     expect(badBody.body.error).toMatch(/unknown key 'file'.*missing key 'path'|missing key 'path'.*unknown key 'file'/);
     // Same file under another model is fine; other files make versions 2 and 3.
-    expect((await call(url, 'POST', '/v2/admin/registry/models/copy/versions', { path: BC_ONNX })).status).toBe(201);
-    expect((await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: DIGITS_ONNX })).body.version).toBe(2);
-    expect((await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: TEXT_ONNX })).body.version).toBe(3);
+    expect((await request(url, 'POST', '/v2/admin/registry/models/copy/versions', { path: BC_ONNX })).status).toBe(201);
+    expect((await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: DIGITS_ONNX })).body.version).toBe(2);
+    expect((await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions', { path: TEXT_ONNX })).body.version).toBe(3);
   });
 
   it('moves aliases with compare-and-set, and the serving model follows', async () => {
-    const set = await call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/champion', { version: 1, expected: null });
+    const set = await request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/champion', { version: 1, expected: null });
     expect(set).toEqual({ status: 200, body: { name: 'breast_cancer', alias: 'champion', version: 1, previous: null } });
     // Poll mode: the server loads what the alias now names.
-    await until(async () => ((await call(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status === 200 ? true : undefined), 'breast_cancer@champion to serve');
-    const stale = await call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/champion', { version: 2, expected: 3 });
+    await until(async () => ((await request(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status === 200 ? true : undefined), 'breast_cancer@champion to serve');
+    const stale = await request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/champion', { version: 2, expected: 3 });
     expect(stale.status).toBe(409);
     expect(stale.body).toMatchObject({ current: 1, error: expect.stringMatching(/expected/) });
-    expect((await call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/Production', { version: 1 })).status).toBe(400);
-    expect((await call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/challenger', { version: 9 })).status).toBe(404);
+    expect((await request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/Production', { version: 1 })).status).toBe(400);
+    expect((await request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/challenger', { version: 9 })).status).toBe(404);
   });
 
   it('lets exactly one of two racing promotions win, and tells both callers', async () => {
-    expect((await call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 1 })).status).toBe(200);
+    expect((await request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 1 })).status).toBe(200);
     const [a, b] = await Promise.all([
-      call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 2, expected: 1 }),
-      call(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 3, expected: 1 }),
+      request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 2, expected: 1 }),
+      request(url, 'PUT', '/v2/admin/registry/models/breast_cancer/aliases/candidate', { version: 3, expected: 1 }),
     ]);
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     const winner = a.status === 200 ? a : b;
     const loser = a.status === 200 ? b : a;
     expect(loser.body.current).toBe(winner.body.version);
-    const model = await call(url, 'GET', '/v2/admin/registry/models/breast_cancer');
+    const model = await request(url, 'GET', '/v2/admin/registry/models/breast_cancer');
     expect(model.body.aliases.candidate).toBe(winner.body.version);
 
     // Stages: the same race on `name@Production`.
-    const first = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/stage', { stage: 'Production' });
+    const first = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/stage', { stage: 'Production' });
     expect(first.body.error).toBeUndefined();
     expect(first.body).toMatchObject({ version: 1, stage: 'Production', previousStage: 'None' });
     const [s2, s3] = await Promise.all([
-      call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/2/stage', { stage: 'production', archive_existing_versions: true, expected: 1 }),
-      call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/3/stage', { stage: 'Production', archive_existing_versions: true, expected: 1 }),
+      request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/2/stage', { stage: 'production', archive_existing_versions: true, expected: 1 }),
+      request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/3/stage', { stage: 'Production', archive_existing_versions: true, expected: 1 }),
     ]);
     expect([s2.status, s3.status].sort()).toEqual([200, 409]);
     const won = s2.status === 200 ? s2 : s3;
@@ -182,58 +164,58 @@ describe.each(STORES)('admin API on $kind', (store) => {
   });
 
   it('shows versions with aliases, stages, checksums, lineage and what serves', async () => {
-    const model = await call(url, 'GET', '/v2/admin/registry/models/breast_cancer');
+    const model = await request(url, 'GET', '/v2/admin/registry/models/breast_cancer');
     expect(model.status).toBe(200);
     expect(model.body).toMatchObject({ name: 'breast_cancer', versionCount: 3, latestVersion: 3, served_as: [{ name: 'breast_cancer', reference: 'breast_cancer@champion' }] });
     const v1 = model.body.versions.find((v: { version: number }) => v.version === 1);
     expect(v1).toMatchObject({ aliases: ['champion'], stage: 'Archived', serving: true, artifact: { sha256: await sha256(BC_ONNX) }, lineage: { runId: 'run-7' } });
     expect(model.body.versions.filter((v: { serving: boolean }) => v.serving).map((v: { version: number }) => v.version)).toEqual([1]);
-    const one = await call(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/1');
+    const one = await request(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/1');
     expect(one.body).toMatchObject({ version: 1, serving: true, profile: null });
-    expect((await call(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/x')).status).toBe(400);
-    expect((await call(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/42')).status).toBe(404);
+    expect((await request(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/x')).status).toBe(400);
+    expect((await request(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/42')).status).toBe(404);
   });
 
   it('stores an input profile from a reference CSV', async () => {
-    const r = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/profile', { reference: BC_TRAIN, exclude: ['label'] });
+    const r = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/profile', { reference: BC_TRAIN, exclude: ['label'] });
     expect(r.status).toBe(200);
     expect(r.body.features).toHaveLength(30);
     expect(r.body.features[0]).toMatchObject({ name: 'mean_radius', min: 6.981, max: 27.42 });
-    expect((await call(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/1')).body.profile.rows).toBe(426);
-    const wrong = await call(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/profile', { reference: BC_TRAIN });
+    expect((await request(url, 'GET', '/v2/admin/registry/models/breast_cancer/versions/1')).body.profile.rows).toBe(426);
+    const wrong = await request(url, 'POST', '/v2/admin/registry/models/breast_cancer/versions/1/profile', { reference: BC_TRAIN });
     expect(wrong.status).toBe(400);
     expect(wrong.body.error).toMatch(/exclude the label column/);
   });
 
   it('refuses to delete a serving version (409) and guarded ones without force', async () => {
-    const serving = await call(url, 'DELETE', '/v2/admin/registry/models/breast_cancer/versions/1');
+    const serving = await request(url, 'DELETE', '/v2/admin/registry/models/breast_cancer/versions/1');
     expect(serving.status).toBe(409);
     expect(serving.body.error).toBe("model 'breast_cancer' version 1 is serving; unload before deleting");
-    const production = await call(url, 'GET', '/v2/admin/registry/models/breast_cancer');
+    const production = await request(url, 'GET', '/v2/admin/registry/models/breast_cancer');
     const prodVersion = production.body.productionVersion as number;
-    const guarded = await call(url, 'DELETE', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}`);
+    const guarded = await request(url, 'DELETE', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}`);
     expect(guarded.status).toBe(409);
     expect(guarded.body.error).toMatch(/Production|alias/);
-    const forced = await call(url, 'DELETE', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}?force=true`);
+    const forced = await request(url, 'DELETE', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}?force=true`);
     expect(forced).toEqual({ status: 200, body: { deleted: { name: 'breast_cancer', version: prodVersion } } });
-    expect((await call(url, 'GET', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}`)).status).toBe(404);
+    expect((await request(url, 'GET', `/v2/admin/registry/models/breast_cancer/versions/${prodVersion}`)).status).toBe(404);
     // Still serving version 1 throughout.
-    expect((await call(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).body.model_version).toBe('1');
+    expect((await request(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).body.model_version).toBe('1');
   });
 
   it('deletes and re-targets aliases; the events record every change', async () => {
-    const stale = await call(url, 'DELETE', '/v2/admin/registry/models/breast_cancer/aliases/champion', { expected: 2 });
+    const stale = await request(url, 'DELETE', '/v2/admin/registry/models/breast_cancer/aliases/champion', { expected: 2 });
     expect(stale).toMatchObject({ status: 409, body: { current: 1 } });
-    const deleted = await call(url, 'DELETE', '/v2/admin/registry/models/copy/aliases/none_yet');
+    const deleted = await request(url, 'DELETE', '/v2/admin/registry/models/copy/aliases/none_yet');
     expect(deleted.status).toBe(404);
-    const events = await call(url, 'GET', '/v2/admin/registry/events?model=breast_cancer');
+    const events = await request(url, 'GET', '/v2/admin/registry/events?model=breast_cancer');
     const actions = (events.body.events as Array<{ action: string }>).map((e) => e.action);
     expect(actions).toContain('version.registered');
     expect(actions).toContain('alias.set');
     expect(actions).toContain('stage.transitioned');
     expect(actions).toContain('profile.set');
     expect(actions).toContain('version.deleted');
-    expect((await call(url, 'GET', '/v2/admin/registry/events?since=-1')).status).toBe(400);
+    expect((await request(url, 'GET', '/v2/admin/registry/events?since=-1')).status).toBe(400);
   });
 });
 
@@ -244,20 +226,20 @@ describe('admin API faults', () => {
     const repo = await makeRepository({ breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') } });
     const { server, url } = await startInProcess(repo, { registry: `sqlite:${file}`, registry_options: { home, busy_timeout_ms: 300 } });
     try {
-      expect((await call(url, 'POST', '/v2/admin/registry/models/bc/versions', { path: BC_ONNX })).status).toBe(201);
+      expect((await request(url, 'POST', '/v2/admin/registry/models/bc/versions', { path: BC_ONNX })).status).toBe(201);
       const blocker = new Database(file);
       blocker.exec('BEGIN EXCLUSIVE');
       try {
-        const locked = await call(url, 'PUT', '/v2/admin/registry/models/bc/aliases/champion', { version: 1 });
+        const locked = await request(url, 'PUT', '/v2/admin/registry/models/bc/aliases/champion', { version: 1 });
         expect(locked.status).toBe(503);
         expect(locked.body.error).toContain(`registry store sqlite:${file} is locked by another connection`);
-        expect((await call(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status).toBe(200);
-        expect((await call(url, 'GET', '/health/ready')).status).toBe(200);
+        expect((await request(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status).toBe(200);
+        expect((await request(url, 'GET', '/health/ready')).status).toBe(200);
       } finally {
         blocker.exec('COMMIT');
         blocker.close();
       }
-      expect((await call(url, 'PUT', '/v2/admin/registry/models/bc/aliases/champion', { version: 1 })).status).toBe(200);
+      expect((await request(url, 'PUT', '/v2/admin/registry/models/bc/aliases/champion', { version: 1 })).status).toBe(200);
     } finally {
       await server.shutdown(5000);
       await rm(home, { recursive: true, force: true });
@@ -274,16 +256,16 @@ describe('admin API faults', () => {
       models: [{ registry: 'fraud@champion', config: BC_CONFIG }],
     });
     try {
-      expect((await call(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status).toBe(200);
-      const admin = await call(url, 'GET', '/v2/admin/registry/models');
+      expect((await request(url, 'POST', '/v2/models/breast_cancer/infer', BC_REQUEST)).status).toBe(200);
+      const admin = await request(url, 'GET', '/v2/admin/registry/models');
       expect(admin.status).toBe(503);
       expect(admin.body.error).toMatch(new RegExp(`registry store postgres://inferd:\\*\\*\\*@127.0.0.1:${port}/registry is unreachable`));
       expect(admin.body.error).not.toContain('secret');
-      const index = await call(url, 'POST', '/v2/repository/index', {});
+      const index = await request(url, 'POST', '/v2/repository/index', {});
       expect(index.body).toContainEqual({ name: 'fraud', state: 'UNAVAILABLE', reason: expect.stringMatching(/unreachable/) });
       expect(index.body).toContainEqual({ name: 'breast_cancer', version: '1', state: 'READY' });
       // The registry model is eager and failed: the server is not ready, and says why.
-      const ready = await call(url, 'GET', '/health/ready');
+      const ready = await request(url, 'GET', '/health/ready');
       expect(ready.status).toBe(503);
       expect(ready.body.failures).toEqual([{ name: 'fraud', reason: expect.stringMatching(/unreachable/) }]);
     } finally {
@@ -296,13 +278,13 @@ describe('admin API faults', () => {
     const repo = await makeRepository({ breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') } });
     const { server, url } = await startInProcess(repo);
     try {
-      const r = await call(url, 'GET', '/v2/admin/registry/models');
+      const r = await request(url, 'GET', '/v2/admin/registry/models');
       expect(r).toEqual({ status: 404, body: { error: expect.stringMatching(/no model registry is configured/) } });
-      const status = await call(url, 'GET', '/v2/admin/models');
+      const status = await request(url, 'GET', '/v2/admin/models');
       expect(status.body.models).toEqual([
         expect.objectContaining({ name: 'breast_cancer', source: { kind: 'repository', path: join(repo, 'breast_cancer') }, load: 'eager', state: 'READY', loads: 1 }),
       ]);
-      expect((await call(url, 'GET', '/v2/admin/models/nope')).status).toBe(404);
+      expect((await request(url, 'GET', '/v2/admin/models/nope')).status).toBe(404);
     } finally {
       await server.shutdown(5000);
     }

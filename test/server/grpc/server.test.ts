@@ -398,7 +398,8 @@ describe('gRPC server: ModelInfer', () => {
     );
     expect(error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     const context = service.calls.contexts[before]!;
-    expect(Math.abs(context.deadline! - deadline)).toBeLessThan(50);
+    // The deadline travels as a relative timeout: the call's own latency (a loaded machine's too) shifts it a little.
+    expect(Math.abs(context.deadline! - deadline)).toBeLessThan(250);
     await until(() => service.calls.aborted.some((a) => a.requestId === context.requestId));
     expect(service.calls.aborted.find((a) => a.requestId === context.requestId)!.reason).toBeInstanceOf(DeadlineExceededError);
     expect((await call(clients.inference, 'ServerLive', {})).response).toEqual({ live: true });
