@@ -5,64 +5,6 @@ section() {
   printf '\n===== [%s +%ss] %s =====\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "$SECONDS" "$*"
 }
 
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-# PostgreSQL, Redis and Prometheus binaries for the tests, which start their
-# own throwaway instances. apt runs only when one of them is missing.
-ensure_system_packages() {
-  local missing=()
-  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  command -v prometheus >/dev/null || missing+=(prometheus)
-
-  if ((${#missing[@]} > 0)); then
-    echo "missing: ${missing[*]}"
-    # Keep package scripts from starting the system services: the ports they
-    # would take (5432, 6379, 9090) should stay free.
-    local policy=/usr/sbin/policy-rc.d own_policy=0 rc=0
-    if [[ ! -e $policy ]]; then
-      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-      as_root chmod 755 "$policy"
-      own_policy=1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    local apt_opts=(-o DPkg::Lock::Timeout=300 -q)
-    local attempt
-    for attempt in 1 2 3; do
-      as_root apt-get "${apt_opts[@]}" update && break
-      [[ $attempt -eq 3 ]] && { rc=1; break; }
-      echo "apt-get update failed, retrying" >&2
-      sleep 10
-    done
-    if [[ $rc -eq 0 ]]; then
-      as_root apt-get "${apt_opts[@]}" install -y --no-install-recommends \
-        postgresql redis-server prometheus || rc=$?
-    fi
-    [[ $own_policy -eq 1 ]] && as_root rm -f "$policy"
-    [[ $rc -eq 0 ]] || { echo "apt-get failed (exit $rc)" >&2; return "$rc"; }
-
-    # In case a service came up anyway (a policy-rc.d that allows it).
-    if command -v service >/dev/null; then
-      local svc
-      for svc in postgresql redis-server prometheus; do
-        if service "$svc" status >/dev/null 2>&1; then
-          echo "stopping system service $svc"
-          as_root service "$svc" stop || true
-        fi
-      done
-    fi
-  else
-    echo "already installed"
-  fi
-
-  local pgbin
-  pgbin="$(dirname "$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n 1)")"
-  echo "postgres: $("$pgbin/postgres" --version) ($pgbin)"
-  echo "redis:    $(redis-server --version)"
-  echo "prometheus: $(prometheus --version 2>&1 | head -n 1)"
-}
 
 # node-gyp must compile native addons against the headers of the node that
 # runs them; without a nodedir it would try to download them.
@@ -100,26 +42,6 @@ ensure_node_modules() {
   ')
 }
 
-ensure_venv() {
-  local venv=$1
-  shift
-  local py="$venv/bin/python"
-  local probe='import tritonclient.http, tritonclient.grpc, numpy'
-  if [[ -x $py ]] && "$py" -c "$probe" 2>/dev/null; then
-    echo "venv up to date"
-  else
-    if [[ ! -x $py ]] || ! "$py" -c 'import sys' 2>/dev/null; then
-      python3 -m venv --clear "$venv"
-    fi
-    "$py" -m pip install --disable-pip-version-check --no-input -q "$@"
-    "$py" -c "$probe"
-  fi
-  "$py" - <<'PY'
-import sys
-from importlib.metadata import version
-print("python", sys.version.split()[0], "tritonclient", version("tritonclient"), "numpy", version("numpy"))
-PY
-}
 
 ensure_node24() {
   local node="$NODE24_HOME/bin/node"

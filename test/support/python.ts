@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const SETUP_HINT =
-  "run .ci/run or python3 -m venv .venv && .venv/bin/pip install 'tritonclient[http,grpc]' numpy";
+  "run bash scripts/setup/test-deps.sh (npm test runs it first)";
 
 /**
  * Directory of the Python virtual environment holding the official KServe V2
