@@ -12,7 +12,8 @@
  * sliced back to each caller exactly.
  */
 import { allocate, type TensorData } from '../core/datatypes.js';
-import { CancelledError, DeadlineExceededError, InvalidInputError, OverloadedError, UnavailableError } from '../core/errors.js';
+import { CancelledError, DeadlineExceededError, InferdError, InvalidInputError, OverloadedError, UnavailableError } from '../core/errors.js';
+import type { RunTimings } from '../runtimes/types.js';
 import type { Cancellation, Tensor } from '../core/types.js';
 import { Fifo } from './queue.js';
 import type { BatchExecutor, ExecutionRecord, SchedulerObserver, SchedulerOptions, ScheduledResult } from './types.js';
@@ -27,6 +28,8 @@ interface Pending {
   signal: Cancellation | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
+  /** Nanoseconds it waited in the queue; set when it leaves. */
+  queueNs: number;
   resolve(result: ScheduledResult): void;
   reject(error: Error): void;
 }
@@ -84,7 +87,7 @@ export class Scheduler {
     if (deadline <= now) return Promise.reject(new DeadlineExceededError('the request deadline had already passed when it arrived'));
 
     return new Promise<ScheduledResult>((resolve, reject) => {
-      const pending: Pending = { inputs, outputs, rows, requestId: options.requestId ?? '', enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, resolve, reject };
+      const pending: Pending = { inputs, outputs, rows, requestId: options.requestId ?? '', enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, queueNs: 0, resolve, reject };
       if (deadline !== Infinity) {
         pending.timer = setTimeout(() => this.expire(pending), deadline - now);
       }
@@ -246,11 +249,33 @@ export class Scheduler {
       clearTimeout(this.delayTimer);
       this.delayTimer = undefined;
     }
-    const queueNs: number[] = [];
     for (const p of batch) {
       this.settle(p);
-      queueNs.push((now - p.enqueuedAt) * 1e6);
+      p.queueNs = (now - p.enqueuedAt) * 1e6;
+      // The deadline covers the run too: a caller whose deadline passes while the model runs is
+      // answered then; the run goes on for the rest of its batch.
+      if (p.deadline !== Infinity) {
+        p.timer = setTimeout(() => {
+          p.timer = undefined;
+          this.observer?.onRejected('timeout');
+          p.reject(new DeadlineExceededError(`the request deadline passed while model '${this.options.model}' was running it`));
+        }, Math.max(0, p.deadline - now));
+      }
     }
+    this.inFlight++;
+    void this.execute1(batch).finally(() => {
+      for (const p of batch) if (p.timer) clearTimeout(p.timer);
+      this.inFlight--;
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Runs a batch and answers its requests. When the run fails for a reason a request may have
+   * caused, the batch is split in two and each half run again (and so on), so only the request
+   * at fault fails; at most 2n - 1 runs for n requests, on the same instance slot.
+   */
+  private async execute1(batch: Pending[]): Promise<void> {
     let inputs: Tensor[];
     try {
       inputs = batch.length === 1 ? batch[0]!.inputs : this.merge(batch);
@@ -259,38 +284,39 @@ export class Scheduler {
       return;
     }
     const rows = batch.reduce((n, p) => n + p.rows, 0);
-    this.inFlight++;
-    this.execute(inputs, batch[0]!.outputs, batch.map((p) => p.requestId)).then(
-      ({ outputs, timings }) => {
-        this.inFlight--;
-        const record: ExecutionRecord = { batchRows: rows, requests: batch.length, queueNs, timings, queued: this.queued };
-        this.observer?.onExecution(record, outputs);
-        if (batch.length === 1) {
-          batch[0]!.resolve({ outputs, queueNs: queueNs[0]!, timings, batchRows: rows });
-        } else {
-          let offset = 0;
-          for (let i = 0; i < batch.length; i++) {
-            const p = batch[i]!;
-            let sliced: Tensor[];
-            try {
-              sliced = outputs.map((t) => sliceRows(t, offset, p.rows, rows));
-            } catch (error) {
-              p.reject(error as Error);
-              offset += p.rows;
-              continue;
-            }
-            offset += p.rows;
-            p.resolve({ outputs: sliced, queueNs: queueNs[i]!, timings, batchRows: rows });
-          }
-        }
-        this.dispatch();
-      },
-      (error: Error) => {
-        this.inFlight--;
-        for (const p of batch) p.reject(error);
-        this.dispatch();
-      },
-    );
+    let result: { outputs: Tensor[]; timings: RunTimings };
+    try {
+      result = await this.execute(inputs, batch[0]!.outputs, batch.map((p) => p.requestId));
+    } catch (error) {
+      if (batch.length > 1 && isolatable(error)) {
+        const mid = Math.ceil(batch.length / 2);
+        await this.execute1(batch.slice(0, mid));
+        await this.execute1(batch.slice(mid));
+        return;
+      }
+      for (const p of batch) p.reject(error as Error);
+      return;
+    }
+    const { outputs, timings } = result;
+    const record: ExecutionRecord = { batchRows: rows, requests: batch.length, queueNs: batch.map((p) => p.queueNs), timings, queued: this.queued };
+    this.observer?.onExecution(record, outputs);
+    if (batch.length === 1) {
+      batch[0]!.resolve({ outputs, queueNs: batch[0]!.queueNs, timings, batchRows: rows });
+      return;
+    }
+    let offset = 0;
+    for (const p of batch) {
+      let sliced: Tensor[];
+      try {
+        sliced = outputs.map((t) => sliceRows(t, offset, p.rows, rows));
+      } catch (error) {
+        p.reject(error as Error);
+        offset += p.rows;
+        continue;
+      }
+      offset += p.rows;
+      p.resolve({ outputs: sliced, queueNs: p.queueNs, timings, batchRows: rows });
+    }
   }
 
   /** Concatenates the batch's inputs along the first axis, padding ragged dimensions. */
@@ -397,4 +423,15 @@ function sliceRows(t: Tensor, offset: number, rows: number, totalRows: number): 
     ? t.data.slice(offset * rowSize, (offset + rows) * rowSize)
     : (t.data as Float32Array).subarray(offset * rowSize, (offset + rows) * rowSize);
   return { name: t.name, datatype: t.datatype, shape: [rows, ...t.shape.slice(1)], data };
+}
+
+/**
+ * Whether a failed run is worth splitting to find the request at fault: a model that refused an
+ * input or failed on one. Not a timeout, a shutdown or a worker that died (splitting those
+ * repeats the damage).
+ */
+function isolatable(error: unknown): boolean {
+  if (!(error instanceof InferdError)) return true;
+  if (error.code === 'INVALID_ARGUMENT') return true;
+  return error.code === 'INTERNAL' && !/worker thread died/.test(error.message);
 }

@@ -57,6 +57,10 @@ export const ServerConfigSchema = Type.Object(
         keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
         /** Bound on the time a client may take to send a request's headers and body. */
         request_timeout_ms: Type.Integer({ minimum: 0, default: 60_000 }),
+        /** Largest answer (output tensor bytes) built for one request; larger ones are refused with 400 before encoding. */
+        max_response_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
+        /** Requests in the pipeline at once; past it new ones get 503 + Retry-After at once instead of queueing without bound. */
+        max_inflight_requests: Type.Integer({ minimum: 1, default: 1024 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -74,6 +78,11 @@ export const ServerConfigSchema = Type.Object(
       {
         /** Bound on draining accepted requests after SIGTERM/SIGINT; past it they get 503. */
         deadline_ms: Type.Integer({ minimum: 0, default: 30_000 }),
+        /**
+         * After the drain, the listener stays open this long answering 503 with Connection: close,
+         * so keep-alive clients learn to go elsewhere instead of meeting a reset.
+         */
+        lame_duck_ms: Type.Integer({ minimum: 0, default: 1000 }),
       },
       { additionalProperties: false, default: {} },
     ),

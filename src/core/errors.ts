@@ -147,9 +147,18 @@ export const GRPC_STATUS: Record<ErrorCode, number> = {
   UNAUTHENTICATED: 16,
 };
 
+/** Longest error message a caller is sent (gRPC clients refuse large status metadata). */
+export const MAX_ERROR_MESSAGE = 2048;
+
+/** The message as sent to a caller: cut at MAX_ERROR_MESSAGE characters, saying so. */
+export function boundedMessage(error: InferdError): string {
+  const m = error.message;
+  return m.length <= MAX_ERROR_MESSAGE ? m : `${m.slice(0, MAX_ERROR_MESSAGE - 40)}... (${m.length - MAX_ERROR_MESSAGE + 40} more characters)`;
+}
+
 /** The OIP error body: `{"error": "..."}` plus the error's details. */
 export function errorBody(error: InferdError): Record<string, unknown> {
-  return { error: error.message, ...error.details };
+  return { error: boundedMessage(error), ...error.details };
 }
 
 /** Wraps anything thrown into an InferdError so that every door reports it the same way. */

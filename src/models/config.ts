@@ -15,6 +15,13 @@
  *   ragged_inputs: { input_ids: { pad: 0 }, attention_mask: { pad: 0 } }
  *   warmup: [{ name: default, batch_size: 1, count: 2, inputs: { features: random } }]
  *   input_ranges: { mode: reject, bound: percentile, reference: data/train.csv, exclude: [label] }
+ *   execution: { timeout_ms: 30000, unhealthy_after_timeouts: 3, worker_heap_mb: 1024 }
+ *
+ * execution bounds one run of the model: past `timeout_ms` its worker thread is terminated and
+ * replaced (the callers of that batch get 504, queued requests run on the fresh worker);
+ * `unhealthy_after_timeouts` consecutive timeouts mark the version unhealthy (readiness and the
+ * repository index say so) until a run succeeds; `worker_heap_mb` bounds each worker's
+ * JavaScript heap, so a runaway JavaScript model fails alone.
  *
  * input_ranges checks each request's values against per-feature ranges of reference data:
  * `reference` is a CSV (relative to the model's directory) profiled when the version loads; a
@@ -127,6 +134,14 @@ export const ModelConfigSchema = Type.Object(
         },
         { additionalProperties: false },
       ),
+    ),
+    execution: Type.Object(
+      {
+        timeout_ms: Type.Integer({ minimum: 1, default: 30_000 }),
+        unhealthy_after_timeouts: Type.Integer({ minimum: 1, default: 3 }),
+        worker_heap_mb: Type.Integer({ minimum: 16, default: 1024 }),
+      },
+      { additionalProperties: false, default: {} },
     ),
     /** Free-form values handed to js models' load(). */
     parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),

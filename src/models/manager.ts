@@ -349,7 +349,7 @@ export class ModelManager {
     }
   }
 
-  async unload(name: string): Promise<void> {
+  async unload(name: string, deadlineMs = this.options.drainDeadlineMs): Promise<void> {
     const entry = this.models.get(name);
     if (!entry) throw new ModelNotFoundError(name);
     entry.generation++;
@@ -359,7 +359,7 @@ export class ModelManager {
     entry.versions = new Map();
     entry.latest = undefined;
     entry.state = 'UNAVAILABLE';
-    await Promise.all(versions.map((v) => v.unload(this.options.drainDeadlineMs)));
+    await Promise.all(versions.map((v) => v.unload(deadlineMs)));
   }
 
   /** Unloads a model and forgets it, as when its directory leaves the repository. */
@@ -397,8 +397,9 @@ export class ModelManager {
       const note = failure && failure.versions.length === 0 ? `the last reload failed (${failure.reason}); this version keeps serving` : undefined;
       for (const v of entry.versions.values()) {
         if (readyOnly && v.state !== 'READY') continue;
-        const reason = v.reason ?? note;
-        out.push({ name, version: v.version, state: v.state === 'FAILED' ? 'UNAVAILABLE' : v.state, ...(reason ? { reason } : {}) });
+        const reason = v.unhealthy ?? v.reason ?? note;
+        const state = v.state === 'FAILED' || v.unhealthy !== undefined ? 'UNAVAILABLE' : v.state;
+        out.push({ name, version: v.version, state, ...(reason ? { reason } : {}) });
       }
       if (!readyOnly && failure) {
         for (const version of failure.versions) {
@@ -447,7 +448,8 @@ export class ModelManager {
   }
 
   /** Unloads everything: queued requests finish first (bounded by the drain deadline). */
-  async close(): Promise<void> {
-    await Promise.all([...this.models.keys()].map((name) => this.unload(name).catch(() => undefined)));
+  /** Unloads everything: queued requests finish first, bounded by `deadlineMs` (default: the drain deadline). */
+  async close(deadlineMs?: number): Promise<void> {
+    await Promise.all([...this.models.keys()].map((name) => this.unload(name, deadlineMs).catch(() => undefined)));
   }
 }

@@ -8,7 +8,7 @@ import type { InferenceRequest, InferenceResponse, Parameters, RequestContext, T
 import { Scheduler } from '../batching/scheduler.js';
 import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
 import type { RuntimeSpec } from '../runtimes/types.js';
-import { ModelWorkerPool } from '../workers/pool.js';
+import { ExecutionTimeoutError, ModelWorkerPool } from '../workers/pool.js';
 import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
 import { RangeGuard } from './input-ranges.js';
@@ -63,6 +63,10 @@ export class ModelVersion {
   private rangeGuard: RangeGuard | undefined;
   /** Values out of range per feature (count mode), since the version loaded. */
   readonly outOfRange = new Map<string, number>();
+  /** Runs cut off at the execution timeout in a row; reset by a run that succeeds. */
+  private consecutiveTimeouts = 0;
+  /** Why the version is unhealthy (repeated execution timeouts), until a run succeeds. */
+  unhealthy: string | undefined;
 
   constructor(
     readonly name: string,
@@ -136,7 +140,12 @@ export class ModelVersion {
         ),
       })),
     };
-    const pool = new ModelWorkerPool({ instances: c.instances, spec });
+    const pool = new ModelWorkerPool({
+      instances: c.instances,
+      spec,
+      executionTimeoutMs: c.execution.timeout_ms,
+      maxOldGenerationSizeMb: c.execution.worker_heap_mb,
+    });
     this.pool = pool;
     try {
       const signature = await pool.ready();
@@ -178,7 +187,16 @@ export class ModelVersion {
         defaultPriority: c.queue.default_priority,
         ragged,
       },
-      (inputs, outputs, requestIds) => pool.infer(inputs, outputs, requestIds),
+      (inputs, outputs, requestIds) => pool.infer(inputs, outputs, requestIds).then(
+        (result) => {
+          this.runSucceeded();
+          return result;
+        },
+        (error: unknown) => {
+          if (error instanceof ExecutionTimeoutError) this.runTimedOut(error.timeoutMs);
+          throw error;
+        },
+      ),
       {
         onExecution: (record, outputs) => {
           this.stats.recordExecution(record.batchRows, record.timings);
@@ -190,6 +208,33 @@ export class ModelVersion {
     this.loadMs = performance.now() - started;
     this.state = 'READY';
     this.observer.onLoaded?.(this);
+  }
+
+  private runSucceeded(): void {
+    this.consecutiveTimeouts = 0;
+    this.unhealthy = undefined;
+  }
+
+  private runTimedOut(timeoutMs: number): void {
+    this.consecutiveTimeouts++;
+    if (this.consecutiveTimeouts >= this.config.execution.unhealthy_after_timeouts) {
+      this.unhealthy = `unhealthy: ${this.consecutiveTimeouts} runs in a row exceeded the execution timeout of ${timeoutMs} ms`;
+    }
+  }
+
+  /** Serving, and not marked unhealthy. */
+  get healthy(): boolean {
+    return this.state === 'READY' && this.unhealthy === undefined;
+  }
+
+  /**
+   * The shutdown deadline has passed: queued requests and runs in progress are answered 503 at
+   * once (the workers running them are terminated).
+   */
+  forceStop(): void {
+    const reason = new UnavailableError(`the server shut down before model '${this.name}' version ${this.version} answered this request`);
+    this.scheduler?.close(reason);
+    this.pool?.abortRunning(reason);
   }
 
   get queueSize(): number {
@@ -245,7 +290,8 @@ export class ModelVersion {
       clearTimeout(timer);
       if (timedOut) scheduler.close(new UnavailableError(`model '${this.name}' version ${this.version} was unloaded before this request ran`));
     }
-    await this.pool?.close();
+    // Workers get a moment to free their sessions; a stuck one is terminated.
+    await this.pool?.close(Math.min(5000, deadlineMs + 500));
     this.pool = undefined;
     this.scheduler = undefined;
     this.state = 'UNAVAILABLE';

@@ -83,12 +83,15 @@ export class ServingTable {
 
   isReady(name: string, version?: string): boolean {
     const { entry, version: v } = this.find(name, version);
-    return entry.state === 'READY' && v !== undefined && v.state === 'READY';
+    return entry.state === 'READY' && v !== undefined && v.healthy;
   }
 
   /** True when every eager model known to the manager is serving; lazy ones never hold readiness back. */
   allReady(): boolean {
-    for (const e of this.entries.values()) if (!e.lazy && e.state !== 'READY' && e.state !== 'UNAVAILABLE') return false;
+    for (const e of this.entries.values()) {
+      if (!e.lazy && e.state !== 'READY' && e.state !== 'UNAVAILABLE') return false;
+      if (e.latest?.unhealthy !== undefined) return false;
+    }
     return true;
   }
 
@@ -101,7 +104,12 @@ export class ServingTable {
   }
 
   failures(): Array<{ name: string; reason: string }> {
-    return [...this.entries.values()].filter((e) => e.reason !== undefined).map((e) => ({ name: e.name, reason: e.reason! }));
+    const out: Array<{ name: string; reason: string }> = [];
+    for (const e of this.entries.values()) {
+      if (e.reason !== undefined) out.push({ name: e.name, reason: e.reason });
+      for (const v of e.versions.values()) if (v.unhealthy !== undefined) out.push({ name: e.name, reason: `version ${v.version} ${v.unhealthy}` });
+    }
+    return out;
   }
 
   /** Names the manager has entries for. */

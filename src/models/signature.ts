@@ -33,12 +33,18 @@ export function checkRequest(model: string, inputs: readonly TensorMetadata[], o
     }
   }
   for (const m of inputs) if (!seen.has(m.name)) problems.push(`missing input '${m.name}' (${m.datatype} [${m.shape.join(', ')}])`);
+  const requested = new Set<string>();
   for (const o of request.outputs ?? []) {
+    if (requested.has(o.name)) {
+      problems.push(`output '${o.name}' is requested twice`);
+      continue;
+    }
+    requested.add(o.name);
     if (!outputs.some((m) => m.name === o.name)) {
       problems.push(`unknown output '${o.name}' requested (model '${model}' has ${outputs.map((m) => `'${m.name}'`).join(', ')})`);
     }
   }
-  if (problems.length > 0) throw new InvalidInputError(problems.join('; '));
+  if (problems.length > 0) throw new InvalidInputError(listProblems(problems));
 }
 
 /** Checks a config's declared signature against the one read from the artifact. */
@@ -59,4 +65,10 @@ export function checkDeclared(kind: 'input' | 'output', declared: readonly Tenso
     for (const a of actual) if (!declared.some((d) => d.name === a.name)) problems.push(`the model's input '${a.name}' is missing from the config`);
   }
   return problems;
+}
+
+/** The first few problems and how many more, so that an error stays readable and bounded. */
+export function listProblems(problems: readonly string[], shown = 5): string {
+  const head = problems.slice(0, shown).join('; ');
+  return problems.length > shown ? `${head}; and ${problems.length - shown} more` : head;
 }

@@ -7,8 +7,10 @@
  */
 import { createRequire } from 'node:module';
 import { InvalidInputError, ModelNotFoundError, UnavailableError } from '../core/errors.js';
+import { rawByteLength } from '../codecs/raw.js';
 import type {
   InferenceRequest,
+  Tensor,
   InferenceResponse,
   ModelMetadata,
   ModelStatistics,
@@ -30,6 +32,8 @@ export interface DataPlaneOptions {
   readinessChecks?: Array<() => boolean>;
   /** Told when a request starts and stops running on a model (the in-flight gauge). */
   inFlight?: (model: string, delta: 1 | -1) => void;
+  /** Largest answer in output-tensor bytes; default 64 MiB. */
+  maxResponseBytes?: number;
 }
 
 const PERFORM = Symbol('perform');
@@ -137,6 +141,11 @@ export class DataPlane implements ServingPlane {
     inFlight?.(v.name, 1);
     try {
       const result = await v.infer(request, ctx);
+      const limit = this.options.maxResponseBytes ?? 64 * 1024 * 1024;
+      const bytes = responseBytes(result.response.outputs);
+      if (bytes > limit) {
+        throw new InvalidInputError(`the answer would hold ${bytes} bytes of outputs, more than this server's limit of ${limit} (server.max_response_bytes); ask for fewer rows or outputs`);
+      }
       ctx.outcome = { model: v.name, version: v.version, queueMs: result.queueNs / 1e6, computeMs: result.computeNs / 1e6, batchRows: result.batchRows };
       ctx.timings = { inputMs: result.inputNs / 1e6, inferMs: result.inferNs / 1e6 };
       return result.response;
@@ -220,6 +229,12 @@ export class DataPlane implements ServingPlane {
     if (version && chosen.length === 0) throw new ModelNotFoundError(name, version);
     return chosen.map((v) => v.stats.snapshot());
   }
+}
+
+function responseBytes(outputs: readonly Tensor[]): number {
+  let total = 0;
+  for (const t of outputs) total += rawByteLength(t.datatype, t.data);
+  return total;
 }
 
 /** A name a request must carry; refused with INVALID_ARGUMENT when empty. */

@@ -12,7 +12,9 @@ import type { Policy, ServingPlane } from './types.js';
 
 export interface StandardPolicyParts {
   manager: ModelManager;
-  plane: Pick<ServingPlane, 'isDraining'>;
+  plane: Pick<ServingPlane, 'isDraining'> & { readonly inFlightCount: number };
+  /** server.max_inflight_requests */
+  maxInFlight?: number;
   metrics?: Metrics;
   tracer?: Tracer;
   logger?: Logger;
@@ -29,7 +31,7 @@ export function standardPolicies(parts: StandardPolicyParts): Policy[] {
       ...(parts.logger ? { logger: parts.logger } : {}),
       accessLog: parts.accessLog ?? false,
     }),
-    admission: new AdmissionPolicy(() => parts.plane.isDraining),
+    admission: new AdmissionPolicy(parts.plane, parts.maxInFlight),
     resolve: new ResolvePolicy(parts.manager),
     validate: new ValidatePolicy(),
     ...parts.optional,

@@ -113,9 +113,11 @@ export class InferdServer {
           ...(tracing ? { tracer: tracing.tracer } : {}),
           logger,
           accessLog: config.logging.access_log,
+          maxInFlight: config.server.max_inflight_requests,
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
+      maxResponseBytes: config.server.max_response_bytes,
       ...(metrics.enabled ? { inFlight: (model: string, delta: 1 | -1) => metrics.addInFlight(model, delta) } : {}),
     });
 
@@ -211,17 +213,23 @@ export class InferdServer {
     ]);
     clearTimeout(timer);
     let abandoned = 0;
+    if (!timedOut) {
+      // Lame duck: stay reachable a moment, answering 503 with Connection: close, so clients
+      // with a kept-alive connection learn to go elsewhere rather than meet a reset.
+      const lameDuck = Math.min(this.config.shutdown.lame_duck_ms, Math.max(0, deadline - Date.now()));
+      if (lameDuck > 0) await new Promise((r) => setTimeout(r, lameDuck));
+    }
     if (timedOut) {
       abandoned = this.plane.inFlightCount;
       log.warn({ abandoned }, 'drain deadline passed; answering the remaining requests with 503');
-      // Queued requests are rejected now (their callers get 503); running batches get a short grace.
-      for (const v of this.manager.serving.loaded()) void v.unload(0);
-      await Promise.race([this.plane.whenIdle(), new Promise((r) => setTimeout(r, 1000))]);
+      // Queued requests and runs in progress are answered 503 now; stuck workers are terminated.
+      for (const v of this.manager.serving.loaded()) v.forceStop();
+      await Promise.race([this.plane.whenIdle(), new Promise((r) => setTimeout(r, 200))]);
     }
     await doorsDrained;
     await Promise.all(this.doors.map((d) => d.stop().catch(() => undefined)));
     await controlStopped;
-    await this.manager.close();
+    await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
     await this.registry?.close();
     await this.tracing?.shutdown().catch(() => undefined);
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { RuntimeError } from '../core/errors.js';
+import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError } from '../core/errors.js';
 import { ownBuffers, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
@@ -17,6 +17,15 @@ export interface WorkerPoolOptions {
   spec: RuntimeSpec;
   /** Bound on one worker's heap, so a runaway model fails alone instead of taking the process. */
   maxOldGenerationSizeMb?: number;
+  /** Longest one run may take; past it the worker is terminated and replaced. */
+  executionTimeoutMs?: number;
+}
+
+/** A run cut off at the model's execution timeout; its worker was terminated and replaced. */
+export class ExecutionTimeoutError extends DeadlineExceededError {
+  constructor(readonly timeoutMs: number) {
+    super(`the model ran longer than its execution timeout of ${timeoutMs} ms; its worker was terminated and is being replaced`);
+  }
 }
 
 function workerEntry(): { filename: string; execArgv: string[] } {
@@ -32,10 +41,14 @@ export class ModelWorkerPool {
   private readonly piscina: Piscina;
   readonly instances: number;
   private closed = false;
+  private readonly executionTimeoutMs: number | undefined;
+  /** Runs in progress, so a forced shutdown can cut them off. */
+  private readonly running = new Set<AbortController>();
 
   constructor(options: WorkerPoolOptions) {
     const entry = workerEntry();
     this.instances = options.instances;
+    this.executionTimeoutMs = options.executionTimeoutMs;
     this.piscina = new Piscina({
       filename: entry.filename,
       execArgv: entry.execArgv,
@@ -63,17 +76,36 @@ export class ModelWorkerPool {
 
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
     const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
+    // Aborting a running piscina task terminates its worker; piscina then starts a replacement,
+    // which loads the model again before it takes the next task.
+    const controller = new AbortController();
+    this.running.add(controller);
+    const limit = this.executionTimeoutMs;
+    const timer = limit === undefined ? undefined : setTimeout(() => controller.abort(new ExecutionTimeoutError(limit)), limit);
     let reply: WorkerReply;
     try {
-      reply = (await this.piscina.run(task, { transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[] })) as WorkerReply;
+      reply = (await this.piscina.run(task, {
+        transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[],
+        signal: controller.signal,
+      })) as WorkerReply;
     } catch (error) {
-      if (error instanceof Error && error.name.endsWith('Error') && 'code' in error) throw error;
+      if (controller.signal.aborted && controller.signal.reason instanceof InferdError) throw controller.signal.reason;
+      if (error instanceof InferdError) throw error;
       const message = (error as Error).message ?? String(error);
       if (/worker exited|terminated/i.test(message)) throw new RuntimeError(`the model's worker thread died while running this request (${message})`, error);
       throw error;
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(controller);
     }
+    if (reply.kind === 'failed') throw reply.inputCaused ? new InvalidInputError(reply.message) : new RuntimeError(reply.message);
     if (reply.kind !== 'result') throw new RuntimeError('unexpected reply from the model worker');
     return reply;
+  }
+
+  /** Cuts off every run in progress (their workers are terminated); each fails with `reason`. */
+  abortRunning(reason: InferdError): void {
+    for (const controller of this.running) controller.abort(reason);
   }
 
   /** Worker thread ids, for diagnostics. */
@@ -81,11 +113,17 @@ export class ModelWorkerPool {
     return this.piscina.threads.map((t) => t.threadId);
   }
 
-  async close(): Promise<void> {
+  /**
+   * Releases each runtime before the threads end, so native sessions are freed deterministically;
+   * a worker that does not answer within `graceMs` (a model stuck in a run) is terminated.
+   */
+  async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Release each runtime before the threads end, so native sessions are freed deterministically.
-    await Promise.allSettled(Array.from({ length: this.instances }, () => this.piscina.run({ kind: 'close' } satisfies WorkerTask)));
+    let timer: NodeJS.Timeout | undefined;
+    const closes = Promise.allSettled(Array.from({ length: this.instances }, () => this.piscina.run({ kind: 'close' } satisfies WorkerTask)));
+    await Promise.race([closes, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
     await this.piscina.destroy();
   }
 }

@@ -10,4 +10,6 @@ export type WorkerTask =
 export type WorkerReply =
   | { kind: 'result'; outputs: Tensor[]; timings: RunTimings }
   | { kind: 'describe'; inputs: TensorMetadata[]; outputs: TensorMetadata[]; threadId: number }
-  | { kind: 'closed' };
+  | { kind: 'closed' }
+  /** The run failed; `inputCaused` when the runtime found the input at fault. */
+  | { kind: 'failed'; message: string; inputCaused: boolean };

@@ -7,6 +7,7 @@ import { threadId, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Piscina } from 'piscina';
 import { allocate } from '../core/datatypes.js';
+import { InferdError } from '../core/errors.js';
 import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import { loadRuntime, type ModelRuntime, type RuntimeSpec, type WarmupSpec } from '../runtimes/index.js';
@@ -69,8 +70,10 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
   try {
     result = await runtime.run(task.inputs, task.outputs, { requestIds: task.requestIds, log: log.child({ requestIds: task.requestIds }) });
   } catch (error) {
-    log.error({ requestIds: task.requestIds, err: error }, 'model run failed');
-    throw error;
+    // Errors cross the thread boundary as plain data: their class would not survive the copy.
+    const inputCaused = error instanceof InferdError && error.code === 'INVALID_ARGUMENT';
+    log[inputCaused ? 'warn' : 'error']({ requestIds: task.requestIds, err: error }, inputCaused ? 'the model refused an input' : 'model run failed');
+    return { kind: 'failed', message: error instanceof Error ? error.message : String(error), inputCaused };
   }
   const { outputs, timings } = result;
   const reply: WorkerReply = { kind: 'result', outputs, timings };

@@ -17,6 +17,7 @@ export async function startInProcess(repository: string, overrides: Record<strin
       model_repository: repository,
       ...overrides,
       server: { host: '127.0.0.1', http_port: 0, grpc_port: -1, ...server },
+      shutdown: { lame_duck_ms: 0, ...(overrides.shutdown as object) },
       logging: { level: 'silent', ...(overrides.logging as object) },
     },
   });

@@ -11,7 +11,7 @@
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isDatatype, type TensorData } from '../../core/datatypes.js';
-import { RuntimeError } from '../../core/errors.js';
+import { InvalidInputError, RuntimeError } from '../../core/errors.js';
 import { checkElementCount, fromValues } from '../../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../../core/types.js';
 import type { ModelRuntime, RuntimeSpec } from '../types.js';
@@ -66,6 +66,8 @@ export async function loadJsRuntime(spec: RuntimeSpec): Promise<ModelRuntime> {
       try {
         result = await mod.predict(byName, { outputs: outputNames, requestIds: context?.requestIds ?? [], ...(context ? { log: context.log } : {}) });
       } catch (error) {
+        // A model signals that the input is at fault by throwing an error whose code is INVALID_ARGUMENT.
+        if ((error as { code?: unknown }).code === 'INVALID_ARGUMENT') throw new InvalidInputError(`the model refused this input: ${(error as Error).message}`);
         throw new RuntimeError(`the model's predict() failed: ${(error as Error).message}`, error);
       }
       const t2 = performance.now();

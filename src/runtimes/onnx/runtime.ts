@@ -7,6 +7,9 @@ import type { TensorData } from '../../core/datatypes.js';
 import { OIP_TO_ONNX, onnxTypeToDatatype, tensorMetadataOf } from './types.js';
 import { InvalidInputError, RuntimeError } from '../../core/errors.js';
 import type { Tensor, TensorMetadata } from '../../core/types.js';
+
+/** Status messages of onnxruntime's INVALID_ARGUMENT class: the input, not the model, is at fault. */
+const INPUT_CAUSED = /indices element out of data bounds|Unexpected input data type|Invalid rank|Got invalid dimensions|out of range|must be within the inclusive range|shape mismatch|Invalid input|cannot reshape|Attempting to broadcast/i;
 import type { ModelRuntime, RunTimings, RuntimeSpec } from '../types.js';
 
 const encoder = new TextEncoder();
@@ -58,7 +61,12 @@ export async function loadOnnxRuntime(spec: RuntimeSpec): Promise<ModelRuntime> 
       try {
         results = await session.run(feeds, names as string[]);
       } catch (error) {
-        throw new RuntimeError(`onnxruntime failed to run the model: ${(error as Error).message}`, error);
+        const message = (error as Error).message;
+        // onnxruntime reports a bad input (an index out of a table's range, a wrong type or
+        // rank) through the same exception as its own failures: tell them apart by the status
+        // message, so the caller's mistake is answered 400 and not counted as a server error.
+        if (INPUT_CAUSED.test(message)) throw new InvalidInputError(`the model refused this input: ${message}`);
+        throw new RuntimeError(`onnxruntime failed to run the model: ${message}`, error);
       }
       const t2 = performance.now();
       const out: Tensor[] = [];

@@ -13,6 +13,7 @@ import {
   CancelledError,
   DeadlineExceededError,
   GRPC_STATUS,
+  boundedMessage,
   InferdError,
   InvalidInputError,
   UnavailableError,
@@ -249,7 +250,8 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
     const e = toInferdError(error);
     const trailers = answerMetadata(context);
     if (e.retryAfterSeconds !== undefined) trailers.set('retry-after', String(e.retryAfterSeconds));
-    return Object.assign(new Error(e.message), { code: GRPC_STATUS[e.code] as grpc.status, details: e.message, metadata: trailers });
+    const message = boundedMessage(e);
+    return Object.assign(new Error(message), { code: GRPC_STATUS[e.code] as grpc.status, details: message, metadata: trailers });
   }
 
   /**
@@ -371,7 +373,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
             const e = toInferdError(error);
             const model = message instanceof MalformedMessage ? {} : { model_name: message.model_name ?? '', model_version: message.model_version ?? '' };
             return {
-              error_message: e.message,
+              error_message: boundedMessage(e),
               infer_response: { model_name: '', model_version: '', ...model, id: requestId, outputs: [], raw_output_contents: [] },
             };
           },

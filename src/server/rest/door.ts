@@ -27,7 +27,8 @@ export class RestDoor implements FrontDoor {
   /** Closes the listener; sockets still open are idle keep-alive ones or stuck clients: closed, bounded. */
   async stop(): Promise<void> {
     const closing = this.app.close().catch(() => undefined);
-    const forced = setTimeout(() => this.app.server.closeAllConnections(), 2000);
+    this.app.server.closeIdleConnections();
+    const forced = setTimeout(() => this.app.server.closeAllConnections(), 500);
     await closing;
     clearTimeout(forced);
   }
