@@ -58,6 +58,8 @@ def run(case):
         h = proportion_effectsize(p2, p1)
         n_h = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=1.0, alternative="two-sided")
         return {"guide": num(n), "guide_ceil": int(np.ceil(n)), "h": num(h), "cohen": num(n_h)}
+    if kind == "normal_ind_power":
+        return {"power": num(NormalIndPower().power(case["effect"], case["nobs1"], case["alpha"], ratio=1.0, alternative="two-sided"))}
     if kind == "proportions_ztest":
         z, p = proportions_ztest([case["x1"], case["x2"]], [case["n1"], case["n2"]])
         lo, hi = confint_proportions_2indep(case["x1"], case["n1"], case["x2"], case["n2"], method="wald", compare="diff", alpha=0.05)
