@@ -261,7 +261,7 @@ function score(p: Prepared, method: DriftMethod, referenceRows: number): Scored 
 }
 
 /** Computes the drift of `current` against `reference`. Pure and synchronous: run it off the event loop (see pool.ts). */
-export function computeDrift(reference: DriftProfile, current: Table, options: DriftOptions = {}): DriftReport {
+export function computeDrift(reference: DriftProfile, current: Table, options: DriftOptions = {}, onProgress?: (done: number, total: number) => void): DriftReport {
   const byName = new Map(current.columns.map((c) => [c.name, c]));
   const wanted = options.columns ? new Set(options.columns) : undefined;
   if (wanted) {
@@ -278,7 +278,8 @@ export function computeDrift(reference: DriftProfile, current: Table, options: D
   const correction = options.correction ?? 'none';
   const bins = options.chartBins ?? 20;
 
-  const results = profiles.map((profile): ColumnDrift => {
+  const results = profiles.map((profile, index): ColumnDrift => {
+    onProgress?.(index, profiles.length);
     const p = prepare(profile, byName.get(profile.name)!);
     const currentRows = p.numeric ? p.numeric.length : p.strings!.length;
     if (currentRows === 0) throw new InvalidInputError(`column '${profile.name}' has no values in the current data`);
@@ -309,6 +310,7 @@ export function computeDrift(reference: DriftProfile, current: Table, options: D
     };
   });
 
+  onProgress?.(profiles.length, profiles.length);
   // Multiple testing: one family per role, over the columns tested with a p-value
   if (correction !== 'none') {
     for (const role of ['input', 'output'] as const) {
