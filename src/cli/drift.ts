@@ -209,11 +209,16 @@ export function registerDriftCommand(program: Command): Command {
     .option('--exec <command>', 'run this shell command (event JSON on stdin) when the decision calls for an action')
     .option('--fail-on-drift', 'exit with status 3 when the data set drifted')
     .action(async function (this: Command, options: DriftCliOptions) {
+      const output = this.configureOutput();
+      const write = output.writeOut ?? ((text: string) => process.stdout.write(text));
+      let status: number;
       try {
-        process.exitCode = await runDrift(options, (text) => process.stdout.write(text));
+        status = await runDrift(options, write);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        this.error(`error: ${message}`, { exitCode: error instanceof InvalidInputError ? 2 : 1 });
+        this.error(`error: ${message}`, { code: 'inferd.failed', exitCode: error instanceof InvalidInputError ? 2 : 1 });
       }
+      if (status === 3) this.error('data-set drift detected', { code: 'inferd.drift', exitCode: 3 });
+      if (status !== 0) this.error('error: a drift action failed', { code: 'inferd.failed', exitCode: status });
     });
 }

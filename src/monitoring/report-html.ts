@@ -89,7 +89,7 @@ export function renderDriftHtml(report: DriftReport, meta: { title?: string; mod
   const title = meta.title ?? `Drift report${meta.model ? ` — ${meta.model}${meta.version !== undefined ? ` v${meta.version}` : ''}` : ''}`;
   const rows = report.columns
     .map(
-      (c) => `<tr class="${c.drifted ? 'drifted' : ''}"><td>${escapeHtml(c.name)}</td><td>${c.role}</td><td>${c.kind}</td><td>${escapeHtml(c.method)}</td><td class="num">${fmt(c.score)}</td><td class="num">${fmt(c.adjustedPValue)}</td><td class="num">${fmt(c.threshold)}</td><td class="num">${fmt(c.psi, 3)}</td><td><span class="sev" style="color:${SEVERITY_COLOUR[c.severity]}">${c.severity}</span></td><td>${c.drifted ? '<span class="badge drift">drift</span>' : '<span class="badge ok">stable</span>'}</td></tr>`,
+      (c) => `<tr class="${c.drifted ? 'drifted' : ''}"><td>${escapeHtml(c.name)}</td><td>${c.role}</td><td>${c.kind}</td><td>${escapeHtml(c.method)}</td><td class="num">${fmt(c.score)}</td><td class="num">${fmt(c.adjustedPValue)}</td><td class="num">${fmt(c.threshold)}</td><td class="num">${fmt(c.psi, 3)}</td><td><span class="sev" style="color:${c.drifted ? SEVERITY_COLOUR[c.severity] : '#8a929c'}" title="PSI tier${c.drifted ? '' : '; the column\'s test did not flag drift, so it does not count'}">${c.severity}</span></td><td>${c.drifted ? '<span class="badge drift">drift</span>' : '<span class="badge ok">stable</span>'}</td></tr>`,
     )
     .join('\n');
   const ordered = [...report.columns].sort((a, b) => Number(b.drifted) - Number(a.drifted));

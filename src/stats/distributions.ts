@@ -38,6 +38,7 @@ export function tCdfAt(t: number, df: number): number {
 /** Chi-square upper tail P(X > x) with `df` degrees of freedom (the regularised upper gamma). */
 export function chi2Sf(x: number, df: number): number {
   if (x <= 0) return 1;
+  if (x === Infinity) return 0;
   return gammainc(x / 2, df / 2, true, true);
 }
 
