@@ -1,6 +1,8 @@
 /**
  * Drift computation off the event loop: a small piscina pool whose workers run computeDrift.
- * Columns travel to the worker as transferred buffers (no copy); the profile is cloned.
+ * Window columns travel to the worker as transferred buffers (no copy). A profile is cloned to a
+ * worker once and then named by id (workers keep the last few), so the main thread does not
+ * serialise the reference's samples on every window.
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -9,10 +11,14 @@ import type { DriftOptions, DriftReport } from './drift.js';
 import type { DriftProfile } from './profile.js';
 
 export interface DriftTask {
-  profile: DriftProfile;
+  profileId: number;
+  /** Present when the worker may not have the profile yet. */
+  profile?: DriftProfile;
   table: Table;
   options: DriftOptions;
 }
+
+export type DriftTaskResult = { report: DriftReport } | { missingProfile: true };
 
 function workerEntry(): { filename: string; execArgv: string[] } {
   // Compiled: dist/monitoring/drift-worker.js. From source (tests, tsx): the .ts file through tsx.
@@ -30,6 +36,8 @@ export interface DriftPoolOptions {
 
 export class DriftComputePool {
   private readonly piscina: Piscina;
+  private readonly ids = new WeakMap<DriftProfile, number>();
+  private nextId = 1;
 
   constructor(options: DriftPoolOptions = {}) {
     const entry = workerEntry();
@@ -44,15 +52,35 @@ export class DriftComputePool {
     });
   }
 
-  /** Computes a drift report in a worker thread. */
+  /**
+   * Computes a drift report in a worker thread. The table's numeric column buffers are
+   * transferred: the caller must not use them afterwards.
+   */
   async compute(profile: DriftProfile, table: Table, options: DriftOptions = {}): Promise<DriftReport> {
+    let profileId = this.ids.get(profile);
+    const known = profileId !== undefined;
+    if (profileId === undefined) {
+      profileId = this.nextId++;
+      this.ids.set(profile, profileId);
+    }
     const transfer: ArrayBuffer[] = [];
     for (const c of table.columns) if (c.kind === 'numeric' && c.values.buffer instanceof ArrayBuffer) transfer.push(c.values.buffer);
-    const task: DriftTask = { profile, table, options };
-    return (await this.piscina.run(task, { transferList: transfer })) as DriftReport;
+    const first = known
+      ? ((await this.piscina.run({ profileId, table, options } satisfies DriftTask, { transferList: transfer })) as DriftTaskResult)
+      : ({ missingProfile: true } as const);
+    if ('report' in first) return first.report;
+    // a worker that has not seen this profile (a new one, or a worker started since)
+    const retried = (await this.piscina.run({ profileId, profile, table: known ? cloneBack(first, table) : table, options } satisfies DriftTask, known ? {} : { transferList: transfer })) as DriftTaskResult;
+    if ('report' in retried) return retried.report;
+    throw new Error('the drift worker lost the reference profile');
   }
 
   async close(): Promise<void> {
     await this.piscina.destroy();
   }
+}
+
+/** The worker sends the columns back with a missing-profile answer, since they were transferred. */
+function cloneBack(result: DriftTaskResult, table: Table): Table {
+  return (result as { table?: Table }).table ?? table;
 }

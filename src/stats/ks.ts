@@ -98,6 +98,9 @@ function probOutsideBand(m0: number, n0: number, g: number, h: number): number {
   let length = maxJ - minJ;
   const column = new Float64Array(Math.min(2 * maxJ + 2, n + 1)).fill(1);
   column.fill(0, minJ, maxJ);
+  // 1/k for every i + j, so the inner loop multiplies instead of dividing (it is latency-bound)
+  const reciprocal = new Float64Array(m + n + 1);
+  for (let k = 1; k <= m + n; k++) reciprocal[k] = 1 / k;
   for (let i = 1; i <= m; i++) {
     const lastMin = minJ;
     const lastLength = length;
@@ -105,9 +108,9 @@ function probOutsideBand(m0: number, n0: number, g: number, h: number): number {
     maxJ = Math.min(Math.ceil((ng * i + h) / mg), n + 1);
     if (maxJ <= minJ) return 1;
     let value = minJ === 0 ? 0 : 1;
-    for (let jj = 0; jj < maxJ - minJ; jj++) {
-      const j = jj + minJ;
-      value = (column[jj + minJ - lastMin]! * i + value * j) / (i + j);
+    const shift = minJ - lastMin;
+    for (let jj = 0, j = minJ; j < maxJ; jj++, j++) {
+      value = (column[jj + shift]! * i + value * j) * reciprocal[i + j]!;
       column[jj] = value;
     }
     length = maxJ - minJ;
