@@ -88,4 +88,16 @@ describe('drift off the event loop', () => {
     expect(threaded.columns.map((c) => [c.name, c.score, c.drifted])).toEqual(inline.columns.map((c) => [c.name, c.score, c.drifted]));
     expect(threaded.dataset.driftedColumns.sort()).toEqual(Object.keys(SHIFTS).sort());
   });
+
+  it('sends a profile to the worker once, then names it; a second profile works alongside', async () => {
+    const train = await readTable(BC_TRAIN);
+    const a = buildDriftProfile(train, { outputs: ['label'] });
+    const b = buildDriftProfile(train, { exclude: ['label'] });
+    const test = await readTable(BC_TEST);
+    const fresh = () => ({ rows: test.rows, columns: test.columns.map((c) => ({ ...c, values: (c.values as Float64Array).slice() })) }) as typeof test;
+    const expected = computeDrift(a, test).columns.map((c) => c.score);
+    for (let i = 0; i < 3; i++) expect((await pool.compute(a, fresh())).columns.map((c) => c.score)).toEqual(expected);
+    expect((await pool.compute(b, fresh())).columns).toHaveLength(30);
+    expect((await pool.compute(a, fresh())).columns).toHaveLength(31);
+  });
 });
