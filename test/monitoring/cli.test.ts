@@ -51,6 +51,19 @@ describe('inferd drift and inferd models profile', () => {
     expect(report.columns.find((c) => c.name === 'mean_radius')!.method).toBe('psi');
   });
 
+  it('fires --exec once on a decision that calls for an action, and not on a stable one', async () => {
+    const log = path.join(dir, 'fired.log');
+    const command = `cat >> '${log}'; echo >> '${log}'`;
+    const stable = await runInferd(['drift', '--reference', BC_TRAIN, '--current', BC_TEST, '--output', 'label', '--exec', command]);
+    expect(stable.code).toBe(0);
+    await expect(readFile(log, 'utf8')).rejects.toThrow(/ENOENT/);
+    const moved = await runInferd(['drift', '--reference', BC_TRAIN, '--current', shifted, '--output', 'label', '--exec', command]);
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toMatch(/command cat >> .*: ok after 1 attempt/);
+    const events = (await readFile(log, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { decision: { severity: string } });
+    expect(events.map((e) => e.decision.severity)).toEqual(['severe']);
+  });
+
   it('names bad input with status 2', async () => {
     const missing = await runInferd(['drift', '--reference', BC_TRAIN, '--current', path.join(dir, 'nope.csv')]);
     expect(missing.code).toBe(2);
