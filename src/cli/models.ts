@@ -14,7 +14,9 @@ import { defaultRegistryUrl, openRegistry } from '../registry/open.js';
 import type { Registry } from '../registry/registry.js';
 import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
-import { readTable, type Table } from '../monitoring/dataset.js';
+import { readTable, type Column, type Table } from '../monitoring/dataset.js';
+import { scoreColumns } from '../monitoring/outputs.js';
+import { loadRuntime } from '../runtimes/index.js';
 import { buildDriftProfile } from '../monitoring/profile.js';
 import { computeProfile, profileFromCsv, type InputProfile } from '../validation/ranges.js';
 
@@ -116,6 +118,25 @@ async function profileFromTable(table: Table, file: string, leaveOut: string[]):
   const profile = computeProfile(columns.map((c) => ({ name: c.name, values: c.values as Float64Array })), leaveOut);
   profile.source = { file: basename(file), sha256: createHash('sha256').update(await readFile(file)).digest('hex') };
   return profile;
+}
+
+/** Runs a registry version's ONNX file over input columns in this process and returns its derived output columns. */
+async function scoreWithModel(path: string, model: string, version: string, inputs: Column[]): Promise<Column[]> {
+  const runtime = await loadRuntime({
+    kind: 'onnx',
+    model,
+    version,
+    path,
+    onnx: { intraOpThreads: 1, interOpThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'], enableCpuMemArena: true, enableMemPattern: true, allowSpinning: false },
+    parameters: {},
+    warmup: [],
+    logLevel: 'silent',
+  });
+  try {
+    return await scoreColumns(runtime, inputs);
+  } finally {
+    await runtime.close();
+  }
 }
 
 // ---- output ----
@@ -460,9 +481,10 @@ export function registerModelsCommand(program: Command): void {
       .option('--data <file>', 'reference data: CSV with a header row of column names, or JSONL (one object per row)')
       .addOption(new Option('--exclude <column>', 'a column to leave out, e.g. the label (repeatable)').argParser(collect))
       .addOption(new Option('--output <column>', 'a column holding a model output (predicted label, score): profiled for drift, not an input (repeatable)').argParser(collect))
-      .addOption(new Option('--reservoir <n>', 'values per column kept for KS and Wasserstein (default 5000)').argParser(versionArg)),
+      .addOption(new Option('--reservoir <n>', 'values per column kept for KS and Wasserstein (default 5000)').argParser(versionArg))
+      .option('--score', "run the version's model over the data and profile its outputs too (predicted class and confidence, or values)"),
   ).action(async (model: string, second: string | undefined, third: string | undefined, _options: unknown, command: Command) => {
-    const o = command.opts<{ exclude?: string[]; output?: string[]; data?: string; reservoir?: number }>();
+    const o = command.opts<{ exclude?: string[]; output?: string[]; data?: string; reservoir?: number; score?: boolean }>();
     await run(command, async (ctx) => {
       let name: string;
       let version: number;
@@ -486,7 +508,22 @@ export function registerModelsCommand(program: Command): void {
       const exclude = o.exclude ?? [];
       const table = await readTable(file);
       const profile = /\.(jsonl|ndjson)$/i.test(file) ? await profileFromTable(table, file, [...exclude, ...outputs]) : await profileFromCsv(file, { exclude: [...exclude, ...outputs] });
-      profile.drift = buildDriftProfile(table, { outputs, exclude, ...(o.reservoir !== undefined ? { reservoirSize: o.reservoir } : {}) });
+      let driftTable = table;
+      let driftOutputs = outputs;
+      if (o.score) {
+        const artifact = await ctx.registry.resolveArtifact(name, String(version));
+        const inputs = table.columns.filter((c) => !exclude.includes(c.name) && !outputs.includes(c.name));
+        const scored = await scoreWithModel(artifact.path, name, String(version), inputs);
+        const clash = scored.find((c) => table.columns.some((t) => t.name === c.name && !exclude.includes(t.name)));
+        if (clash) throw new UsageError(`the model's output '${clash.name}' has the name of a data column: --exclude it (a true label) or rename it`);
+        driftTable = { rows: table.rows, columns: [...table.columns.filter((c) => !exclude.includes(c.name)), ...scored] };
+        driftOutputs = [...outputs, ...scored.map((c) => c.name)];
+      }
+      profile.drift = buildDriftProfile(driftTable, {
+        outputs: driftOutputs,
+        exclude: o.score ? [] : exclude,
+        ...(o.reservoir !== undefined ? { reservoirSize: o.reservoir } : {}),
+      });
       await ctx.registry.setProfile(name, version, profile);
       if (ctx.json) return ctx.printJson(profile);
       ctx.print(`stored an input profile of ${profile.features.length} features (${profile.rows} rows) with ${name} version ${version}`);

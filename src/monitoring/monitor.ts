@@ -15,6 +15,8 @@ import type { DriftProfile } from './profile.js';
 import { DriftTrigger, type ActionOutcome, type TriggerAction } from './triggers.js';
 import { DriftWindow, type ClosedWindow, type DriftWindowOptions } from './window.js';
 import type { Severity } from './decision.js';
+import type { Tensor } from '../core/types.js';
+import { outputColumnsOf } from './outputs.js';
 
 export interface DriftMonitorOptions {
   model: string;
@@ -53,6 +55,34 @@ export class DriftMonitor {
   observe(inputs: ArrayLike<number>, outputs?: ArrayLike<number>): void {
     if (inputs.length === this.window.inputs.length) this.window.add(inputs, outputs);
     else this.window.addBatch(inputs, outputs);
+  }
+
+  /**
+   * One served (possibly batched) response: the input tensor the profile's features describe and
+   * the output tensors, whose derived columns (outputs.ts) are matched to the profile by name;
+   * an output the response lacks is recorded as missing.
+   */
+  observeResponse(input: Tensor, outputs: readonly Tensor[]): void {
+    const raw = input.data;
+    if (Array.isArray(raw) || !ArrayBuffer.isView(raw)) return; // text inputs have no numeric drift
+    const data: ArrayLike<number> =
+      raw instanceof BigInt64Array || raw instanceof BigUint64Array ? Float64Array.from(raw, Number) : (raw as ArrayLike<number>);
+    const wanted = this.window.outputs;
+    if (wanted.length === 0) {
+      this.window.addBatch(data);
+      return;
+    }
+    const derived = outputColumnsOf(outputs);
+    const index = wanted.map((name) => derived.names.indexOf(name));
+    const rows = data.length / this.window.inputs.length;
+    const values = new Float64Array(rows * wanted.length);
+    for (let r = 0; r < rows; r++) {
+      for (let k = 0; k < wanted.length; k++) {
+        const at = index[k]!;
+        values[r * wanted.length + k] = at < 0 || r >= derived.rows ? Number.NaN : derived.values[r * derived.names.length + at]!;
+      }
+    }
+    this.window.addBatch(data, values);
   }
 
   /** Closes a window whose time is up; call it from a timer. */

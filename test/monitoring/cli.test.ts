@@ -91,9 +91,26 @@ describe('inferd drift and inferd models profile', () => {
     await runInferd(['models', 'profile', 'bc@1', '--data', BC_TRAIN, '--output', 'label', '--registry', registry]);
 
     const r = await runInferd(['drift', '--model', 'bc@1', '--current', shifted, '--registry', registry, '--json']);
+    expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     const report = JSON.parse(r.stdout) as DriftReport;
     expect(report.dataset.driftedColumns.sort()).toEqual(Object.keys(SHIFTS).sort());
     expect(report.referenceRows).toBe(426);
+  });
+
+  it('--score runs the model over the data and profiles its outputs (class and confidence, label)', async () => {
+    const stored = await runInferd(['models', 'profile', 'bc@1', '--data', BC_TRAIN, '--exclude', 'label', '--score', '--registry', registry, '--json']);
+    expect(stored.stderr).toBe('');
+    expect(stored.code).toBe(0);
+    const profile = JSON.parse(stored.stdout) as InputProfile;
+    expect(profile.features).toHaveLength(30);
+    const outputs = profile.drift!.columns.filter((c) => c.role === 'output');
+    expect(outputs.map((c) => c.name)).toEqual(['probabilities.class', 'probabilities.confidence', 'label']);
+    // the model's predicted labels agree with its argmax, and it is confident on most training rows
+    expect(outputs[0]!.categories).toEqual(outputs[2]!.categories);
+    expect(outputs[1]!.kind).toBe('continuous');
+    expect(outputs[1]!.numeric!.quantiles.p50).toBeGreaterThan(0.9);
+    const labels = outputs[2]!.categories!;
+    expect((labels['0'] ?? 0) + (labels['1'] ?? 0)).toBe(426);
   });
 });

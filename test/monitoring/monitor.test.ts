@@ -99,3 +99,58 @@ describe('DriftMonitor', () => {
     expect(monitor.report!.currentRows).toBe(10);
   });
 });
+
+describe('DriftMonitor fed by real model responses', () => {
+  it('captures the breast_cancer model outputs (class, confidence, label) next to its inputs', async () => {
+    const { loadRuntime } = await import('../../src/runtimes/index.js');
+    const { scoreColumns } = await import('../../src/monitoring/outputs.js');
+    const { BC_MODEL } = await import('./support.js');
+    const runtime = await loadRuntime({
+      kind: 'onnx',
+      model: 'bc',
+      version: '1',
+      path: BC_MODEL,
+      onnx: { intraOpThreads: 1, interOpThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'], enableCpuMemArena: true, enableMemPattern: true, allowSpinning: false },
+      parameters: {},
+      warmup: [],
+      logLevel: 'silent',
+    });
+    const pool = new DriftComputePool();
+    try {
+      const train = await readTable(BC_TRAIN);
+      const test = await readTable(BC_TEST);
+      const trainInputs = train.columns.filter((c) => c.name !== 'label');
+      const scored = await scoreColumns(runtime, trainInputs);
+      const profile = buildDriftProfile({ rows: train.rows, columns: [...trainInputs, ...scored] }, { outputs: scored.map((c) => c.name) });
+      const monitor = new DriftMonitor({ model: 'bc', version: 1, profile, pool, window: { maxRows: test.rows } });
+      expect(monitor.window.outputs).toEqual(['probabilities.class', 'probabilities.confidence', 'label']);
+      const { inputs } = rows(test, true);
+      // served in batches of 16, as the batcher would hand them over
+      for (let start = 0; start < test.rows; start += 16) {
+        const n = Math.min(16, test.rows - start);
+        const batch = { name: 'features', datatype: 'FP32' as const, shape: [n, 30], data: inputs.slice(start * 30, (start + n) * 30) };
+        const { outputs } = await runtime.run([batch], []);
+        monitor.observeResponse(batch, outputs);
+      }
+      await monitor.idle();
+      const report = monitor.report!;
+      expect(report.currentRows).toBe(test.rows);
+      expect(report.dataset.driftedColumns.sort()).toEqual(Object.keys(SHIFTS).sort());
+      const outputs = report.columns.filter((c) => c.role === 'output');
+      expect(outputs.map((c) => [c.name, c.method])).toEqual([
+        ['probabilities.class', 'z'],
+        ['probabilities.confidence', 'ks'],
+        ['label', 'z'],
+      ]);
+      // larger radius and texture move predictions towards class 0 (malignant), not significantly
+      // on 143 rows: the outputs are watched, the inputs carry the alarm here
+      const predicted = outputs[0]!.chart as { kind: 'bars'; categories: string[]; reference: number[]; current: number[] };
+      expect(predicted.categories).toEqual(['0', '1']);
+      expect(predicted.current[0]!).toBeGreaterThan(predicted.reference[0]!);
+      expect(outputs.map((c) => c.drifted)).toEqual([false, false, false]);
+    } finally {
+      await runtime.close();
+      await pool.close();
+    }
+  });
+});
