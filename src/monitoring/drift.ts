@@ -14,7 +14,7 @@
  */
 import { InvalidInputError } from '../core/errors.js';
 import { chiSquareGoodnessOfFit } from '../stats/chisquare.js';
-import { jensenShannon, normalizedWasserstein, wasserstein1, WASSERSTEIN_MIN_NORM } from '../stats/distance.js';
+import { jensenShannon, wasserstein1, WASSERSTEIN_MIN_NORM } from '../stats/distance.js';
 import { normalSf } from '../stats/distributions.js';
 import { ks2samp } from '../stats/ks.js';
 import { correctPValues, type Correction } from '../stats/multiple-testing.js';
@@ -200,7 +200,7 @@ interface Scored {
   pValue: number | null;
 }
 
-function score(p: Prepared, method: DriftMethod, referenceRows: number): Scored {
+function score(p: Prepared, method: DriftMethod): Scored {
   const name = p.profile.name;
   const current = p.numeric;
   switch (method) {
@@ -211,10 +211,8 @@ function score(p: Prepared, method: DriftMethod, referenceRows: number): Scored 
     }
     case 'wasserstein': {
       if (!current || !p.profile.numeric) throw new InvalidInputError(`column '${name}' holds text: Wasserstein needs numbers`);
-      const sample = Float64Array.from(p.profile.numeric.sample);
-      const d = p.profile.numeric.sample.length === referenceRows
-        ? normalizedWasserstein(sample, current, p.profile.numeric.std)
-        : wasserstein1(sample, current, { sorted: true }) / Math.max(p.profile.numeric.std, WASSERSTEIN_MIN_NORM);
+      // the sample is the whole reference up to the reservoir size; the std is always the whole reference's
+      const d = wasserstein1(p.profile.numeric.sample, current, { sorted: true }) / Math.max(p.profile.numeric.std, WASSERSTEIN_MIN_NORM);
       return { score: d, statistic: null, pValue: null };
     }
     case 'psi':
@@ -286,7 +284,7 @@ export function computeDrift(reference: DriftProfile, current: Table, options: D
     const distinct = pooledDistinct(p);
     const method = options.methods?.[profile.name] ?? options.method ?? defaultMethod(reference.rows, profile.valueType === 'numeric', distinct);
     const threshold = options.columnThresholds?.[profile.name] ?? options.thresholds?.[method] ?? DEFAULT_THRESHOLDS[method];
-    const s = score(p, method, profile.count);
+    const s = score(p, method);
     const psiValue = psiOf(p);
     const kind: FeatureKind = profile.valueType === 'numeric' && distinct > CATEGORICAL_MAX_DISTINCT ? 'continuous' : 'categorical';
     const drifted = P_VALUE_METHODS.has(method) ? s.score < threshold : s.score >= threshold;

@@ -201,6 +201,14 @@ export function validateDriftProfile(value: unknown): DriftProfile {
         invalid(`numeric column '${String(col['name'])}' needs edges, counts and a sample`);
       }
       if ((n!['counts'] as unknown[]).length !== (n!['edges'] as unknown[]).length + 1) invalid(`column '${String(col['name'])}' has ${(n!['counts'] as unknown[]).length} counts for ${(n!['edges'] as unknown[]).length} edges`);
+      const sample = n!['sample'] as unknown[];
+      if (sample.length === 0) invalid(`column '${String(col['name'])}' has an empty sample`);
+      for (let k = 0; k < sample.length; k++) {
+        if (typeof sample[k] !== 'number' || !Number.isFinite(sample[k]) || (k > 0 && (sample[k] as number) < (sample[k - 1] as number))) {
+          invalid(`column '${String(col['name'])}' needs a sorted sample of finite numbers`);
+        }
+      }
+      if (!Number.isFinite(n!['std'])) invalid(`column '${String(col['name'])}' has no finite std`);
     } else if (col['valueType'] === 'string') {
       if (typeof col['categories'] !== 'object' || col['categories'] === null) invalid(`string column '${String(col['name'])}' needs category counts`);
     } else {

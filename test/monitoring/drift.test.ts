@@ -133,3 +133,16 @@ describe('method choice and edge cases', () => {
     expect(computeDrift(profile, current, { accuracyDrop: 0.08 }).decision).toMatchObject({ severity: 'severe', action: 'emergency' });
   });
 });
+
+describe('stored profiles', () => {
+  it('rejects a profile whose sample is not sorted or whose bins do not match', async () => {
+    const profile = buildDriftProfile(await readTable(BC_TRAIN), { exclude: ['label'] });
+    const copy = JSON.parse(JSON.stringify(profile)) as DriftProfile;
+    copy.columns[0]!.numeric!.sample.reverse();
+    expect(() => validateDriftProfile(copy)).toThrow(/'mean_radius' needs a sorted sample/);
+    const bins = JSON.parse(JSON.stringify(profile)) as DriftProfile;
+    bins.columns[1]!.numeric!.counts.pop();
+    expect(() => validateDriftProfile(bins)).toThrow(/'mean_texture' has 9 counts for \d+ edges/);
+    expect(() => validateDriftProfile({ ...profile, format: 'x' })).toThrow(/unknown format 'x'/);
+  });
+});
