@@ -119,13 +119,32 @@ function prepare(profile: ColumnProfile, column: Column): Prepared {
   return { profile, strings: present, missing: column.values.length - present.length };
 }
 
+/**
+ * The category key of a current number: its decimal form, or the reference category it equals
+ * at float32 precision (live FP32 tensors carry 0.1 as 0.10000000149011612).
+ */
+function numericKey(p: Prepared): (v: number) => string {
+  const categories = p.profile.categories;
+  if (!categories) return String;
+  const byFloat32 = new Map<number, string>();
+  for (const key of Object.keys(categories)) byFloat32.set(Math.fround(Number(key)), key);
+  return (v) => {
+    const key = String(v);
+    if (key in categories) return key;
+    return byFloat32.get(Math.fround(v)) ?? key;
+  };
+}
+
 /** Current values as category counts (string keys). */
 function currentCategories(p: Prepared): Map<string, number> {
   const counts = new Map<string, number>();
   if (p.strings) for (const v of p.strings) counts.set(v, (counts.get(v) ?? 0) + 1);
-  else for (const v of p.numeric!) {
-    const key = String(v);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+  else {
+    const keyOf = numericKey(p);
+    for (const v of p.numeric!) {
+      const key = keyOf(v);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
   }
   return counts;
 }
@@ -139,9 +158,12 @@ function pooledDistinct(p: Prepared): number {
     seen.add(v);
     if (seen.size >= limit) break;
   }
-  else for (const v of p.numeric!) {
-    seen.add(String(v));
-    if (seen.size >= limit) break;
+  else {
+    const keyOf = numericKey(p);
+    for (const v of p.numeric!) {
+      seen.add(keyOf(v));
+      if (seen.size >= limit) break;
+    }
   }
   return Math.min(seen.size, limit);
 }

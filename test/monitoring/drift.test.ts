@@ -110,6 +110,15 @@ describe('method choice and edge cases', () => {
     expect(computeDrift(profile, moved, { methods: { cat: 'jensenshannon' } }).columns[1]!.drifted).toBe(true);
   });
 
+  it('matches float32 values from live tensors to the reference categories', () => {
+    const levels = [0.1, 0.2, 0.7];
+    const profile = buildDriftProfile(tableFromCells(['level'], Array.from({ length: 300 }, (_, i) => [levels[i % 3]!])));
+    const live = tableFromCells(['level'], Array.from({ length: 300 }, (_, i) => [Math.fround(levels[i % 3]!)]));
+    const report = computeDrift(profile, live);
+    expect(report.columns[0]).toMatchObject({ kind: 'categorical', method: 'chisquare', drifted: false, pValue: 1 });
+    expect((report.columns[0]!.chart as { categories: string[] }).categories).toEqual(['0.1', '0.2', '0.7']);
+  });
+
   it('names the problem when the current data does not fit', () => {
     const profile = buildDriftProfile(tableFromCells(['x'], normalSample(random, 50).map((x) => [x])));
     expect(() => computeDrift(profile, tableFromCells(['y'], [[1]]))).toThrow(/none of the reference columns/);
