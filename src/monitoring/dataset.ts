@@ -1,7 +1,8 @@
 /**
  * Tabular data for drift: reference (training) data and current (live or offline) data as
- * columns, read from CSV (a header row, then one row per example) or JSONL (one JSON object per
- * line, keys are column names; a value that is a list is spread into name[0], name[1], ...).
+ * columns, read from CSV (a header row, then one row per example; streamed, see csv-stream.ts)
+ * or JSONL (one JSON object per line, keys are column names; a value that is a list is spread
+ * into name[0], name[1], ...; read whole, up to MAX_DATA_BYTES).
  *
  * A column is numeric when every present cell is a finite number; otherwise it holds strings.
  * Missing cells (empty, NaN, NA, null) are NaN in a numeric column and null in a string one.
@@ -11,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { InvalidInputError } from '../core/errors.js';
 import { parseCsv } from '../validation/ranges.js';
+import { readCsvColumns } from './csv-stream.js';
 
 export type Column = { name: string; kind: 'numeric'; values: Float64Array } | { name: string; kind: 'string'; values: Array<string | null> };
 
@@ -24,8 +26,8 @@ export type ReadProgress = (read: number, total: number) => void;
 
 const MISSING = new Set(['', 'nan', 'NaN', 'NA', 'null', 'NULL', 'None']);
 
-/** Bound on one data file, so a wrong path cannot exhaust memory. */
-export const MAX_DATA_BYTES = 2 * 1024 * 1024 * 1024;
+/** Bound on a JSONL file, which is read whole (CSV files are streamed and have none). */
+export const MAX_DATA_BYTES = 512 * 1024 * 1024;
 
 async function readText(file: string, onProgress?: ReadProgress): Promise<string> {
   let size: number;
@@ -129,9 +131,8 @@ export function parseJsonlTable(text: string, source = 'the JSONL file'): Table 
 /** Reads a .csv or .jsonl/.ndjson file into columns. */
 export async function readTable(file: string, onProgress?: ReadProgress): Promise<Table> {
   const ext = extname(file).toLowerCase();
-  const text = await readText(file, onProgress);
-  if (ext === '.jsonl' || ext === '.ndjson') return parseJsonlTable(text, file);
-  if (ext === '.csv' || ext === '.txt' || ext === '') return parseCsvTable(text, file);
+  if (ext === '.jsonl' || ext === '.ndjson') return parseJsonlTable(await readText(file, onProgress), file);
+  if (ext === '.csv' || ext === '.txt' || ext === '') return readCsvColumns(file, onProgress);
   throw new InvalidInputError(`${file}: unknown data format '${ext}' (use .csv or .jsonl)`);
 }
 
