@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
 import { registerBenchCommand } from './bench.js';
+import { registerDriftCommand } from './drift.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRulesCommand(program);
   registerBenchCommand(program);
+  registerDriftCommand(program);
   return program;
 }
 

@@ -4,15 +4,22 @@
  * 2 for a malformed command line.
  */
 import { Command, InvalidArgumentError, Option, type ErrorOptions } from 'commander';
-import { InferdError } from '../core/errors.js';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { InferdError, InvalidInputError } from '../core/errors.js';
 import type { TensorMetadata } from '../core/types.js';
 import { parseStage, parseReference } from '../registry/names.js';
 import { defaultRegistryUrl, openRegistry } from '../registry/open.js';
 import type { Registry } from '../registry/registry.js';
 import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
-import { profileFromCsv, type InputProfile } from '../validation/ranges.js';
 import { projectVariable } from '../config/environment.js';
+import { readTable, type Column, type Table } from '../monitoring/dataset.js';
+import { scoreColumns } from '../monitoring/outputs.js';
+import { loadRuntime } from '../runtimes/index.js';
+import { buildDriftProfile } from '../monitoring/profile.js';
+import { computeProfile, profileFromCsv, type InputProfile } from '../validation/ranges.js';
 
 const USAGE_CODES = new Set([
   'commander.missingArgument',
@@ -102,6 +109,35 @@ function collectMetric(text: string, previous: Record<string, number> = {}): Rec
 
 function collect(text: string, previous: string[] = []): string[] {
   return [...previous, text];
+}
+
+/** The input-range profile of a JSONL table: its numeric columns other than `leaveOut`. */
+async function profileFromTable(table: Table, file: string, leaveOut: string[]): Promise<InputProfile> {
+  const columns = table.columns.filter((c) => !leaveOut.includes(c.name));
+  const text = columns.find((c) => c.kind === 'string');
+  if (text) throw new InvalidInputError(`${file}: column '${text.name}' is not numeric; exclude it with --exclude or mark it with --output`);
+  const profile = computeProfile(columns.map((c) => ({ name: c.name, values: c.values as Float64Array })), leaveOut);
+  profile.source = { file: basename(file), sha256: createHash('sha256').update(await readFile(file)).digest('hex') };
+  return profile;
+}
+
+/** Runs a registry version's ONNX file over input columns in this process and returns its derived output columns. */
+async function scoreWithModel(path: string, model: string, version: string, inputs: Column[]): Promise<Column[]> {
+  const runtime = await loadRuntime({
+    kind: 'onnx',
+    model,
+    version,
+    path,
+    onnx: { intraOpThreads: 1, interOpThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cpu'], enableCpuMemArena: true, enableMemPattern: true, allowSpinning: false },
+    parameters: {},
+    warmup: [],
+    logLevel: 'silent',
+  });
+  try {
+    return await scoreColumns(runtime, inputs);
+  } finally {
+    await runtime.close();
+  }
 }
 
 // ---- output ----
@@ -439,19 +475,66 @@ export function registerModelsCommand(program: Command): void {
   withCommon(
     models
       .command('profile')
-      .description('measure per-feature value ranges on a reference CSV and store them with a version')
-      .argument('<name>', 'model name')
-      .argument('<version>', 'version number', versionArg)
-      .argument('<csv>', 'reference data: a header row of feature names, then one row per example')
-      .addOption(new Option('--exclude <column>', 'a column to leave out, e.g. the label (repeatable)').argParser(collect)),
-  ).action(async (name: string, version: number, csv: string, _options: unknown, command: Command) => {
-    const o = command.opts<{ exclude?: string[] }>();
+      .description('profile reference data (usually the training data) and store it with a version: input ranges, and the distributions drift detection compares with')
+      .argument('<model>', 'NAME@VERSION, or NAME followed by the version number')
+      .argument('[version]', 'version number (when <model> has no @VERSION)')
+      .argument('[data]', 'reference data (same as --data)')
+      .option('--data <file>', 'reference data: CSV with a header row of column names, or JSONL (one object per row)')
+      .addOption(new Option('--exclude <column>', 'a column to leave out, e.g. the label (repeatable)').argParser(collect))
+      .addOption(new Option('--output <column>', 'a column holding a model output (predicted label, score): profiled for drift, not an input (repeatable)').argParser(collect))
+      .addOption(new Option('--reservoir <n>', 'values per column kept for KS and Wasserstein (default 5000)').argParser(versionArg))
+      .option('--score', "run the version's model over the data and profile its outputs too (predicted class and confidence, or values)"),
+  ).action(async (model: string, second: string | undefined, third: string | undefined, _options: unknown, command: Command) => {
+    const o = command.opts<{ exclude?: string[]; output?: string[]; data?: string; reservoir?: number; score?: boolean }>();
     await run(command, async (ctx) => {
-      const profile = await profileFromCsv(csv, { exclude: o.exclude ?? [] });
+      let name: string;
+      let version: number;
+      let positional: string | undefined;
+      if (model.includes('@')) {
+        const resolved = await ctx.registry.resolve(model);
+        name = resolved.name;
+        version = resolved.version;
+        if (third !== undefined) throw new UsageError(`unexpected argument '${third}'`);
+        positional = second;
+      } else {
+        if (second === undefined) throw new UsageError('give the version: NAME@VERSION, or NAME VERSION');
+        name = model;
+        version = versionArg(second);
+        positional = third;
+      }
+      if (positional !== undefined && o.data !== undefined) throw new UsageError('give the reference data once: as an argument or with --data');
+      const file = o.data ?? positional;
+      if (file === undefined) throw new UsageError('give the reference data with --data <file>');
+      const outputs = o.output ?? [];
+      const exclude = o.exclude ?? [];
+      const table = await readTable(file);
+      const profile = /\.(jsonl|ndjson)$/i.test(file) ? await profileFromTable(table, file, [...exclude, ...outputs]) : await profileFromCsv(file, { exclude: [...exclude, ...outputs] });
+      let driftTable = table;
+      let driftOutputs = outputs;
+      if (o.score) {
+        const artifact = await ctx.registry.resolveArtifact(name, String(version));
+        const inputs = table.columns.filter((c) => !exclude.includes(c.name) && !outputs.includes(c.name));
+        const scored = await scoreWithModel(artifact.path, name, String(version), inputs);
+        const clash = scored.find((c) => table.columns.some((t) => t.name === c.name && !exclude.includes(t.name)));
+        if (clash) throw new UsageError(`the model's output '${clash.name}' has the name of a data column: --exclude it (a true label) or rename it`);
+        driftTable = { rows: table.rows, columns: [...table.columns.filter((c) => !exclude.includes(c.name)), ...scored] };
+        driftOutputs = [...outputs, ...scored.map((c) => c.name)];
+      }
+      profile.drift = buildDriftProfile(driftTable, {
+        outputs: driftOutputs,
+        exclude: o.score ? [] : exclude,
+        ...(o.reservoir !== undefined ? { reservoirSize: o.reservoir } : {}),
+      });
       await ctx.registry.setProfile(name, version, profile);
       if (ctx.json) return ctx.printJson(profile);
       ctx.print(`stored an input profile of ${profile.features.length} features (${profile.rows} rows) with ${name} version ${version}`);
       ctx.print(profileRows(profile));
+      const drift = profile.drift;
+      const outputNames = drift.columns.filter((c) => c.role === 'output').map((c) => c.name);
+      ctx.print(
+        `drift profile: ${drift.columns.length - outputNames.length} inputs${outputNames.length ? `, outputs ${outputNames.join(', ')}` : ''}; ` +
+          `${drift.columns.filter((c) => c.kind === 'categorical').length} categorical; up to ${drift.reservoirSize} sampled values per column`,
+      );
     });
   });
 

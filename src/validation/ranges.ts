@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../core/errors.js';
+import { validateDriftProfile, type DriftProfile } from '../monitoring/profile.js';
 
 export const HISTOGRAM_BINS = 10;
 
@@ -41,6 +42,8 @@ export interface InputProfile {
   excluded: string[];
   source?: { file: string; sha256: string };
   createdAt: string;
+  /** Distributions of the same reference data for drift detection (src/monitoring/profile.ts). */
+  drift?: DriftProfile;
 }
 
 export type RangeMode = 'minmax' | 'percentile';
@@ -237,6 +240,7 @@ export function validateProfile(value: unknown): InputProfile {
   });
   if (!Number.isSafeInteger(p['rows'])) invalid('rows must be an integer');
   if (!Array.isArray(p['excluded'])) invalid('excluded must be a list');
+  if (p['drift'] !== undefined) validateDriftProfile(p['drift']);
   return value as InputProfile;
 }
 
