@@ -6,7 +6,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { ConfigError } from '../config/validate.js';
-import { PERMISSIONS } from './authz/permissions.js';
+import type { Permission } from './authz/permissions.js';
 
 const Strings = (options: Record<string, unknown> = {}) => Type.Array(Type.String({ minLength: 1 }), { default: [], ...options });
 
@@ -21,7 +21,20 @@ const SecretSource = Type.Object(
 
 const RoleSchema = Type.Object(
   {
-    permissions: Type.Array(Type.Union(PERMISSIONS.map((p) => Type.Literal(p))), { minItems: 1 }),
+    permissions: Type.Array(
+      Type.Union([
+        Type.Literal('infer'),
+        Type.Literal('metadata'),
+        Type.Literal('feedback'),
+        Type.Literal('models:load'),
+        Type.Literal('registry:write'),
+        Type.Literal('traffic:write'),
+        Type.Literal('keys:write'),
+        Type.Literal('audit:read'),
+        Type.Literal('admin'),
+      ]),
+      { minItems: 1 },
+    ),
     /** Model names or glob patterns (`fraud-*`) the permissions apply to; absent: every model. */
     models: Type.Optional(Strings({ minItems: 1 })),
   },
@@ -166,6 +179,9 @@ export const SecurityConfigSchema = Type.Object(
 
 export type SecurityConfig = Static<typeof SecurityConfigSchema>;
 export type RoleConfig = Static<typeof RoleSchema>;
+// The literal list above and PERMISSIONS must agree; this line fails to compile when they do not.
+const _samePermissions: [Permission, RoleConfig['permissions'][number]] = ['' as RoleConfig['permissions'][number], '' as Permission];
+void _samePermissions;
 export type SecretSourceConfig = Static<typeof SecretSource>;
 export type JwtConfig = NonNullable<SecurityConfig['authentication']['jwt']>;
 export type TlsConfig = NonNullable<SecurityConfig['tls']>;

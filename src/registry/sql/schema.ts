@@ -142,6 +142,7 @@ export const MIGRATIONS: Migration[] = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
       )`,
+      `CREATE INDEX audit_log_hash ON audit_log (hash)`,
       `CREATE TABLE audit_checkpoints (
         seq INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
@@ -177,6 +178,7 @@ export const MIGRATIONS: Migration[] = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
       )`,
+      `CREATE INDEX audit_log_hash ON audit_log (hash)`,
       `CREATE TABLE audit_checkpoints (
         seq BIGINT PRIMARY KEY,
         at TEXT NOT NULL,
