@@ -223,6 +223,9 @@ export function checkSecurityConfig(config: SecurityConfig, where = 'configurati
   if (config.tls !== undefined && config.tls.client_auth !== 'none' && config.tls.ca_file === undefined) {
     problems.push(`'security.tls.client_auth' ${config.tls.client_auth} needs 'security.tls.ca_file'`);
   }
+  if (config.rate_limit.enabled && !config.enabled) {
+    problems.push(`'security.rate_limit' limits per caller identity and needs 'security.enabled: true' (authentication)`);
+  }
   if (config.audit.enabled && config.audit.signing_key === undefined) {
     problems.push(`'security.audit.signing_key' is required when the audit log is on`);
   }
