@@ -2,7 +2,9 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
+import { registerAuditCommand } from './audit.js';
 import { registerBenchCommand } from './bench.js';
+import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRulesCommand(program);
   registerBenchCommand(program);
+  registerKeysCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 
