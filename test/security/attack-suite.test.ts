@@ -309,6 +309,29 @@ describe('attack suite (policy level)', () => {
     await expect(rsaOnly.verify(signed)).rejects.toThrow(/algorithm/);
   });
 
+  it('an unreachable JWKS is 503 UNAVAILABLE (retry), not 401 (re-login)', async () => {
+    const down = await jsonServer(() => ({ keys: [] }));
+    const url = down.url;
+    await down.close();
+    const policy = new AuthenticationPolicy({ required: true, jwt: new JwtVerifier({ issuer: ISSUER, audience: AUDIENCE, algorithms: ['RS256'], jwksUrl: url, jwksTimeoutMs: 500 }) });
+    const error = await policy.infer(context({ authorization: `Bearer ${await token(k1)}` }, 'iris'), REQUEST, recorder().infer).catch((e: unknown) => e as InferdError);
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', retryAfterSeconds: 1 });
+    // A forged token is still a 401 whatever the JWKS does: alg none never reaches the key set.
+    const now = Math.floor(Date.now() / 1000);
+    const forged = `${b64({ alg: 'none' })}.${b64({ sub: 'm', iss: ISSUER, aud: AUDIENCE, exp: now + 60 })}.`;
+    const refused = await policy.infer(context({ authorization: `Bearer ${forged}` }, 'iris'), REQUEST, recorder().infer).catch((e: unknown) => e as InferdError);
+    expect(refused).toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('an API key check (key cached) costs under 20 µs', async () => {
+    const { key } = await keys.create({ name: 'bench', roles: ['reader'] }, 'test');
+    await keys.authenticate(key);
+    const n = 20_000;
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await keys.authenticate(key);
+    expect(Number(process.hrtime.bigint() - start) / n / 1000).toBeLessThan(20);
+  });
+
   it('a cached verification costs under 20 µs', async () => {
     const t = await token(k2, { sub: 'fast' });
     await verifier.verify(t);

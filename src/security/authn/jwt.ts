@@ -31,6 +31,9 @@ export class TokenRejected extends Error {
   }
 }
 
+/** The JWKS could not be fetched: the token was not judged, so this is not the caller's fault. */
+export class KeysUnavailable extends Error {}
+
 export interface JwtVerifierOptions {
   issuer: string;
   audience: string;
@@ -171,7 +174,7 @@ export class JwtVerifier {
       } catch (error) {
         lastError = error;
         // Only an unknown key falls through to the PEM keys; any other failure is final.
-        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || this.pemKeys.length === 0) throw rejection(error);
+        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || this.pemKeys.length === 0) throw rejection(error, true);
       }
     }
     for (const { key, alg } of this.pemKeys) {
@@ -192,14 +195,18 @@ export class JwtVerifier {
   }
 }
 
-function rejection(error: unknown): TokenRejected {
-  if (error instanceof TokenRejected) return error;
+function rejection(error: unknown, remote = false): TokenRejected | KeysUnavailable {
+  if (error instanceof TokenRejected || error instanceof KeysUnavailable) return error;
+  if (remote && error instanceof joseErrors.JWKSTimeout) return new KeysUnavailable('JWKS fetch timed out');
+  // fetch() failures (refused, DNS, TLS), non-200 answers and unreadable key sets from the JWKS endpoint.
+  if (remote && (!(error instanceof joseErrors.JOSEError) || error.code === 'ERR_JOSE_GENERIC' || error.code === 'ERR_JWKS_INVALID')) {
+    return new KeysUnavailable(`JWKS unavailable: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (error instanceof joseErrors.JWTExpired) return new TokenRejected('token expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) return new TokenRejected(`claim '${error.claim}' failed: ${error.reason}`);
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return new TokenRejected('token algorithm not allowed');
   if (error instanceof joseErrors.JWKSNoMatchingKey) return new TokenRejected('no key matches the token');
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenRejected('signature verification failed');
-  if (error instanceof joseErrors.JWKSTimeout) return new TokenRejected('JWKS fetch timed out');
   if (error instanceof joseErrors.JOSEError) return new TokenRejected(`${error.code}: ${error.message}`);
   return new TokenRejected(error instanceof Error ? error.message : 'token refused');
 }

@@ -10,7 +10,7 @@ import type { Identity, InferenceRequest, InferenceResponse, RequestContext } fr
 import type { ControlCall, NextControl, NextInfer, Policy } from '../../pipeline/types.js';
 import type { ApiKeyStore } from './api-keys.js';
 import { looksLikeApiKey } from './api-keys.js';
-import { TokenRejected, type JwtVerifier } from './jwt.js';
+import { KeysUnavailable, TokenRejected, type JwtVerifier } from './jwt.js';
 import { certificateIdentity, peerCertificateOf } from './mtls.js';
 
 /** An identity with the model scope an API key may carry. */
@@ -152,6 +152,10 @@ export class AuthenticationPolicy implements Policy {
       return { subject: verified.subject, method: 'jwt', roles: verified.roles };
     } catch (error) {
       if (error instanceof TokenRejected) throw new Refusal(INVALID_CREDENTIALS, { method: 'jwt', why: error.why });
+      if (error instanceof KeysUnavailable) {
+        // The identity provider's keys cannot be fetched: 503, so clients retry, not re-login.
+        throw new InferdError('UNAVAILABLE', 'token verification is temporarily unavailable; retry later', { retryAfterSeconds: 1, cause: error });
+      }
       throw error;
     }
   }
