@@ -15,7 +15,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certificateIdentity, peerFromTlsSocket, type PeerCertificate } from '../../src/security/authn/mtls.js';
+import { certificateIdentity, peerFromGrpcAuthContext, peerFromTlsSocket, type PeerCertificate } from '../../src/security/authn/mtls.js';
 import { grpcServerCredentials, readTlsOptions, ReloadingTls } from '../../src/security/tls/options.js';
 
 const run = promisify(execFile);
@@ -142,6 +142,50 @@ describe('TLS and mTLS', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await replace(path.join(dir, 'live.crt'), path.join(dir, 'server1.crt'));
       await replace(path.join(dir, 'live.key'), path.join(dir, 'server1.key'));
+    }
+  });
+
+  it('gRPC mTLS: a client certificate from the CA is verified and read from the call; none is refused', async () => {
+    const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+    const service = {
+      Echo: { path: '/inferd.test.T/Echo', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize },
+    } satisfies grpc.ServiceDefinition;
+    const seen: Array<PeerCertificate | undefined> = [];
+    const server = new grpc.Server();
+    server.addService(service, {
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        seen.push(peerFromGrpcAuthContext(call.getAuthContext()));
+        callback(null, call.request);
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpcServerCredentials({ ...files(), clientAuth: 'require' }, 200), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    const Client = grpc.makeGenericClientConstructor(service, 'T');
+    const call = (credentials: grpc.ChannelCredentials) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const client = new Client(`localhost:${port}`, credentials);
+        (client as unknown as { Echo: (req: Buffer, options: grpc.CallOptions, cb: (e: Error | null, r?: Buffer) => void) => void }).Echo(
+          Buffer.from('ping'),
+          { deadline: Date.now() + 5000 },
+          (error, reply) => {
+            client.close();
+            if (error) reject(error);
+            else resolve(reply!);
+          },
+        );
+      });
+    try {
+      const ca = readFileSync(path.join(dir, 'ca.crt'));
+      const good = () => grpc.credentials.createSsl(ca, readFileSync(path.join(dir, 'client.key')), readFileSync(path.join(dir, 'client.crt')));
+      // The file-watching providers load asynchronously; the first handshakes may come too early.
+      await until(async () => (await call(good()).catch(() => undefined))?.toString() === 'ping');
+      expect(seen[0]).toMatchObject({ verified: true, commonName: 'batch.internal', altNames: ['URI:spiffe://example.test/batch'] });
+      await expect(call(grpc.credentials.createSsl(ca))).rejects.toThrow();
+      await expect(call(grpc.credentials.createSsl(ca, readFileSync(path.join(dir, 'rogue.key')), readFileSync(path.join(dir, 'rogue.crt'))))).rejects.toThrow();
+      expect(seen).toHaveLength(1);
+    } finally {
+      server.forceShutdown();
     }
   });
 
