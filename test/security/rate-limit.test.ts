@@ -4,6 +4,9 @@
  * bucket; killing Redis mid-test degrades to local limiting without a single error, and the
  * limiter goes back to Redis when it returns.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferdError, RateLimitedError, httpStatusOf } from '../../src/core/errors.js';
@@ -12,6 +15,8 @@ import { ConcurrencyLimiter, SharedRateLimiter } from '../../src/security/rateli
 import { RateLimitPolicy } from '../../src/security/ratelimit/policy.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
 import { context, recorder, REQUEST } from './support.js';
+
+const run = promisify(execFile);
 
 describe('GCRA arithmetic', () => {
   it('admits a burst, then one request per emission interval', () => {
@@ -105,6 +110,28 @@ describe('shared rate limiting through a real Redis', () => {
     expect(offered, 'the offered load must exceed the limit for the test to mean anything').toBeGreaterThan(expected * 1.5);
     expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
   });
+
+  it('three processes sharing one Redis admit within 5% of the configured rate', async () => {
+    const worker = fileURLToPath(new URL('./limiter-worker.ts', import.meta.url));
+    const start = Date.now() + 3000;
+    const durationMs = 3000;
+    const outputs = await Promise.all(
+      [1, 2, 3].map(() => run(process.execPath, ['--import', 'tsx', worker, redis.url, '150', '15', 'processes', String(start), String(durationMs)], { timeout: 30_000 })),
+    );
+    const results = outputs.map((o) => JSON.parse(o.stdout) as { admitted: number; offered: number; errors: number; mode: string });
+    expect(results.map((r) => [r.errors, r.mode])).toEqual([
+      [0, 'shared'],
+      [0, 'shared'],
+      [0, 'shared'],
+    ]);
+    const admitted = results.reduce((sum, r) => sum + r.admitted, 0);
+    const offered = results.reduce((sum, r) => sum + r.offered, 0);
+    const expected = 15 + (150 * durationMs) / 1000;
+    expect(offered).toBeGreaterThan(expected * 1.5);
+    expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
+    // Each process alone would have admitted up to the whole limit: sharing is what keeps the sum there.
+    expect(Math.max(...results.map((r) => r.admitted))).toBeLessThan(expected * 0.9);
+  }, 60_000);
 
   it('a simultaneous burst from three replicas is bounded by the bucket', async () => {
     const replicas = [replica(10, 30), replica(10, 30), replica(10, 30)];
