@@ -8,6 +8,7 @@
  * permission lookup); authorisation refuses what the identity may not do; audit records the
  * writes that got through, with their outcome.
  */
+import type { ServerCredentials } from '@grpc/grpc-js';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Policy } from '../pipeline/types.js';
 import type { SqlDriver } from '../registry/sql/driver.js';
@@ -52,7 +53,7 @@ export interface SecurityLayer {
   /** HTTPS options and reload (call `tls.attach(server)` once the server exists). */
   tls?: ReloadingTls;
   /** grpc-js credentials that follow the same files. */
-  grpcCredentials?: () => import('@grpc/grpc-js').ServerCredentials;
+  grpcCredentials?: () => ServerCredentials;
   /** Pass to openRegistry({ artifactCipher }) to encrypt artifacts at rest. */
   artifactCipher?: ArtifactCipher;
   close(): Promise<void>;

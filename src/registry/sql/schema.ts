@@ -128,8 +128,7 @@ export const MIGRATIONS: Migration[] = [
         previous_hash TEXT,
         previous_expires_at INTEGER,
         rotated_at INTEGER,
-        revoked_at INTEGER,
-        last_used_at INTEGER
+        revoked_at INTEGER
       )`,
       `CREATE TABLE audit_log (
         seq INTEGER PRIMARY KEY,
@@ -164,8 +163,7 @@ export const MIGRATIONS: Migration[] = [
         previous_hash TEXT,
         previous_expires_at BIGINT,
         rotated_at BIGINT,
-        revoked_at BIGINT,
-        last_used_at BIGINT
+        revoked_at BIGINT
       )`,
       `CREATE TABLE audit_log (
         seq BIGINT PRIMARY KEY,
