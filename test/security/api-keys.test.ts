@@ -84,4 +84,16 @@ describe.each(backends)('API keys on $name', (backend) => {
     const listed = await store.list();
     expect(listed.find((r) => r.id === record.id)?.revokedAt).toBe(now);
   });
+
+  it('a key rotated on another replica is accepted without waiting for the cache to expire', async () => {
+    const replicaA = new ApiKeyStore(db, { pepper, cacheTtlMs: 60_000 });
+    const replicaB = new ApiKeyStore(db, { pepper, cacheTtlMs: 60_000 });
+    const { key: old, record } = await replicaA.create({ name: 'shared', roles: ['reader'] }, 't');
+    expect(await replicaB.authenticate(old)).toBeDefined();
+    const { key: fresh } = await replicaA.rotate(record.id, 0, 't');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await replicaB.authenticate(fresh)).toBeDefined();
+    // ...and, having re-read the key, no longer accepts the rotated-out secret.
+    expect(await replicaB.authenticate(old)).toBeUndefined();
+  });
 });

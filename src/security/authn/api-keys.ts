@@ -35,7 +35,12 @@ interface StoredKey {
   record: ApiKeyRecord;
   hash: Buffer;
   previousHash: Buffer | null;
+  /** When this copy was read from the database. */
+  loadedAt: number;
 }
+
+/** A cached key that does not match is re-read at most this often (a rotation on another replica). */
+const STALE_RECHECK_MS = 1000;
 
 export interface NewApiKey {
   name: string;
@@ -57,7 +62,7 @@ export function looksLikeApiKey(value: string): boolean {
   return value.startsWith(API_KEY_PREFIX);
 }
 
-function rowToStored(row: Row): StoredKey {
+function rowToStored(row: Row, loadedAt = Date.now()): StoredKey {
   const models = textOrNull(row, 'models');
   const previous = textOrNull(row, 'previous_hash');
   return {
@@ -75,6 +80,7 @@ function rowToStored(row: Row): StoredKey {
     },
     hash: Buffer.from(text(row, 'hash'), 'hex'),
     previousHash: previous === null ? null : Buffer.from(previous, 'hex'),
+    loadedAt,
   };
 }
 
@@ -191,6 +197,7 @@ export class ApiKeyStore {
     const parsed = parseApiKey(presented);
     if (parsed === undefined) return undefined;
     let stored = this.cache?.get(parsed.id);
+    const cached = stored !== undefined;
     if (stored === undefined) {
       stored = (await this.load(parsed.id)) ?? false;
       this.cache?.set(parsed.id, stored);
@@ -198,6 +205,15 @@ export class ApiKeyStore {
     // The hash is computed even for unknown ids, so timing does not tell known ids apart.
     const candidate = this.hash(parsed.id, parsed.secret);
     if (stored === false) return undefined;
+    const match = this.check(stored, candidate);
+    if (match !== undefined || !cached || Date.now() - stored.loadedAt < STALE_RECHECK_MS) return match;
+    // The key may have been rotated on another replica since it was cached: read it once more.
+    const fresh = await this.load(parsed.id);
+    this.cache?.set(parsed.id, fresh ?? false);
+    return fresh === undefined ? undefined : this.check(fresh, candidate);
+  }
+
+  private check(stored: StoredKey, candidate: Buffer): ApiKeyRecord | undefined {
     const now = this.now();
     const { record } = stored;
     if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return undefined;
