@@ -217,6 +217,10 @@ export function checkSecurityConfig(config: SecurityConfig, where = 'configurati
   if (config.enabled && config.authentication.api_keys.enabled && config.authentication.api_keys.pepper === undefined) {
     problems.push(`'security.authentication.api_keys.pepper' is required when API keys are on (a file or env holding at least 32 random bytes)`);
   }
+  const a = config.authentication;
+  if (config.enabled && a.required && !a.api_keys.enabled && a.jwt === undefined && !a.mtls.enabled) {
+    problems.push(`'security.authentication' turns every way to authenticate off (api_keys, jwt, mtls) while 'required' is on: every request would be refused`);
+  }
   if (config.authentication.mtls.enabled && (config.tls === undefined || config.tls.client_auth === 'none' || config.tls.ca_file === undefined)) {
     problems.push(`'security.authentication.mtls' needs 'security.tls' with 'ca_file' and 'client_auth' request or require`);
   }

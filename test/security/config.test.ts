@@ -45,6 +45,7 @@ describe('security configuration', () => {
     await expect(load('security:\n  enabled: true\n  authentication:\n    api_key: {}\n')).rejects.toThrow(/unknown key 'security.authentication.api_key'/);
     await expect(load('security:\n  authorization:\n    roles:\n      r: { permissions: [fly] }\n')).rejects.toThrow(/security\.authorization\.roles\.r\.permissions\.0/);
     await expect(load('security:\n  enabled: true\n')).rejects.toThrow(/'security.authentication.api_keys.pepper' is required/);
+    await expect(load('security:\n  enabled: true\n  authentication:\n    api_keys: { enabled: false }\n')).rejects.toThrow(/every request would be refused/);
     await expect(load('security:\n  audit: { enabled: true }\n')).rejects.toThrow(/'security.audit.signing_key' is required/);
     await expect(load('security:\n  authentication:\n    jwt: { issuer: a, audience: b }\n')).rejects.toThrow(/needs 'jwks_url' or 'public_key_files'/);
     await expect(load('security:\n  authentication:\n    jwt: { issuer: a, audience: b, jwks_url: "http://idp.example.test/jwks" }\n')).rejects.toThrow(/must use https/);
