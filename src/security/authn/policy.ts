@@ -8,8 +8,7 @@
 import { InferdError } from '../../core/errors.js';
 import type { Identity, InferenceRequest, InferenceResponse, RequestContext } from '../../core/types.js';
 import type { ControlCall, NextControl, NextInfer, Policy } from '../../pipeline/types.js';
-import type { ApiKeyStore } from './api-keys.js';
-import { looksLikeApiKey } from './api-keys.js';
+import { looksLikeApiKey, type ApiKeyStore } from './api-keys.js';
 import { KeysUnavailable, TokenRejected, type JwtVerifier } from './jwt.js';
 import { certificateIdentity, peerCertificateOf } from './mtls.js';
 
