@@ -4,13 +4,14 @@
  * missing key are refused with a message naming the problem; with no key nothing changes.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/registry/artifacts.js';
 import { openRegistry } from '../../src/registry/open.js';
 import { ArtifactCipher } from '../../src/security/artifacts/cipher.js';
+import { runCli } from '../registry/cli-runner.js';
 import { BREAST_CANCER } from '../registry/fixtures.js';
 
 describe('artifact encryption at rest', () => {
@@ -74,6 +75,29 @@ describe('artifact encryption at rest', () => {
     const tampered = await open_(new ArtifactCipher(key));
     await expect(tampered.resolveArtifact('bc@1')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringMatching(/failed authentication/) });
     await tampered.close();
+  });
+
+  it('inferd models register encrypts too when $INFERD_CONFIG names a key', async () => {
+    const keyFile = path.join(dir, 'artifact.key');
+    await writeFile(keyFile, key.toString('hex'), { mode: 0o600 });
+    const config = path.join(dir, 'inferd.yaml');
+    await writeFile(config, `security:\n  artifacts:\n    encryption_key: { file: ${keyFile} }\n`);
+    const home = path.join(dir, 'cli-home');
+    const previous = { config: process.env['INFERD_CONFIG'], home: process.env['INFERD_HOME'] };
+    process.env['INFERD_CONFIG'] = config;
+    process.env['INFERD_HOME'] = home;
+    try {
+      const result = await runCli(['register', 'bc', BREAST_CANCER, '--registry', `sqlite:${path.join(home, 'registry.db')}`, '--json']);
+      expect(result.code, result.stderr).toBe(0);
+      const sha = (JSON.parse(result.stdout) as { artifact: { sha256: string } }).artifact.sha256;
+      const stored = await readFile(path.join(home, 'artifacts', 'sha256', sha.slice(0, 2), sha, 'model.onnx.enc'));
+      expect(stored.subarray(0, 8).toString()).toBe('INFDENC1');
+    } finally {
+      for (const [name, value] of [['INFERD_CONFIG', previous.config], ['INFERD_HOME', previous.home]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   it('needs a 32-byte key', () => {
