@@ -2,8 +2,10 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
+import { registerAuditCommand } from './audit.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDriftCommand } from './drift.js';
+import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerRulesCommand(program);
   registerBenchCommand(program);
   registerDriftCommand(program);
+  registerKeysCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 

@@ -11,6 +11,7 @@ import { InferdError, InvalidInputError } from '../core/errors.js';
 import type { TensorMetadata } from '../core/types.js';
 import { parseStage, parseReference } from '../registry/names.js';
 import { defaultRegistryUrl, openRegistry } from '../registry/open.js';
+import { artifactCipherFromConfig } from '../security/artifacts/from-config.js';
 import type { Registry } from '../registry/registry.js';
 import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
@@ -252,7 +253,8 @@ async function run(command: Command, body: (ctx: Context) => Promise<void>): Pro
   let failure: { message: string; usage: boolean } | undefined;
   let registry: Registry | undefined;
   try {
-    registry = await openRegistry(options.registry ?? defaultRegistryUrl());
+    const artifactCipher = artifactCipherFromConfig();
+    registry = await openRegistry(options.registry ?? defaultRegistryUrl(), artifactCipher !== undefined ? { artifactCipher } : {});
     const ctx: Context = {
       registry,
       json: options.json === true,

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { isProjectVariable } from './environment.js';
 import { ConfigError, validate } from './validate.js';
+import { checkSecurityConfig } from '../security/config.js';
 import { ConfigValidationError, validateMetricsConfig, validateSloConfig } from '../observability/config.js';
 import { ServerConfigSchema, type RawServerConfig, type ServerConfig } from './schema.js';
 
@@ -87,6 +88,7 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
   const merged = merge(merge(fromFile, fromEnv), options.overrides ?? {});
   const where = file ?? 'configuration';
   const raw = validate<RawServerConfig>(ServerConfigSchema, merged, where);
+  checkSecurityConfig(raw.security, where);
   try {
     const metrics = validateMetricsConfig(camelKeys(raw.metrics));
     const slo = validateSloConfig(camelKeys(raw.slo), metrics.latencyBuckets);

@@ -4,6 +4,7 @@
  */
 import Type, { type Static } from 'typebox';
 import type { MetricsConfig, SloConfig } from '../observability/config.js';
+import { SecurityConfigSchema } from '../security/config.js';
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -109,6 +110,8 @@ export const ServerConfigSchema = Type.Object(
     /** Validated by src/observability/config.ts (snake_case keys here, see README). */
     metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     slo: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Authentication, authorisation, rate limits, TLS, audit log, artifact encryption (src/security/config.ts); off by default. */
+    security: SecurityConfigSchema,
   },
   { additionalProperties: false },
 );

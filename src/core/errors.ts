@@ -91,6 +91,17 @@ export class OverloadedError extends InferdError {
   }
 }
 
+/**
+ * A caller went over its rate or concurrency limit: HTTP 429 (not the 503 of an overloaded
+ * server), gRPC RESOURCE_EXHAUSTED, with Retry-After.
+ */
+export class RateLimitedError extends InferdError {
+  readonly httpStatus = 429;
+  constructor(message: string, retryAfterSeconds: number) {
+    super('RESOURCE_EXHAUSTED', message, { retryAfterSeconds });
+  }
+}
+
 export class DeadlineExceededError extends InferdError {
   constructor(message = 'the request deadline passed before it was answered') {
     super('DEADLINE_EXCEEDED', message);
@@ -159,6 +170,11 @@ export function boundedMessage(error: InferdError): string {
 /** The OIP error body: `{"error": "..."}` plus the error's details. */
 export function errorBody(error: InferdError): Record<string, unknown> {
   return { error: boundedMessage(error), ...error.details };
+}
+
+/** The HTTP status of an error: its code's, unless the error carries its own (429). */
+export function httpStatusOf(error: InferdError): number {
+  return error instanceof RateLimitedError ? error.httpStatus : HTTP_STATUS[error.code];
 }
 
 /** Wraps anything thrown into an InferdError so that every door reports it the same way. */

@@ -8,6 +8,7 @@ import { InferdError, UnavailableError, toInferdError } from '../core/errors.js'
 import { defaultRegistryUrl, openRegistry } from '../registry/open.js';
 import type { Registry } from '../registry/registry.js';
 import { redactUrl } from '../registry/sql/postgres.js';
+import type { ArtifactCipher } from '../security/artifacts/cipher.js';
 
 export interface RegistryLinkOptions {
   home?: string;
@@ -15,6 +16,8 @@ export interface RegistryLinkOptions {
   connectTimeoutMs?: number;
   /** Asked before a version is deleted: a serving version cannot be. */
   isServing?: (name: string, version: number) => boolean;
+  /** Encrypts artifacts at rest (security.artifacts.encryption_key). */
+  artifactCipher?: ArtifactCipher;
   logger?: Logger;
 }
 
@@ -54,6 +57,7 @@ export class RegistryLink {
         ...(o.busyTimeoutMs !== undefined ? { busyTimeoutMs: o.busyTimeoutMs } : {}),
         ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
         ...(o.isServing !== undefined ? { isServing: o.isServing } : {}),
+        ...(o.artifactCipher !== undefined ? { artifactCipher: o.artifactCipher } : {}),
       });
       if (this.closed) {
         await registry.close().catch(() => undefined);

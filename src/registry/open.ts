@@ -58,5 +58,6 @@ export async function openRegistry(url: string = defaultRegistryUrl(), options: 
     home,
     ...(options.actor !== undefined ? { actor: options.actor } : {}),
     ...(options.isServing !== undefined ? { isServing: options.isServing } : {}),
+    ...(options.artifactCipher !== undefined ? { artifactCipher: options.artifactCipher } : {}),
   });
 }

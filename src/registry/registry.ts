@@ -8,6 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferdError, InvalidInputError, ModelNotFoundError } from '../core/errors.js';
 import { validateProfile, type InputProfile } from '../validation/ranges.js';
+import type { ArtifactCipher } from '../security/artifacts/cipher.js';
 import { ArtifactStore, sha256File } from './artifacts.js';
 import {
   formatSelector,
@@ -45,6 +46,8 @@ export interface RegistryOptions {
   actor?: string;
   /** Supplied by a server: a serving version cannot be deleted. */
   isServing?: (name: string, version: number) => boolean;
+  /** Encrypts artifacts at rest (security.artifacts.encryption_key). */
+  artifactCipher?: ArtifactCipher;
 }
 
 export interface RegisterOptions {
@@ -106,7 +109,7 @@ export class Registry {
 
   constructor(store: RegistryStore, options: RegistryOptions) {
     this.store = store;
-    this.artifacts = new ArtifactStore(path.join(options.home, 'artifacts'));
+    this.artifacts = new ArtifactStore(path.join(options.home, 'artifacts'), options.artifactCipher !== undefined ? { cipher: options.artifactCipher } : {});
     this.actor = options.actor ?? defaultActor();
     this.isServing = options.isServing;
   }

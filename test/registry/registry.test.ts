@@ -2,6 +2,7 @@ import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryConflictError } from '../../src/registry/errors.js';
+import { SCHEMA_VERSION } from '../../src/registry/sql/schema.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { RegistryEvent } from '../../src/registry/types.js';
 import { profileFromCsv } from '../../src/validation/ranges.js';
@@ -456,7 +457,7 @@ describe.each(BACKENDS)('registry on $kind', (backend) => {
       await registry.close();
       const again = await fx.open();
       expect((await again.getModel('bc')).versionCount).toBe(1);
-      expect(await again.store.schemaVersion()).toBe(1);
+      expect(await again.store.schemaVersion()).toBe(SCHEMA_VERSION);
     });
   });
 });

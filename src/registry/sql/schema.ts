@@ -110,6 +110,82 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX events_model ON events (model, id)`,
     ],
   },
+  {
+    // Security: API keys (only a keyed hash of each secret), the audit hash chain and its
+    // signed checkpoints. Times are epoch milliseconds; audit fields are text in both dialects
+    // so what was hashed is read back byte for byte.
+    version: 2,
+    sqlite: [
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        roles TEXT NOT NULL DEFAULT '[]',
+        models TEXT,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at INTEGER,
+        previous_hash TEXT,
+        previous_expires_at INTEGER,
+        rotated_at INTEGER,
+        revoked_at INTEGER
+      )`,
+      `CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      `CREATE INDEX audit_log_hash ON audit_log (hash)`,
+      `CREATE TABLE audit_checkpoints (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+      )`,
+    ],
+    postgres: [
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        roles TEXT NOT NULL DEFAULT '[]',
+        models TEXT,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        expires_at BIGINT,
+        previous_hash TEXT,
+        previous_expires_at BIGINT,
+        rotated_at BIGINT,
+        revoked_at BIGINT
+      )`,
+      `CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      `CREATE INDEX audit_log_hash ON audit_log (hash)`,
+      `CREATE TABLE audit_checkpoints (
+        seq BIGINT PRIMARY KEY,
+        at TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -1,0 +1,60 @@
+/**
+ * The rate-limit policy for inference: one bucket per identity (and per model when
+ * configured), plus a cap on requests in flight per identity. Every answer carries
+ * `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; a refusal is 429 /
+ * RESOURCE_EXHAUSTED with `Retry-After`. Runs after authentication, so the key is the
+ * authenticated subject, not something the caller can vary freely.
+ */
+import { RateLimitedError } from '../../core/errors.js';
+import type { InferenceRequest, InferenceResponse, RequestContext } from '../../core/types.js';
+import type { NextInfer, Policy } from '../../pipeline/types.js';
+import type { RateDecision } from './gcra.js';
+import type { ConcurrencyLimiter, SharedRateLimiter } from './limiter.js';
+
+export interface RateLimitPolicyOptions {
+  limiter: SharedRateLimiter;
+  concurrency?: ConcurrencyLimiter;
+  perModel?: boolean;
+}
+
+function seconds(ms: number): number {
+  return Math.max(0, Math.ceil(ms / 1000));
+}
+
+export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
+  const headers: Record<string, string> = {
+    'ratelimit-limit': String(decision.limit),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(seconds(decision.resetMs)),
+  };
+  if (!decision.allowed) headers['retry-after'] = String(Math.max(1, seconds(decision.retryAfterMs)));
+  return headers;
+}
+
+export class RateLimitPolicy implements Policy {
+  readonly name = 'rate-limit';
+
+  constructor(private readonly options: RateLimitPolicyOptions) {}
+
+  async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    const subject = ctx.identity?.subject ?? 'anonymous';
+    const key = this.options.perModel === true && ctx.model !== undefined ? `${subject}|${ctx.model}` : subject;
+    const decision = await this.options.limiter.take(key);
+    ctx.responseHeaders ??= {};
+    Object.assign(ctx.responseHeaders, rateLimitHeaders(decision));
+    if (!decision.allowed) {
+      throw new RateLimitedError('rate limit exceeded; retry later', Math.max(1, seconds(decision.retryAfterMs)));
+    }
+    const concurrency = this.options.concurrency;
+    if (concurrency === undefined) return next(ctx, request);
+    if (!concurrency.tryAcquire(subject)) {
+      ctx.responseHeaders['retry-after'] = '1';
+      throw new RateLimitedError(`too many concurrent requests (limit ${concurrency.max}); retry later`, 1);
+    }
+    try {
+      return await next(ctx, request);
+    } finally {
+      concurrency.release(subject);
+    }
+  }
+}

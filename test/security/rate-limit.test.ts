@@ -1,0 +1,224 @@
+/**
+ * Rate limiting against a real Redis: three limiters (as three replicas would) share one
+ * bucket; the admitted rate tracks the configured rate within 5% and a burst is bounded by the
+ * bucket; killing Redis mid-test degrades to local limiting without a single error, and the
+ * limiter goes back to Redis when it returns.
+ */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InferdError, RateLimitedError, httpStatusOf } from '../../src/core/errors.js';
+import { gcraStep, LocalGcra } from '../../src/security/ratelimit/gcra.js';
+import { ConcurrencyLimiter, SharedRateLimiter } from '../../src/security/ratelimit/limiter.js';
+import { RateLimitPolicy } from '../../src/security/ratelimit/policy.js';
+import { startRedis, type RedisServer } from '../support/redis.js';
+import { context, recorder, REQUEST } from './support.js';
+
+const run = promisify(execFile);
+
+describe('GCRA arithmetic', () => {
+  it('admits a burst, then one request per emission interval', () => {
+    let now = 1_000_000;
+    const gcra = new LocalGcra({ ratePerSecond: 10, burst: 5 }, 100, () => now);
+    const first = Array.from({ length: 7 }, () => gcra.take('a').allowed);
+    expect(first).toEqual([true, true, true, true, true, false, false]);
+    const refused = gcra.take('a');
+    expect(refused.retryAfterMs).toBeCloseTo(100, 6);
+    now += 100;
+    expect(gcra.take('a').allowed).toBe(true);
+    expect(gcra.take('a').allowed).toBe(false);
+    // Another key has its own bucket.
+    expect(gcra.take('b').remaining).toBe(4);
+  });
+
+  it('never admits more than burst + rate * d over any interval d (no window-edge doubling)', () => {
+    const params = { ratePerSecond: 100, burst: 10 };
+    let tat: number | undefined;
+    const admitted: number[] = [];
+    for (let t = 0; t < 5000; t += 0.5) {
+      const { decision, newTat } = gcraStep(tat, t, params);
+      if (decision.allowed) {
+        admitted.push(t);
+        tat = newTat;
+      }
+    }
+    for (const windowMs of [10, 100, 1000]) {
+      for (let i = 0; i < admitted.length; i++) {
+        let j = i;
+        while (j < admitted.length && admitted[j]! < admitted[i]! + windowMs) j++;
+        expect(j - i).toBeLessThanOrEqual(params.burst + (params.ratePerSecond * windowMs) / 1000);
+      }
+    }
+  });
+});
+
+describe('shared rate limiting through a real Redis', () => {
+  let redis: RedisServer;
+  const limiters: SharedRateLimiter[] = [];
+  const logs: string[] = [];
+  const log = { warn: (_f: Record<string, unknown>, m: string) => logs.push(`warn ${m}`), info: (_f: Record<string, unknown>, m: string) => logs.push(`info ${m}`) };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+
+  afterAll(async () => {
+    for (const l of limiters) await l.close();
+    await redis.stop();
+  });
+
+  function replica(ratePerSecond: number, burst: number, metrics?: Registry): SharedRateLimiter {
+    const limiter = new SharedRateLimiter({ ratePerSecond, burst, redisUrl: redis.url, redisTimeoutMs: 2000, redisRetryMs: 200, log, ...(metrics ? { metrics } : {}) });
+    limiters.push(limiter);
+    return limiter;
+  }
+
+  /** Each replica runs `loops` request loops as fast as Redis answers, until `ms` pass. */
+  async function drive(replicas: SharedRateLimiter[], key: string, ms: number, loops = 3): Promise<{ admitted: number; offered: number; elapsedMs: number; errors: number }> {
+    let admitted = 0;
+    let offered = 0;
+    let errors = 0;
+    const start = Date.now();
+    const end = start + ms;
+    await Promise.all(
+      replicas.flatMap((r) =>
+        Array.from({ length: loops }, async () => {
+          while (Date.now() < end) {
+            try {
+              offered += 1;
+              if ((await r.take(key)).allowed) admitted += 1;
+            } catch {
+              errors += 1;
+            }
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }),
+      ),
+    );
+    return { admitted, offered, elapsedMs: Date.now() - start, errors };
+  }
+
+  it('three replicas admit within 5% of the configured rate', async () => {
+    const replicas = [replica(200, 20), replica(200, 20), replica(200, 20)];
+    for (const r of replicas) expect(await r.ready()).toBe(true);
+    const { admitted, offered, elapsedMs, errors } = await drive(replicas, 'steady', 3000);
+    expect(errors).toBe(0);
+    expect(replicas.map((r) => r.mode)).toEqual(['shared', 'shared', 'shared']);
+    const expected = 20 + (200 * elapsedMs) / 1000;
+    expect(offered, 'the offered load must exceed the limit for the test to mean anything').toBeGreaterThan(expected * 1.5);
+    expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
+  });
+
+  it('three processes sharing one Redis admit within 5% of the configured rate', async () => {
+    const worker = fileURLToPath(new URL('./limiter-worker.ts', import.meta.url));
+    // Far enough ahead for three cold tsx start-ups on a busy machine; the window is measured anyway.
+    const start = Date.now() + 6000;
+    const durationMs = 3000;
+    const outputs = await Promise.all(
+      [1, 2, 3].map(() => run(process.execPath, ['--import', 'tsx', worker, redis.url, '150', '15', 'processes', String(start), String(durationMs)], { timeout: 30_000 })),
+    );
+    const results = outputs.map((o) => JSON.parse(o.stdout) as { admitted: number; offered: number; errors: number; mode: string; first: number; last: number });
+    expect(results.map((r) => [r.errors, r.mode])).toEqual([
+      [0, 'shared'],
+      [0, 'shared'],
+      [0, 'shared'],
+    ]);
+    const admitted = results.reduce((sum, r) => sum + r.admitted, 0);
+    const offered = results.reduce((sum, r) => sum + r.offered, 0);
+    // The window the bucket was drawn from: first request of any process to last answer of any.
+    const windowMs = Math.max(...results.map((r) => r.last)) - Math.min(...results.map((r) => r.first));
+    expect(windowMs).toBeGreaterThan(durationMs * 0.5);
+    const expected = 15 + (150 * windowMs) / 1000;
+    expect(offered).toBeGreaterThan(expected * 1.5);
+    expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
+    // Each process alone would have admitted up to the whole limit: sharing is what keeps the sum there.
+    expect(Math.max(...results.map((r) => r.admitted))).toBeLessThan(expected * 0.9);
+  }, 60_000);
+
+  it('a simultaneous burst from three replicas is bounded by the bucket', async () => {
+    const replicas = [replica(10, 30), replica(10, 30), replica(10, 30)];
+    for (const r of replicas) await r.ready();
+    const start = Date.now();
+    const decisions = await Promise.all(replicas.flatMap((r) => Array.from({ length: 60 }, () => r.take('burst'))));
+    const elapsed = Date.now() - start;
+    const admitted = decisions.filter((d) => d.allowed).length;
+    expect(admitted).toBeGreaterThanOrEqual(30);
+    expect(admitted).toBeLessThanOrEqual(30 + Math.ceil((10 * elapsed) / 1000));
+    const refused = decisions.find((d) => !d.allowed)!;
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(100.5);
+  });
+
+  it('Redis stopped mid-test: local limiting, no errors, one log line; back to shared when it returns', async () => {
+    const metrics = new Registry();
+    const limiter = replica(100, 10, metrics);
+    await limiter.ready();
+    expect((await drive([limiter], 'outage', 300, 1)).errors).toBe(0);
+    expect(limiter.mode).toBe('shared');
+
+    await redis.stop();
+    logs.length = 0;
+    const during = await drive([limiter], 'outage-local', 1000, 2);
+    expect(during.errors).toBe(0);
+    expect(limiter.mode).toBe('degraded');
+    // Still limited, locally: about burst + rate * elapsed, not everything offered.
+    const expected = 10 + (100 * during.elapsedMs) / 1000;
+    expect(during.admitted).toBeLessThanOrEqual(expected + 1);
+    expect(during.admitted).toBeGreaterThan(expected * 0.9);
+    expect(logs.filter((l) => l.startsWith('warn'))).toHaveLength(1);
+    expect(await metrics.getSingleMetricAsString('inferd_rate_limit_degraded')).toMatch(/inferd_rate_limit_degraded 1/);
+
+    await redis.start();
+    const deadline = Date.now() + 10_000;
+    while (limiter.mode !== 'shared' && Date.now() < deadline) {
+      await limiter.take('probe');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(limiter.mode).toBe('shared');
+    expect(logs).toContain('info rate limiting shared through Redis again');
+    expect(await metrics.getSingleMetricAsString('inferd_rate_limit_degraded')).toMatch(/inferd_rate_limit_degraded 0/);
+    // The shared bucket is used again: a second replica sees the first one's spending.
+    const other = replica(100, 10);
+    await other.ready();
+    for (let i = 0; i < 10; i++) await limiter.take('after');
+    expect((await other.take('after')).allowed).toBe(false);
+  }, 30_000);
+});
+
+describe('rate-limit policy', () => {
+  it('sets RateLimit headers, refuses with 429 and Retry-After, and caps concurrency', async () => {
+    const limiter = new SharedRateLimiter({ ratePerSecond: 1, burst: 2 });
+    const policy = new RateLimitPolicy({ limiter, concurrency: new ConcurrencyLimiter(1), perModel: true });
+    const rec = recorder();
+    const ctx = () => {
+      const c = context({}, 'iris');
+      c.identity = { subject: 'key:1', method: 'api_key', roles: [] };
+      return c;
+    };
+    const first = ctx();
+    await policy.infer(first, REQUEST, rec.infer);
+    expect(first.responseHeaders).toMatchObject({ 'ratelimit-limit': '2', 'ratelimit-remaining': '1' });
+    await policy.infer(ctx(), REQUEST, rec.infer);
+    const refused = ctx();
+    const error = await policy.infer(refused, REQUEST, rec.infer).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect(httpStatusOf(error as InferdError)).toBe(429);
+    expect((error as InferdError).code).toBe('RESOURCE_EXHAUSTED');
+    expect(refused.responseHeaders?.['retry-after']).toBe('1');
+    expect(rec.calls).toBe(2);
+    // Another model has its own bucket (per_model), but the concurrency cap is per identity.
+    let release!: () => void;
+    const busy = context({}, 'mnist');
+    busy.identity = { subject: 'key:1', method: 'api_key', roles: [] };
+    const slow = policy.infer(busy, REQUEST, () => new Promise((resolve) => (release = () => resolve({ model_name: 'm', model_version: '1', outputs: [] }))));
+    const other = context({}, 'digits');
+    other.identity = { subject: 'key:1', method: 'api_key', roles: [] };
+    await new Promise((r) => setImmediate(r));
+    await expect(policy.infer(other, REQUEST, rec.infer)).rejects.toThrow(/concurrent/);
+    release();
+    await slow;
+    await limiter.close();
+  });
+});
