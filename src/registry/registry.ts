@@ -37,6 +37,17 @@ import type {
   StageMove,
   VersionPatch,
 } from './types.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * The caller a registry change is made for, set by the admin API around each call
+ * (`asActor(subject, fn)`), so events name the authenticated caller, not the server's user.
+ */
+const currentActor = new AsyncLocalStorage<string>();
+
+export function asActor<T>(actor: string | undefined, fn: () => T): T {
+  return actor === undefined ? fn() : currentActor.run(actor, fn);
+}
 import { projectVariable } from '../config/environment.js';
 
 export interface RegistryOptions {
@@ -104,13 +115,18 @@ function validateMetrics(metrics: Record<string, number>): Record<string, number
 export class Registry {
   readonly store: RegistryStore;
   readonly artifacts: ArtifactStore;
-  readonly actor: string;
+  private readonly defaultActor: string;
+
+  /** Who a change is recorded under: the caller the admin API is serving, else the configured actor. */
+  get actor(): string {
+    return currentActor.getStore() ?? this.defaultActor;
+  }
   private readonly isServing: ((name: string, version: number) => boolean) | undefined;
 
   constructor(store: RegistryStore, options: RegistryOptions) {
     this.store = store;
     this.artifacts = new ArtifactStore(path.join(options.home, 'artifacts'), options.artifactCipher !== undefined ? { cipher: options.artifactCipher } : {});
-    this.actor = options.actor ?? defaultActor();
+    this.defaultActor = options.actor ?? defaultActor();
     this.isServing = options.isServing;
   }
 

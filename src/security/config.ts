@@ -110,7 +110,7 @@ export const SecurityConfigSchema = Type.Object(
         /** Role name → permissions, optionally scoped to models. `admin` is predefined. */
         roles: Type.Record(Type.String({ minLength: 1 }), RoleSchema, { default: {} }),
         /** Actions anyone may call without credentials: probes and scrapers by default. */
-        open_actions: Strings({ default: ['server.live', 'server.ready', 'metrics'] }),
+        open_actions: Strings({ default: ['server.live', 'server.ready', 'server.startup', 'server.metrics'] }),
       },
       { additionalProperties: false, default: {} },
     ),

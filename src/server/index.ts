@@ -26,6 +26,8 @@ import { extractContextFrom, setupTracing, type Tracing } from '../observability
 import { DataPlane } from '../pipeline/dataplane.js';
 import { standardPolicies } from '../pipeline/standard.js';
 import type { Policy } from '../pipeline/types.js';
+import { peerFromGrpcAuthContext, peerFromTlsSocket, setPeerCertificate } from '../security/authn/mtls.js';
+import { createSecurityLayer, startupWarnings, type SecurityLayer } from '../security/index.js';
 import { adminRoutes } from './admin/routes.js';
 import type { FrontDoor } from './front-door.js';
 import { GrpcDoor } from './grpc/door.js';
@@ -52,6 +54,8 @@ export class InferdServer {
   registry: RegistryLink | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
   tracing: Tracing | undefined;
+  /** Authentication, authorisation, rate limits, TLS and audit (off unless configured). */
+  security: SecurityLayer | undefined;
   httpPort = 0;
   grpcPort = -1;
 
@@ -70,6 +74,15 @@ export class InferdServer {
     const repository = new ModelRepository(config.model_repository);
     const served = parseServedModels(config.models);
     const registryUrl = config.registry ?? projectVariable('INFERD_REGISTRY');
+    const metrics = new Metrics(config.metrics);
+    for (const warning of startupWarnings(config.security, config.server.host)) logger.warn({ host: config.server.host }, warning);
+    const security = await createSecurityLayer(config.security, {
+      ...(registryUrl !== undefined ? { registryUrl } : {}),
+      logger,
+      ...(metrics.enabled ? { metrics: metrics.registry } : {}),
+    });
+    // A rate limiter that has not reached Redis yet would degrade the first requests.
+    await security.limiter?.ready();
     // Opened on first use; a server that names no registry and serves none from it opens none.
     const registry: RegistryLink | undefined =
       registryUrl !== undefined || served.hasRegistryModels
@@ -80,9 +93,9 @@ export class InferdServer {
             // A version that serves cannot be deleted from the registry.
             isServing: (name: string, version: number): boolean => manager.isServingRegistryVersion(name, version),
             logger,
+            ...(security.artifactCipher ? { artifactCipher: security.artifactCipher } : {}),
           })
         : undefined;
-    const metrics = new Metrics(config.metrics);
     const tracing: Tracing | undefined = config.tracing.otlp_endpoint
       ? setupTracing({ serviceName: config.tracing.service_name, otlpEndpoint: config.tracing.otlp_endpoint })
       : undefined;
@@ -114,6 +127,7 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
+          optional: { security: security.policies },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
@@ -127,6 +141,7 @@ export class InferdServer {
       requestTimeoutMs: config.server.request_timeout_ms,
       logger,
       ...(traceContext ? { traceContext } : {}),
+      ...(security.tls ? { https: security.tls.serverOptions(), peerCertificate: (ctx, socket) => setPeerCertificateOf(ctx, peerFromTlsSocket(socket)) } : {}),
       plugins: [
         (app, p) => {
           app.get('/metrics', async (req, reply) => {
@@ -147,11 +162,16 @@ export class InferdServer {
             maxMessageBytes: config.server.grpc_max_message_bytes,
             logger,
             ...(traceContext ? { traceContext } : {}),
+            ...(security.grpcCredentials
+              ? { credentials: security.grpcCredentials, peerCertificate: (ctx, auth) => setPeerCertificateOf(ctx, peerFromGrpcAuthContext(auth as Parameters<typeof peerFromGrpcAuthContext>[0])) }
+              : {}),
           })
         : undefined;
     if (grpc) doors.push(grpc);
     const server = new InferdServer(config, logger, manager, plane, http, metrics, doors);
     server.tracing = tracing;
+    server.security = security;
+    if (security.tls) security.tls.attach(http.server as unknown as import("node:tls").Server);
     server.control = control;
     server.registry = registry;
     const started: FrontDoor[] = [];
@@ -165,6 +185,7 @@ export class InferdServer {
       await Promise.all(started.map((d) => d.stop().catch(() => undefined)));
       await http.close().catch(() => undefined);
       await registry?.close();
+      await security.close().catch(() => undefined);
       throw error;
     }
     server.httpPort = rest.port;
@@ -231,8 +252,13 @@ export class InferdServer {
     await controlStopped;
     await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
     await this.registry?.close();
+    await this.security?.close().catch(() => undefined);
     await this.tracing?.shutdown().catch(() => undefined);
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
     return { clean: !timedOut, abandoned };
   }
+}
+
+function setPeerCertificateOf(ctx: Parameters<typeof setPeerCertificate>[0], peer: ReturnType<typeof peerFromTlsSocket>): void {
+  if (peer !== undefined) setPeerCertificate(ctx, peer);
 }

@@ -92,10 +92,10 @@ describe('attack suite (policy level)', () => {
       apiKeys: keys,
       jwt: verifier,
       mtls: { roles: { 'batch.internal': ['reader'] }, defaultRoles: [] },
-      openActions: ['server.live', 'server.ready', 'metrics'],
+      openActions: ['server.live', 'server.ready', 'server.metrics'],
       onFailure: (_ctx, failure) => failures.push(failure),
     });
-    authz = new AuthorizationPolicy({ roles: ROLES, openActions: ['server.live', 'server.ready', 'metrics'] });
+    authz = new AuthorizationPolicy({ roles: ROLES, openActions: ['server.live', 'server.ready', 'server.metrics'] });
   });
 
   afterAll(async () => {
@@ -289,7 +289,7 @@ describe('attack suite (policy level)', () => {
 
   it('health and metrics stay open; everything else needs credentials', async () => {
     expect(await control(context(), { action: 'server.live', write: false })).toBeUndefined();
-    expect(await control(context(), { action: 'metrics', write: false })).toBeUndefined();
+    expect(await control(context(), { action: 'server.metrics', write: false })).toBeUndefined();
     expectUnauthenticated(await control(context(), { action: 'server.metadata', write: false }), AUTHENTICATION_REQUIRED);
   });
 

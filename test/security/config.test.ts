@@ -38,7 +38,7 @@ describe('security configuration', () => {
     expect(config.security.enabled).toBe(false);
     expect(config.security.rate_limit.enabled).toBe(false);
     expect(config.security.audit.enabled).toBe(false);
-    expect(config.security.authorization.open_actions).toEqual(['server.live', 'server.ready', 'metrics']);
+    expect(config.security.authorization.open_actions).toEqual(['server.live', 'server.ready', 'server.startup', 'server.metrics']);
   });
 
   it('names unknown keys, wrong permissions and missing secrets', async () => {

@@ -7,7 +7,7 @@
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { GRPC_STATUS, HTTP_STATUS, toInferdError, type FailureReason } from '../../core/errors.js';
+import { GRPC_STATUS, httpStatusOf, toInferdError, type FailureReason } from '../../core/errors.js';
 import type { InferenceRequest, InferenceResponse } from '../../core/types.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { ControlCall, NextControl, NextInfer, PipelineContext, Policy } from '../types.js';
@@ -83,7 +83,7 @@ export class ObservePolicy implements Policy {
     ctx.observed = true;
     const ms = performance.now() - started;
     const e = error === undefined ? undefined : toInferdError(error);
-    const status = ctx.protocol === 'grpc' ? (e ? GRPC_STATUS[e.code] : 0) : e ? HTTP_STATUS[e.code] : 200;
+    const status = ctx.protocol === 'grpc' ? (e ? GRPC_STATUS[e.code] : 0) : e ? httpStatusOf(e) : 200;
     const route = ctx.route ?? action ?? ctx.door ?? 'unknown';
     this.options.metrics?.observeRequest(ctx.protocol, route, status, ms / 1000);
     const log = this.options.logger;

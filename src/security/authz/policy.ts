@@ -78,6 +78,11 @@ export class AuthorizationPolicy implements Policy {
   }
 
   async control(ctx: RequestContext, call: ControlCall, next: NextControl): Promise<unknown> {
+    // A request the door could not decode carries its own error; once authenticated, the caller may learn it.
+    if (call.action === 'request.rejected') {
+      if (ctx.identity === undefined) throw new InferdError('UNAUTHENTICATED', 'authentication required');
+      return next(ctx, call);
+    }
     if (!this.open.has(call.action)) this.check(ctx, permissionFor(call.action, call.write), call.model ?? ctx.model, call.action);
     return next(ctx, call);
   }

@@ -32,7 +32,7 @@ import type { ModelControl } from '../../models/control.js';
 import type { ModelManager } from '../../models/manager.js';
 import type { RegistryLink } from '../../models/registry-link.js';
 import { parseVersionNumber } from '../../registry/names.js';
-import type { Registry } from '../../registry/registry.js';
+import { asActor, type Registry } from '../../registry/registry.js';
 import type { ModelVersion } from '../../registry/types.js';
 import { profileFromCsv, type InputProfile } from '../../validation/ranges.js';
 import type { ControlCall, ServingPlane } from '../../pipeline/types.js';
@@ -124,7 +124,9 @@ export function adminRoutes(options: AdminOptions): (app: FastifyInstance) => vo
   const changed = () => options.control?.pollSoon();
 
   /** Every admin call runs through the data plane's pipeline (security, audit, access log). */
-  const act = <T>(req: FastifyRequest, call: ControlCall, perform: () => Promise<T>): Promise<T> => options.plane.control(req.ctx, call, perform);
+  const act = <T>(req: FastifyRequest, call: ControlCall, perform: () => Promise<T>): Promise<T> =>
+    // Registry events name the authenticated caller, when there is one.
+    options.plane.control(req.ctx, call, () => asActor(req.ctx.identity?.subject, perform));
   const read = (action: string, model?: string): ControlCall => ({ action, write: false, ...(model !== undefined ? { model } : {}) });
   const write = (action: string, model: string, details: Record<string, unknown> = {}): ControlCall => ({ action, write: true, model, details });
 

@@ -79,6 +79,10 @@ export interface GrpcServerOptions {
   traceContext?: (header: HeaderReader) => unknown;
   /** How often a health Watch re-reads readiness. Default 1000 ms. */
   healthPollMs?: number;
+  /** TLS (and client certificates); insecure when absent. */
+  credentials?: () => grpc.ServerCredentials;
+  /** Tells the context about the caller's verified client certificate (mTLS). */
+  peerCertificate?: (ctx: PipelineContext, authContext: ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getAuthContext']>) => void;
 }
 
 export interface GrpcServer {
@@ -157,6 +161,7 @@ function metadataReader(metadata: grpc.Metadata): HeaderReader {
 
 interface CallLike {
   metadata: grpc.Metadata;
+  getAuthContext(): ReturnType<grpc.ServerUnaryCall<unknown, unknown>['getAuthContext']>;
   cancelled: boolean;
   getDeadline(): grpc.Deadline;
   sendMetadata(metadata: grpc.Metadata): void;
@@ -215,6 +220,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
       contextError = error;
     }
     context.route = method;
+    options.peerCertificate?.(context, call.getAuthContext());
     let timer: NodeJS.Timeout | undefined;
     let done = false;
     const deadline = context.deadline;
@@ -476,7 +482,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
       const host = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
       const s = server;
       const port = await new Promise<number>((resolve, reject) => {
-        s.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        s.bindAsync(`${host}:${options.port}`, options.credentials?.() ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
           error ? reject(error) : resolve(bound),
         );
       });

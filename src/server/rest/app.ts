@@ -27,6 +27,10 @@ export interface RestOptions {
   plugins?: Array<(app: FastifyInstance, plane: DataPlane) => void | Promise<void>>;
   /** Extracts the caller's W3C trace context into each request's context (tracing on). */
   traceContext?: (header: HeaderReader) => unknown;
+  /** HTTPS options (TLS, client certificates); plain HTTP when absent. */
+  https?: import('node:tls').TlsOptions;
+  /** Tells the context about the caller's verified client certificate (mTLS). */
+  peerCertificate?: (ctx: PipelineContext, socket: import('node:tls').TLSSocket) => void;
 }
 
 declare module 'fastify' {
@@ -50,6 +54,7 @@ function doorOf(url: string, headers: Record<string, unknown>): DoorName {
 
 export async function createRestApp(plane: DataPlane, options: RestOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     loggerInstance: options.logger as FastifyBaseLogger,
     // The pipeline writes one access line per request; Fastify's own two are off.
     logController: new LogController({ disableRequestLogging: true }),
@@ -93,6 +98,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       request.contextError = error;
     }
     request.ctx.route = url ?? 'unmatched';
+    if (options.peerCertificate && 'encrypted' in request.raw.socket) options.peerCertificate(request.ctx, request.raw.socket as import('node:tls').TLSSocket);
     reply.header(request.ctx.requestIdKey ?? 'x-request-id', request.ctx.requestId);
   });
 

@@ -1,6 +1,6 @@
 /** Maps every error to one HTTP answer: a status and the OIP body `{"error": "..."}`. */
 import type { FastifyError } from 'fastify';
-import { HTTP_STATUS, InferdError, toInferdError } from '../../core/errors.js';
+import { httpStatusOf, InferdError, toInferdError } from '../../core/errors.js';
 
 export interface HttpError {
   status: number;
@@ -19,7 +19,7 @@ export function toHttpError(error: unknown): HttpError {
     return { status, message, error: new InferdError(code, message) };
   }
   const e = toInferdError(error);
-  const out: HttpError = { status: HTTP_STATUS[e.code], message: e.message, error: e };
+  const out: HttpError = { status: httpStatusOf(e), message: e.message, error: e };
   if (e.retryAfterSeconds !== undefined) out.retryAfterSeconds = e.retryAfterSeconds;
   return out;
 }
