@@ -7,6 +7,7 @@ import { RegistryConflictError } from '../../src/registry/errors.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { RegistryEvent } from '../../src/registry/types.js';
 import { profileFromCsv } from '../../src/validation/ranges.js';
+import { SCHEMA_VERSION } from '../../src/registry/sql/schema.js';
 import {
   BACKENDS,
   BREAST_CANCER,
@@ -474,7 +475,7 @@ describe.each(BACKENDS)('registry on $kind', (backend) => {
       await registry.close();
       const again = await fx.open();
       expect((await again.getModel('bc')).versionCount).toBe(1);
-      expect(await again.store.schemaVersion()).toBe(1);
+      expect(await again.store.schemaVersion()).toBe(SCHEMA_VERSION);
     });
   });
 });
