@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/routing/clock.js';
 import { parseTrafficConfig } from '../../src/routing/config.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService, type TrafficEvent } from '../../src/routing/service.js';
-import { context, FakePlane, request, type FakeVersion } from './fakes.js';
+import { context, FakePlane, request, seeded, type FakeVersion } from './fakes.js';
 
 const INTERVAL = 5000;
 const PER_INTERVAL = 400;
@@ -42,7 +42,7 @@ async function start(canaryVersion: FakeVersion, analysis: Record<string, unknow
         ),
       ],
     ]),
-    { clock },
+    { clock, random: seeded(7) },
   );
   service = traffic;
   const plane = new FakePlane({ '1': { latencyMs: 20 }, '2': canaryVersion });

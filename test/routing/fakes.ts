@@ -45,3 +45,15 @@ export class FakePlane {
     return { model_name: ctx.model ?? 'm', model_version: version, outputs: [{ name: 'y', datatype: 'FP32', shape: [1], data: new Float32Array([spec.value ?? 0]) }] };
   };
 }
+
+/** A deterministic [0, 1) source (mulberry32), so random splits are reproducible. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -4,7 +4,7 @@ import { parseTrafficConfig } from '../../src/routing/config.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
 import type { RunOnVersion } from '../../src/routing/shadow.js';
-import { context, request } from './fakes.js';
+import { context, request, seeded } from './fakes.js';
 
 let service: TrafficService | undefined;
 afterEach(async () => {
@@ -19,6 +19,7 @@ function answer(version: string, data: Float32Array | Int32Array, datatype: 'FP3
 async function open(shadow: Record<string, unknown>, run: RunOnVersion): Promise<TrafficService> {
   service = await TrafficService.open(new Map([['fraud', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, shadow: { version: 2, ...shadow } }, 'fraud')]]), {
     runOnVersion: run,
+    random: seeded(11),
   });
   return service;
 }
