@@ -4,8 +4,8 @@
  * - a request that names a version is served by that version, untouched;
  * - a request for a model with a traffic policy and no version gets `ctx.version` and
  *   `ctx.variant` from the policy and answers with an `x-inferd-variant` header;
- * - routed requests are observed (failed or not, latency) for canary analysis, and their
- *   variant is remembered for joining feedback;
+ * - every request is observed by the version that answered (failed or not, latency) for canary
+ *   analysis and the analysis endpoint; a routed request's variant is remembered for feedback;
  * - when the model has a shadow, a share of requests is also mirrored, after the answer is
  *   known and off the caller's path.
  */
@@ -27,10 +27,9 @@ export function routingPolicy(traffic: TrafficService, now: () => number = () =>
     name: 'routing',
     async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
       const model = ctx.model;
-      if (model === undefined || ctx.version !== undefined) return next(ctx, request);
-      const decision = traffic.route(model, ctx, request);
-      const shadow = traffic.shadowOf(model);
-      if (decision === undefined && shadow === undefined) return next(ctx, request);
+      if (model === undefined) return next(ctx, request);
+      const decision = ctx.version === undefined ? traffic.route(model, ctx, request) : undefined;
+      const shadow = ctx.version === undefined ? traffic.shadowOf(model) : undefined;
       if (decision !== undefined) {
         ctx.version = decision.version;
         ctx.variant = decision.variant;
@@ -42,13 +41,16 @@ export function routingPolicy(traffic: TrafficService, now: () => number = () =>
       try {
         response = await next(ctx, request);
       } catch (error) {
-        if (decision !== undefined) traffic.observe(model, decision.version, versionFailed(error), now() - started);
+        if (ctx.version !== undefined) traffic.observe(model, ctx.version, versionFailed(error), now() - started);
         throw error;
       }
       const elapsed = now() - started;
+      // Every answered request is observed by the version that answered: canary analysis and
+      // the analysis endpoint (Argo Rollouts web metrics) read these.
+      const version = response.model_version || ctx.version;
+      if (version !== undefined) traffic.observe(model, version, false, elapsed);
       if (decision !== undefined) {
-        traffic.observe(model, decision.version, false, elapsed);
-        traffic.noteAssignment({ requestId: ctx.requestId, model, version: response.model_version || decision.version, variant: decision.variant, at: traffic.now() });
+        traffic.noteAssignment({ requestId: ctx.requestId, model, version: version ?? decision.version, variant: decision.variant, at: traffic.now() });
       }
       if (copy !== undefined) shadow!.submit(ctx, copy, response, elapsed);
       return response;

@@ -80,6 +80,8 @@ class ModelTraffic {
   shadow?: ShadowMirror;
   timer?: Timer;
   events: TrafficEvent[] = [];
+  /** When this policy was set at run time (experiments count their duration from it). */
+  startedAt: number | null = null;
 
   constructor(
     readonly model: string,
@@ -104,6 +106,7 @@ class ModelTraffic {
     return {
       ...(this.canary !== undefined ? { canary: this.canary.state } : {}),
       ...(this.blueGreen !== undefined ? { blue_green: this.blueGreen } : {}),
+      ...(this.startedAt !== null ? { started_at: this.startedAt } : {}),
     };
   }
 }
@@ -121,6 +124,8 @@ export class TrafficService {
   private readonly recentLimit: number;
   private pending: Assignment[] = [];
   private readonly pendingLimit: number;
+  /** The operator whose action is being applied, for the events it causes. */
+  private acting: string | undefined;
   private refreshTimer?: Timer;
   private flushTimer?: Timer;
   private flushing?: Promise<void>;
@@ -184,6 +189,8 @@ export class TrafficService {
       if (entry.canary.active) entry.timer = this.clock.every(r.analysis.intervalMs, () => this.tick(entry));
     }
     if (r?.kind === 'blue_green') entry.blueGreen = (state?.['blue_green'] as BlueGreenState | undefined) ?? {};
+    const startedAt = state?.['started_at'];
+    if (typeof startedAt === 'number') entry.startedAt = startedAt;
     if (entry.policy.shadow !== undefined && this.options.runOnVersion !== undefined) {
       entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random);
     }
@@ -202,7 +209,7 @@ export class TrafficService {
   }
 
   private canaryEvent(entry: ModelTraffic, e: CanaryEvent): void {
-    this.event(entry, e.action, this.actor, { weight: e.weight, ...(e.reason !== undefined ? { reason: e.reason } : {}) });
+    this.event(entry, e.action, this.acting ?? this.actor, { weight: e.weight, ...(e.reason !== undefined ? { reason: e.reason } : {}) });
   }
 
   private event(entry: ModelTraffic, action: string, actor: string, details: Record<string, unknown>): void {
@@ -341,6 +348,10 @@ export class TrafficService {
     return this.models.get(model)?.policy;
   }
 
+  startedAt(model: string): number | null {
+    return this.models.get(model)?.startedAt ?? null;
+  }
+
   view(model: string): TrafficView | undefined {
     const entry = this.models.get(model);
     if (entry === undefined) return undefined;
@@ -390,6 +401,7 @@ export class TrafficService {
     }
     const policy = parseTrafficConfig(raw, model, `traffic of model '${model}'`);
     const entry = new ModelTraffic(model, policy, existing?.revision ?? 0, existing?.source ?? 'config');
+    entry.startedAt = this.clock.now();
     if (this.options.store !== undefined) {
       const previous = existing?.source === 'stored' ? existing.revision : ((await this.options.store.load(model))?.revision ?? 0);
       entry.revision = previous;
@@ -421,10 +433,13 @@ export class TrafficService {
       this.event(entry, action === 'switch' ? 'blue_green.switched' : 'blue_green.rolled_back', actor, { from, to: r.standby, ...(reason !== undefined ? { reason } : {}) });
     } else {
       if (entry.canary === undefined) throw new InferdError('FAILED_PRECONDITION', `'${action}' applies to a canary policy; model '${model}' has ${r === undefined ? 'no routing policy' : `a ${r.kind} policy`}`);
+      this.acting = actor;
       try {
         entry.canary.act(action, now, reason);
       } catch (error) {
         throw new InferdError('FAILED_PRECONDITION', error instanceof Error ? error.message : String(error));
+      } finally {
+        this.acting = undefined;
       }
       entry.timer?.cancel();
       if (entry.canary.active) entry.timer = this.clock.every(entry.canary.policy.analysis.intervalMs, () => this.tick(entry));
