@@ -4,7 +4,7 @@
  * which variant served which request, and persistence. The routing policy (policy.ts) asks it
  * where a request goes; the admin handlers (admin.ts) read and change it.
  */
-import { InferdError, InvalidInputError } from '../core/errors.js';
+import { InferdError } from '../core/errors.js';
 import type { InferenceRequest, RequestContext } from '../core/types.js';
 import { assign, stickyKeyOf } from './assignment.js';
 import { CanaryController, initialCanaryState, type CanaryAction, type CanaryEvent, type CanaryState } from './canary.js';
@@ -446,17 +446,6 @@ export class TrafficService {
     }
     await this.persist(entry, actor, true);
     return this.view(model)!;
-  }
-
-  /** Configuration policies as a map, for `open`: from `models[].traffic` entries. */
-  static parseConfigured(entries: ReadonlyArray<{ name: string; traffic: unknown }>): Map<string, TrafficPolicy> {
-    const out = new Map<string, TrafficPolicy>();
-    entries.forEach((e) => {
-      if (e.traffic === undefined) return;
-      if (out.has(e.name)) throw new InvalidInputError(`traffic of model '${e.name}' is given twice`);
-      out.set(e.name, parseTrafficConfig(e.traffic, e.name));
-    });
-    return out;
   }
 
   async close(): Promise<void> {
