@@ -6,6 +6,8 @@ import { registerBenchCommand } from './bench.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
+import { registerTrafficCommand } from './traffic.js';
+import { registerExperimentCommand } from './experiment.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRulesCommand(program);
   registerBenchCommand(program);
+  registerTrafficCommand(program);
+  registerExperimentCommand(program);
   return program;
 }
 
