@@ -21,6 +21,7 @@ import { parseDuration, parseTrafficConfig, versionsOf } from './config.js';
 import { analyseExperiment } from './experiment.js';
 import { basicStatistics, type ExperimentStatistics } from './experiment-statistics.js';
 import type { TrafficAction, TrafficService } from './service.js';
+import type { WindowSummary } from './observations.js';
 import { TrafficConflictError } from './store.js';
 
 export interface AdminResult {
@@ -130,32 +131,30 @@ export function getAnalysis(deps: TrafficAdminDeps, model: string, query: { wind
       candidates.clear();
       candidates.add(query.version);
     }
+    const describe = (s: WindowSummary) => ({
+      requests: s.requests,
+      errors: s.errors,
+      error_rate: finite(s.errorRate),
+      success_rate: finite(1 - s.errorRate),
+      p50_ms: finite(s.p50Ms),
+      p95_ms: finite(s.p95Ms),
+      p99_ms: finite(s.p99Ms),
+      quality: finite(s.quality),
+      quality_samples: s.qualitySamples,
+    });
     const versions: Record<string, unknown> = {};
-    let requests = 0;
-    let errors = 0;
-    for (const v of [...candidates].sort()) {
-      const s = deps.traffic.observations.summary(model, v, now - windowMs, now + 1);
-      requests += s.requests;
-      errors += s.errors;
-      versions[v] = {
-        requests: s.requests,
-        errors: s.errors,
-        error_rate: finite(s.errorRate),
-        success_rate: finite(1 - s.errorRate),
-        p50_ms: finite(s.p50Ms),
-        p95_ms: finite(s.p95Ms),
-        p99_ms: finite(s.p99Ms),
-        quality: finite(s.quality),
-        quality_samples: s.qualitySamples,
-      };
-    }
+    for (const v of [...candidates].sort()) versions[v] = describe(deps.traffic.observations.summary(model, v, now - windowMs, now + 1));
+    const totals =
+      query.version !== undefined
+        ? deps.traffic.observations.summary(model, query.version, now - windowMs, now + 1)
+        : deps.traffic.observations.summaryOfModel(model, now - windowMs, now + 1);
     const canary = deps.traffic.view(model)?.canary;
     return {
       status: 200,
       body: {
         model,
         window_seconds: windowMs / 1000,
-        totals: { requests, errors, error_rate: requests === 0 ? null : errors / requests, success_rate: requests === 0 ? null : 1 - errors / requests },
+        totals: describe(totals),
         versions,
         ...(canary !== undefined ? { canary: { phase: canary.phase, weight: canary.weight, last: canary.measurements[canary.measurements.length - 1] ?? null } } : {}),
       },

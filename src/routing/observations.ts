@@ -100,18 +100,32 @@ export class VersionObservations {
   /** The version's requests and outcomes with from <= time < to. */
   summary(model: string, version: string, from: number, to: number): WindowSummary {
     const key = `${model}\u0000${version}`;
+    return this.summarise([this.requests.get(key)], [this.feedback.get(key)], from, to);
+  }
+
+  /** All versions of the model together (one pod's view, for replica-level canaries). */
+  summaryOfModel(model: string, from: number, to: number): WindowSummary {
+    const of = (map: Map<string, Ring>) => [...map.entries()].filter(([k]) => k.startsWith(`${model}\u0000`)).map(([, ring]) => ring);
+    return this.summarise(of(this.requests), of(this.feedback), from, to);
+  }
+
+  private summarise(requestRings: Array<Ring | undefined>, feedbackRings: Array<Ring | undefined>, from: number, to: number): WindowSummary {
     const latencies: number[] = [];
     let errors = 0;
-    this.requests.get(key)?.each(from, to, (latency, failed) => {
-      latencies.push(latency);
-      errors += failed;
-    });
+    for (const ring of requestRings) {
+      ring?.each(from, to, (latency, failed) => {
+        latencies.push(latency);
+        errors += failed;
+      });
+    }
     let qualitySum = 0;
     let qualitySamples = 0;
-    this.feedback.get(key)?.each(from, to, (value) => {
-      qualitySum += value;
-      qualitySamples += 1;
-    });
+    for (const ring of feedbackRings) {
+      ring?.each(from, to, (value) => {
+        qualitySum += value;
+        qualitySamples += 1;
+      });
+    }
     const sorted = Float64Array.from(latencies).sort();
     return {
       requests: latencies.length,
