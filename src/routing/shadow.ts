@@ -71,6 +71,7 @@ export class ShadowMirror {
   private readonly queue: Job[] = [];
   private running = 0;
   private closed = false;
+  private pumpScheduled = false;
   private counts = { mirrored: 0, dropped: 0, completed: 0, errors: 0, timeouts: 0, labels: 0, agreements: 0, values: 0, absErrorSum: 0, maxAbsError: 0 };
   private primaryLatency: number[] = [];
   private shadowLatency: number[] = [];
@@ -103,12 +104,19 @@ export class ShadowMirror {
   /** Queues the mirrored request with the caller's answer; returns at once and never throws. */
   submit(ctx: RequestContext, copy: InferenceRequest, primary: InferenceResponse, primaryMs: number): void {
     if (this.closed) return;
-    if (this.queue.length >= this.policy.queueSize && this.running >= this.policy.concurrency) {
+    if (this.queue.length + this.running >= this.policy.queueSize + this.policy.concurrency) {
       this.counts.dropped += 1;
       return;
     }
     this.queue.push({ ctx, request: copy, primary, primaryMs });
-    this.pump();
+    // Started on the next turn of the event loop, so the caller's answer is written first.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
   }
 
   private pump(): void {

@@ -104,6 +104,8 @@ describe('shadow', () => {
     for (let i = 0; i < 200; i++) expect((await policy.infer!(context('fraud'), request(), primary)).model_version).toBe('1');
     // 200 requests against a shadow that never answers: the caller path stays fast.
     expect(performance.now() - started).toBeLessThan(1000);
+    // Mirrored work starts on the next turn of the event loop.
+    await new Promise((r) => setImmediate(r));
     let stats = traffic.view('fraud')!.shadow!;
     expect(stats.running).toBe(2);
     expect(stats.queued).toBe(5);
