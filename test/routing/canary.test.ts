@@ -207,3 +207,23 @@ describe('blue-green', () => {
     await expect(traffic.act('fraud', 'pause', 'ops')).rejects.toThrow(/applies to a canary policy; model 'fraud' has a blue_green policy/);
   });
 });
+
+describe('canary measurement errors', () => {
+  it('rolls back after more than consecutive_error_limit measurements in a row could not be taken', async () => {
+    const { CanaryController, initialCanaryState } = await import('../../src/routing/canary.js');
+    const { VersionObservations } = await import('../../src/routing/observations.js');
+    const policy = parseTrafficConfig({ canary: { baseline: 1, canary: 2, analysis: { consecutive_error_limit: 2 } } }, 'm').routing;
+    if (policy?.kind !== 'canary') throw new Error('not a canary');
+    const broken = new VersionObservations();
+    broken.summary = () => {
+      throw new Error('observations unavailable');
+    };
+    const controller = new CanaryController('m', policy, initialCanaryState(policy, 0), broken);
+    controller.tick(60_000);
+    controller.tick(120_000);
+    expect(controller.state).toMatchObject({ phase: 'progressing', consecutiveErrors: 2 });
+    controller.tick(180_000);
+    expect(controller.state).toMatchObject({ phase: 'rolled_back', weight: 0 });
+    expect(controller.state.reason).toMatch(/3 measurements in a row could not be taken \(consecutive_error_limit 2\): observations unavailable/);
+  });
+});
