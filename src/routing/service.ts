@@ -179,18 +179,28 @@ export class TrafficService {
   }
 
   private install(entry: ModelTraffic, state: Record<string, unknown> | undefined): void {
-    const old = this.models.get(entry.model);
-    old?.timer?.cancel();
-    old?.shadow?.close();
+    this.build(entry, state);
+    this.activate(entry);
+  }
+
+  /** Restores or creates the entry's controllers from saved state; nothing runs yet. */
+  private build(entry: ModelTraffic, state: Record<string, unknown> | undefined): void {
     const r = entry.policy.routing;
     if (r?.kind === 'canary') {
       const saved = state?.['canary'] as CanaryState | undefined;
       entry.canary = new CanaryController(entry.model, r, saved ?? initialCanaryState(r, this.clock.now()), this.observations, (e) => this.canaryEvent(entry, e));
-      if (entry.canary.active) entry.timer = this.clock.every(r.analysis.intervalMs, () => this.tick(entry));
     }
     if (r?.kind === 'blue_green') entry.blueGreen = (state?.['blue_green'] as BlueGreenState | undefined) ?? {};
     const startedAt = state?.['started_at'];
     if (typeof startedAt === 'number') entry.startedAt = startedAt;
+  }
+
+  /** Puts the entry in force in one step: the old one's timer and shadow stop, the new ones start. */
+  private activate(entry: ModelTraffic): void {
+    const old = this.models.get(entry.model);
+    old?.timer?.cancel();
+    old?.shadow?.close();
+    if (entry.canary?.active === true) entry.timer = this.clock.every(entry.canary.policy.analysis.intervalMs, () => this.tick(entry));
     if (entry.policy.shadow !== undefined && this.options.runOnVersion !== undefined) {
       entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random);
     }
@@ -200,12 +210,10 @@ export class TrafficService {
 
   private tick(entry: ModelTraffic): void {
     if (this.models.get(entry.model) !== entry || entry.canary === undefined) return;
-    const before = JSON.stringify(entry.canary.state.phase) + entry.canary.state.weight;
     entry.canary.tick(this.clock.now());
     if (!entry.canary.active) entry.timer?.cancel();
-    const changed = before !== JSON.stringify(entry.canary.state.phase) + entry.canary.state.weight;
-    // Measurements change the state every tick; step changes must reach other replicas at once.
-    if (this.options.store !== undefined) void this.persist(entry, this.actor, changed);
+    // Every measurement changes the state (counts, the window's end): stored each interval.
+    if (this.options.store !== undefined) void this.persist(entry, this.actor, false);
   }
 
   private canaryEvent(entry: ModelTraffic, e: CanaryEvent): void {
@@ -222,8 +230,11 @@ export class TrafficService {
     void this.options.store?.appendEvent(entry.model, action, actor, details, event.at).catch((error) => this.warn(error, 'traffic: recording an event failed'));
   }
 
-  /** Writes the entry; a concurrent change by another replica wins and is loaded instead. */
-  private async persist(entry: ModelTraffic, actor: string, strict: boolean): Promise<void> {
+  /**
+   * Writes the entry; a concurrent change by another replica wins and is loaded instead. An
+   * operator's action (`rethrow`) then fails with the conflict, to be retried on the new state.
+   */
+  private async persist(entry: ModelTraffic, actor: string, rethrow: boolean): Promise<void> {
     const store = this.options.store;
     if (store === undefined) return;
     try {
@@ -231,10 +242,11 @@ export class TrafficService {
       entry.source = 'stored';
     } catch (error) {
       if (error instanceof TrafficConflictError) {
-        if (strict) this.warn(error, 'traffic: another replica changed the policy first; loading its version');
-        await this.refresh();
+        await this.refresh().catch((e) => this.warn(e, 'traffic: reading the store failed'));
+        if (rethrow) throw error;
       } else {
         this.warn(error, 'traffic: saving the policy failed');
+        if (rethrow) throw error;
       }
     }
   }
@@ -406,11 +418,13 @@ export class TrafficService {
       const previous = existing?.source === 'stored' ? existing.revision : ((await this.options.store.load(model))?.revision ?? 0);
       entry.revision = previous;
     }
-    this.install(entry, undefined);
+    this.build(entry, undefined);
+    // Stored first: a policy another replica changed meanwhile is refused, not half applied.
     if (this.options.store !== undefined) {
       entry.revision = await this.options.store.save(model, trafficConfigOf(policy), entry.state(), entry.revision, actor, this.clock.now());
       entry.source = 'stored';
     }
+    this.activate(entry);
     this.event(entry, 'traffic.set', actor, { policy: trafficConfigOf(policy) });
     if (entry.canary !== undefined) this.event(entry, 'canary.started', actor, { weight: entry.canary.state.weight });
     return this.view(model);
