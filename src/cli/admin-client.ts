@@ -31,6 +31,7 @@ export interface Output {
 export interface AdminClient {
   get<T>(path: string): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
 }
 
 export class AdminHttpError extends Error {
@@ -77,7 +78,7 @@ export function adminClient(baseUrl: string, token?: string): AdminClient {
     }
     return parsed as T;
   };
-  return { get: (path) => call('GET', path), put: (path, body) => call('PUT', path, body) };
+  return { get: (path) => call('GET', path), put: (path, body) => call('PUT', path, body), post: (path, body) => call('POST', path, body) };
 }
 
 export function withServer(command: Command): Command {

@@ -4,6 +4,7 @@
  *   inferd experiment show checkout                          the server's report and decision
  *   inferd experiment sample-size --baseline 0.03 --mde 0.2 --relative [--daily-traffic 5000]
  *   inferd experiment analyse outcomes.csv --baseline-rate 0.03 --mde 0.2   (offline; columns variant,outcome)
+ *   inferd experiment feedback fraud r-77 --outcome true
  */
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
@@ -54,6 +55,31 @@ export function registerExperimentCommand(program: Command): void {
   withServer(experiment.command('show').description("a running server's report and decision").argument('<name>')).action(async (name: string, _o: unknown, command: Command) =>
     runAdmin(command, async (out, client) => print(out, await client().get<ExperimentReport>(`/v2/admin/experiments/${encodeURIComponent(name)}`))),
   );
+
+  withServer(
+    experiment
+      .command('feedback')
+      .description('report the observed outcome of a request (joined to the variant that served it)')
+      .argument('<model>')
+      .argument('<request-id>')
+      .option('--outcome <x>', 'a number, or true/false (converted / not)')
+      .option('--label <label>', 'the observed label')
+      .option('--version <v>', 'the version that served it, when the server did not route it'),
+  ).action(async (model: string, requestId: string, _o: unknown, command: Command) => {
+    const o = command.opts<{ outcome?: string; label?: string; version?: string }>();
+    await runAdmin(command, async (out, client) => {
+      if (o.outcome === undefined && o.label === undefined) throw new UsageError('give --outcome or --label');
+      let outcome: number | boolean | undefined;
+      if (o.outcome !== undefined) {
+        outcome = o.outcome === 'true' ? true : o.outcome === 'false' ? false : Number(o.outcome);
+        if (typeof outcome === 'number' && (o.outcome.trim() === '' || !Number.isFinite(outcome))) throw new UsageError(`--outcome must be a number or true/false, got '${o.outcome}'`);
+      }
+      const body = { request_id: requestId, ...(outcome !== undefined ? { outcome } : {}), ...(o.label !== undefined ? { label: o.label } : {}), ...(o.version !== undefined ? { version: o.version } : {}) };
+      const result = await client().post<{ variant: string; version: string }>(`/v2/models/${encodeURIComponent(model)}/feedback`, body);
+      if (out.json) return out.printJson(result);
+      out.print(`recorded for ${requestId}: variant ${result.variant} (version ${result.version})`);
+    });
+  });
 
   experiment
     .command('sample-size')

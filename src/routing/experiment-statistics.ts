@@ -33,6 +33,11 @@ export interface ExperimentStatistics {
   welchTTest(control: GroupMoments, treatment: GroupMoments, alpha: number): TestResult;
   /** Per-group sample size of a two-sided two-proportion test. */
   twoProportionSampleSize(baseline: number, mde: number, options: { relative: boolean; alpha: number; power: number }): number;
+  /**
+   * Always-valid p-value of a sequential test (mSPRT) of two proportions: safe to read at any
+   * time. When present, an experiment may stop as soon as it falls below alpha.
+   */
+  sequentialTwoProportion?(control: { successes: number; n: number }, treatment: { successes: number; n: number }): { pValue: number };
 }
 
 /**

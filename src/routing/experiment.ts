@@ -6,7 +6,8 @@
  * The decision is deliberately conservative: nothing is declared before every variant has the
  * required sample and the minimum duration has passed (peeking at a fixed-horizon test inflates
  * false positives); then a significant difference (Bonferroni-corrected when there are several
- * treatments) names a winner, otherwise there is no difference.
+ * treatments) names a winner, otherwise there is no difference. When the statistics provide a
+ * sequential test (mSPRT), its always-valid p-value may name a better treatment earlier.
  */
 import type { ExperimentConfig, SplitPolicy } from './config.js';
 import type { ExperimentStatistics, TestResult } from './experiment-statistics.js';
@@ -33,6 +34,8 @@ export interface Comparison extends TestResult {
   /** The alpha each comparison is held to (alpha / number of treatments). */
   alpha: number;
   significant: boolean;
+  /** Always-valid p-value (mSPRT), when the statistics provide one; null otherwise. */
+  sequentialPValue: number | null;
 }
 
 export interface ExperimentReport {
@@ -98,8 +101,12 @@ export function analyseExperiment(
     const o = byName.get(t.variant);
     if (c === undefined || o === undefined || c.outcomes < 2 || o.outcomes < 2) continue;
     let result: TestResult;
+    let sequentialPValue: number | null = null;
     if (e.metric === 'binary') {
-      result = statistics.twoProportionZTest({ successes: c.sum, n: c.outcomes }, { successes: o.sum, n: o.outcomes }, alpha);
+      const control = { successes: c.sum, n: c.outcomes };
+      const treatment = { successes: o.sum, n: o.outcomes };
+      result = statistics.twoProportionZTest(control, treatment, alpha);
+      if (statistics.sequentialTwoProportion !== undefined) sequentialPValue = statistics.sequentialTwoProportion(control, treatment).pValue;
     } else {
       const moments = (x: VariantOutcomes) => {
         const mean = x.sum / x.outcomes;
@@ -107,7 +114,7 @@ export function analyseExperiment(
       };
       result = statistics.welchTTest(moments(c), moments(o), alpha);
     }
-    comparisons.push({ ...result, control: control.variant, treatment: t.variant, alpha, significant: result.pValue < alpha });
+    comparisons.push({ ...result, control: control.variant, treatment: t.variant, alpha, significant: result.pValue < alpha, sequentialPValue });
   }
 
   const required =
@@ -122,7 +129,13 @@ export function analyseExperiment(
   let decision: Decision = 'keep_running';
   let winner: string | null = null;
   let reason: string;
-  if (required === null) {
+  // An always-valid p-value may be read at any time: below alpha, the experiment can stop early.
+  const early = comparisons.filter((c) => c.sequentialPValue !== null && c.sequentialPValue < alpha && c.difference > 0).sort((a, b) => b.difference - a.difference)[0];
+  if (early !== undefined) {
+    decision = 'winner';
+    winner = early.treatment;
+    reason = `${winner} beats ${control.variant} by a sequential test (always-valid p = ${round(early.sequentialPValue!)}), which may stop before the planned sample`;
+  } else if (required === null) {
     reason = 'the design has no baseline_rate and mde, so no sample size; set them to get a decision';
   } else if (!sampleReached) {
     const short = variants.filter((v) => v.outcomes < required).map((v) => `${v.variant} ${v.outcomes}/${required}`);

@@ -140,6 +140,10 @@ describe('inferd experiment', () => {
       });
       expect(response.status).toBe(200);
     }
+    const cliFeedback = await server('experiment', 'feedback', 'fraud', 'cli-0', '--outcome', 'true');
+    expect(cliFeedback).toMatchObject({ code: 0, stdout: expect.stringMatching(/^recorded for cli-0: variant (control|treatment) \(version [12]\)/) });
+    expect(await server('experiment', 'feedback', 'fraud', 'cli-0', '--outcome', 'maybe')).toMatchObject({ code: 2 });
+    expect(await server('experiment', 'feedback', 'fraud', 'unknown-id', '--outcome', '1')).toMatchObject({ code: 1, stderr: expect.stringMatching(/404 request 'unknown-id' is not known/) });
     const shown = await server('experiment', 'show', 'checkout');
     expect(shown.code).toBe(0);
     expect(shown.stdout).toMatch(/experiment checkout on model fraud \(binary, control control/);

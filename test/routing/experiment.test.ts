@@ -138,3 +138,18 @@ describe('configuration and the analysis endpoint', () => {
     await traffic.close();
   });
 });
+
+describe('sequential decision', () => {
+  it('stops early on an always-valid p-value when the statistics provide one, and only for a better treatment', () => {
+    const sequential = (p: number) => ({ ...basicStatistics, sequentialTwoProportion: () => ({ pValue: p }) });
+    const data = [outcomes('a', 200, 20), outcomes('b', 200, 45)];
+    const early = analyseExperiment('m', design({}), data, sequential(0.001), { startedAt: 0, now: 86_400_000 });
+    expect(early).toMatchObject({ decision: 'winner', winner: 'b', sampleReached: false });
+    expect(early.comparisons[0]!.sequentialPValue).toBe(0.001);
+    expect(early.reason).toMatch(/sequential test/);
+    expect(analyseExperiment('m', design({}), data, sequential(0.2), { startedAt: 0, now: 86_400_000 }).decision).toBe('keep_running');
+    const worse = [outcomes('a', 200, 45), outcomes('b', 200, 20)];
+    expect(analyseExperiment('m', design({}), worse, sequential(0.001), { startedAt: 0, now: 86_400_000 }).decision).toBe('keep_running');
+    expect(analyseExperiment('m', design({}), data, basicStatistics, { startedAt: 0, now: 86_400_000 }).comparisons[0]!.sequentialPValue).toBeNull();
+  });
+});
