@@ -90,31 +90,75 @@ describe('traffic policies on a real data plane', () => {
     const next = runOnPlane(server.plane);
     let failures = 0;
     let canaryServed = 0;
+    let canaryMultiplesOf3 = 0;
     let afterRollback = 0;
     const deadline = Date.now() + 20_000;
     let i = 0;
     while (traffic.view('scorer')!.canary!.phase !== 'rolled_back' && Date.now() < deadline) {
       const ctx = context('scorer');
+      const x = i++;
       try {
-        await policy.infer!(ctx, req(i++), next);
+        await policy.infer!(ctx, req(x), next);
       } catch {
         failures += 1;
       }
-      if (ctx.version === '2') canaryServed += 1;
+      if (ctx.version === '2') {
+        canaryServed += 1;
+        if (x % 3 === 0) canaryMultiplesOf3 += 1;
+      }
       await new Promise((r) => setTimeout(r, 2));
     }
     const view = traffic.view('scorer')!;
     expect(view.canary).toMatchObject({ phase: 'rolled_back', weight: 0, failed: 2 });
     expect(view.canary!.measurements.filter((m) => m.outcome === 'failed')).toHaveLength(2);
-    // Only canary requests failed (a third of them).
+    // Exactly the canary's requests it cannot score failed; the baseline's never.
     expect(failures).toBeGreaterThan(0);
-    expect(failures).toBeLessThanOrEqual(Math.ceil(canaryServed / 3) + 1);
+    expect(failures).toBe(canaryMultiplesOf3);
+    expect(canaryServed).toBeGreaterThan(failures);
     for (let j = 0; j < 100; j++) {
       const ctx = context('scorer');
       await policy.infer!(ctx, req(3 * j), next);
       if (ctx.version === '2') afterRollback += 1;
     }
     expect(afterRollback).toBe(0);
+    await traffic.close();
+  }, 30_000);
+
+  it('switches blue-green under continuous load with no failed request, and rolls back the same way', async () => {
+    const traffic = await TrafficService.open(new Map([['scorer', parseTrafficConfig({ blue_green: { active: 1, standby: 3 } }, 'scorer')]]));
+    const policy = routingPolicy(traffic);
+    const next = runOnPlane(server.plane);
+    let failures = 0;
+    // Which phase each request started in, and the version that answered it.
+    let phase: 'before' | 'switched' | 'rolled_back' = 'before';
+    const served: Array<{ phase: typeof phase; version: string }> = [];
+    let stop = false;
+    const callers = Array.from({ length: 8 }, async (_, c) => {
+      for (let i = 0; !stop; i++) {
+        const started = phase;
+        try {
+          const response = await policy.infer!(context('scorer'), req(c * 10_000 + i), next);
+          served.push({ phase: started, version: response.model_version });
+        } catch {
+          failures += 1;
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await traffic.act('scorer', 'switch', 'ops');
+    phase = 'switched';
+    await new Promise((r) => setTimeout(r, 300));
+    await traffic.act('scorer', 'rollback', 'ops');
+    phase = 'rolled_back';
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await Promise.all(callers);
+    expect(failures).toBe(0);
+    const versions = (p: typeof phase) => new Set(served.filter((s) => s.phase === p).map((s) => s.version));
+    expect(versions('before')).toEqual(new Set(['1']));
+    expect(versions('switched')).toEqual(new Set(['3']));
+    expect(versions('rolled_back')).toEqual(new Set(['1']));
+    expect(served.filter((s) => s.phase === 'switched').length).toBeGreaterThan(10);
     await traffic.close();
   }, 30_000);
 
