@@ -130,12 +130,13 @@ describe('traffic policies on a real data plane', () => {
     const next = runOnPlane(server.plane);
     let failures = 0;
     // Which phase each request started in, and the version that answered it.
-    let phase: 'before' | 'switched' | 'rolled_back' = 'before';
-    const served: Array<{ phase: typeof phase; version: string }> = [];
+    type Phase = 'before' | 'switched' | 'rolled_back';
+    const current: { phase: Phase } = { phase: 'before' };
+    const served: Array<{ phase: Phase; version: string }> = [];
     let stop = false;
     const callers = Array.from({ length: 8 }, async (_, c) => {
       for (let i = 0; !stop; i++) {
-        const started = phase;
+        const started = current.phase;
         try {
           const response = await policy.infer!(context('scorer'), req(c * 10_000 + i), next);
           served.push({ phase: started, version: response.model_version });
@@ -146,15 +147,15 @@ describe('traffic policies on a real data plane', () => {
     });
     await new Promise((r) => setTimeout(r, 300));
     await traffic.act('scorer', 'switch', 'ops');
-    phase = 'switched';
+    current.phase = 'switched';
     await new Promise((r) => setTimeout(r, 300));
     await traffic.act('scorer', 'rollback', 'ops');
-    phase = 'rolled_back';
+    current.phase = 'rolled_back';
     await new Promise((r) => setTimeout(r, 300));
     stop = true;
     await Promise.all(callers);
     expect(failures).toBe(0);
-    const versions = (p: typeof phase) => new Set(served.filter((s) => s.phase === p).map((s) => s.version));
+    const versions = (p: Phase) => new Set(served.filter((s) => s.phase === p).map((s) => s.version));
     expect(versions('before')).toEqual(new Set(['1']));
     expect(versions('switched')).toEqual(new Set(['3']));
     expect(versions('rolled_back')).toEqual(new Set(['1']));
