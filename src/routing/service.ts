@@ -301,14 +301,19 @@ export class TrafficService {
     this.observations.recordRequest(model, version, failed, latencyMs, this.clock.now());
   }
 
-  /** Remembers which variant served a request, for joining its feedback later. */
+  /**
+   * Remembers which variant served a request, for joining its feedback later: in memory (the
+   * latest `recentAssignments`), and in the database for models running an experiment.
+   */
   noteAssignment(assignment: Assignment): void {
     if (this.recent.size >= this.recentLimit) {
       const oldest = this.recent.keys().next().value;
       if (oldest !== undefined) this.recent.delete(oldest);
     }
     this.recent.set(assignment.requestId, assignment);
-    if (this.options.store === undefined) return;
+    // Written to the database only where feedback is analysed across replicas: experiments.
+    const r = this.models.get(assignment.model)?.policy.routing;
+    if (this.options.store === undefined || r?.kind !== 'split' || r.experiment === undefined) return;
     if (this.pending.length >= this.pendingLimit) {
       this.counters.droppedAssignments += 1;
       return;

@@ -162,18 +162,26 @@ export class TrafficStore {
     }));
   }
 
-  /** Records which variant served which request; a request id seen again keeps its first row. */
+  /**
+   * Records which variant served which request; a request id seen again keeps its first row.
+   * Multi-row inserts of a few fixed sizes, so a batch is a few statements, not one per row.
+   */
   async recordAssignments(assignments: readonly Assignment[]): Promise<void> {
     if (assignments.length === 0) return;
     await this.db.transaction(async (tx) => {
-      for (const a of assignments) {
-        await tx.run('INSERT INTO traffic_assignments (request_id, model, version, variant, at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING', [
-          a.requestId,
-          a.model,
-          a.version,
-          a.variant,
-          a.at,
-        ]);
+      let at = 0;
+      while (at < assignments.length) {
+        const left = assignments.length - at;
+        const size = left >= 128 ? 128 : left >= 16 ? 16 : 1;
+        const params: Param[] = [];
+        const rows: string[] = [];
+        for (const a of assignments.slice(at, at + size)) {
+          const n = params.length;
+          rows.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5})`);
+          params.push(a.requestId, a.model, a.version, a.variant, a.at);
+        }
+        await tx.run(`INSERT INTO traffic_assignments (request_id, model, version, variant, at_ms) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING`, params);
+        at += size;
       }
     });
   }
