@@ -171,7 +171,8 @@ export function getExperiment(deps: TrafficAdminDeps, name: string): Promise<Adm
       const store = t.store;
       if (store === undefined) throw new InferdError('UNAVAILABLE', 'experiments need the registry database for their feedback; configure a registry');
       await t.flush();
-      const startedAt = t.startedAt(model);
+      // A policy set at run time records its start; a configured one started with its first request.
+      const startedAt = t.startedAt(model) ?? (await store.firstAssignmentAt(model));
       const outcomes = await store.outcomes(model, startedAt ?? 0);
       const report = analyseExperiment(model, { ...r, experiment: r.experiment }, outcomes, deps.statistics ?? basicStatistics, { startedAt, now: t.now() });
       return { status: 200, body: report };

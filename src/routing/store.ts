@@ -193,6 +193,13 @@ export class TrafficStore {
     return { requestId: text(r, 'request_id'), model: text(r, 'model'), version: text(r, 'version'), variant: text(r, 'variant'), at: num(r, 'at_ms') };
   }
 
+  /** When the model's first recorded assignment was served (an experiment's start when no policy change recorded it). */
+  async firstAssignmentAt(model: string): Promise<number | null> {
+    const rows = await this.db.all('SELECT MIN(at_ms) AS first FROM traffic_assignments WHERE model = $1', [model]);
+    const first = rows[0]?.['first'];
+    return first === null || first === undefined ? null : Number(first);
+  }
+
   /** Stores a feedback outcome; a later one for the same request replaces it. */
   async recordFeedback(feedback: FeedbackRecord): Promise<void> {
     await this.db.run(

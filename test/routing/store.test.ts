@@ -10,6 +10,7 @@ import { openRegistry } from '../../src/registry/open.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { getExperiment, getTraffic, postFeedback, putTraffic } from '../../src/routing/admin.js';
 import { ManualClock } from '../../src/routing/clock.js';
+import { parseTrafficConfig } from '../../src/routing/config.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
 import { TrafficStore } from '../../src/routing/store.js';
@@ -88,6 +89,30 @@ describe.each(backends)('traffic store on $name', (backend) => {
     } finally {
       await b.traffic.close();
       await b.registry.close();
+    }
+  });
+
+  it('counts a configured experiment from its first recorded request', async () => {
+    const url = await backend.url();
+    const clock = new ManualClock(Date.UTC(2026, 5, 1));
+    const registry = await openRegistry(url, { home: tmp });
+    const configured = new Map([
+      ['fraud', parseTrafficConfig({ split: { variants: [{ name: 'a', version: 1, weight: 50 }, { name: 'b', version: 2, weight: 50 }], experiment: { name: 'configured', baseline_rate: 0.1, mde: 0.5 } } }, 'fraud')],
+    ]);
+    const traffic = await TrafficService.open(configured, { store: TrafficStore.fromRegistry(registry), clock, refreshIntervalMs: 0 });
+    try {
+      const plane = new FakePlane({ '1': {}, '2': {} });
+      const route = routingPolicy(traffic, plane.now);
+      clock.advance(5000);
+      for (let i = 0; i < 10; i++) await route.infer!(context('fraud'), request(), plane.next);
+      clock.advance(3 * 86_400_000);
+      const report = (await getExperiment({ traffic }, 'configured')).body as { startedAt: number; elapsedDays: number; variants: Array<{ served: number }> };
+      expect(report.startedAt).toBe(Date.UTC(2026, 5, 1) + 5000);
+      expect(report.elapsedDays).toBeCloseTo(3, 9);
+      expect(report.variants.reduce((n, v) => n + v.served, 0)).toBe(10);
+    } finally {
+      await traffic.close();
+      await registry.close();
     }
   });
 
