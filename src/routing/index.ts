@@ -6,6 +6,7 @@
  *     runOnVersion: runOnPlane(plane),                 // shadows
  *   });
  *   chain: admission → routingPolicy(traffic) → cache → validation → ... (before version resolution)
+ *   control chain: trafficGuardPolicy(traffic) refuses unloading versions a policy needs
  *   routes: mountTrafficRoutes(app, { traffic, served })   or the handlers of admin.ts one by one
  *   metrics: registerTrafficMetrics(metrics.registry, traffic)
  */
@@ -17,5 +18,6 @@ export { mountTrafficRoutes } from './http.js';
 export { registerTrafficMetrics } from './metrics.js';
 export { runOnPlane, type InferencePlane } from './plane.js';
 export { routingPolicy, VARIANT_HEADER } from './policy.js';
+export { trafficGuardPolicy } from './guard.js';
 export { TrafficService, type TrafficServiceOptions, type TrafficView } from './service.js';
 export { TrafficStore } from './store.js';
