@@ -43,22 +43,36 @@ export interface TrafficAdminDeps {
 
 const ACTIONS = ['pause', 'resume', 'promote', 'promote_full', 'abort', 'switch', 'rollback'] as const;
 
-const PutBody = Type.Union([
-  Type.Object(
-    {
-      policy: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
-      expected_revision: Type.Optional(Type.Integer({ minimum: 0 })),
-    },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    {
-      action: Type.Union(ACTIONS.map((a) => Type.Literal(a))),
-      reason: Type.Optional(Type.String({ maxLength: 500 })),
-    },
-    { additionalProperties: false },
-  ),
-]);
+const PolicyBody = Type.Object(
+  {
+    policy: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    expected_revision: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+const ActionBody = Type.Object(
+  {
+    action: Type.Union(ACTIONS.map((a) => Type.Literal(a))),
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+  },
+  { additionalProperties: false },
+);
+
+type PutRequest = { policy: Record<string, unknown> | null; expected_revision?: number } | { action: TrafficAction; reason?: string };
+
+function parsePut(body: unknown): PutRequest {
+  const shape = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+  const usage = `give {"policy": {...} | null, "expected_revision"?: n} or {"action": "${ACTIONS.join('|')}", "reason"?: "..."}`;
+  if (shape === undefined || ('policy' in shape) === ('action' in shape)) throw new InferdError('INVALID_ARGUMENT', `traffic request: ${usage}`);
+  if ('action' in shape && !ACTIONS.includes(shape['action'] as TrafficAction)) {
+    throw new InferdError('INVALID_ARGUMENT', `traffic request: unknown action '${String(shape['action'])}' (${ACTIONS.join(', ')})`);
+  }
+  if ('policy' in shape && (typeof shape['policy'] !== 'object' || Array.isArray(shape['policy']))) {
+    throw new InferdError('INVALID_ARGUMENT', "traffic request: 'policy' must be an object (a traffic document) or null (remove)");
+  }
+  return 'action' in shape ? validate<PutRequest>(ActionBody, shape, 'traffic request') : validate<PutRequest>(PolicyBody, shape, 'traffic request');
+}
 
 const FeedbackBody = Type.Object(
   {
@@ -103,9 +117,9 @@ export function getTraffic(deps: TrafficAdminDeps, model: string): Promise<Admin
 
 export function putTraffic(deps: TrafficAdminDeps, model: string, body: unknown, actor = 'admin'): Promise<AdminResult> {
   return answer(async () => {
-    const request = validate<{ policy?: Record<string, unknown> | null; expected_revision?: number; action?: TrafficAction; reason?: string }>(PutBody, body, 'traffic request');
-    if (request.action !== undefined) return { status: 200, body: await deps.traffic.act(model, request.action, actor, request.reason) };
-    if (request.policy !== null && request.policy !== undefined && deps.served !== undefined) {
+    const request = parsePut(body);
+    if ('action' in request) return { status: 200, body: await deps.traffic.act(model, request.action, actor, request.reason) };
+    if (request.policy !== null && deps.served !== undefined) {
       const known = deps.served.versions(model);
       if (known === undefined) throw new InferdError('NOT_FOUND', `model '${model}' is not served`);
       const missing = versionsOf(parseTrafficConfig(request.policy, model)).filter((v) => !known.includes(v));
