@@ -1,6 +1,6 @@
 /**
  * What the `traffic` and `experiment` commands share: a bounded HTTP client for a running
- * server's admin API, output helpers, and error handling (exit 2 for a malformed command
+ * server's admin API, output formatting, and error handling (exit 2 for a malformed command
  * line, 1 for an operation that failed).
  */
 import { Command, type ErrorOptions } from 'commander';
