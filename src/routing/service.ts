@@ -172,8 +172,15 @@ export class TrafficService {
 
   // ---- installing policies ----
 
+  /** A stored policy this server cannot read (written by a newer one) is reported and skipped, never fatal. */
   private installStored(stored: StoredTraffic): void {
-    const policy = parseTrafficConfig(stored.policy, stored.model);
+    let policy: TrafficPolicy;
+    try {
+      policy = parseTrafficConfig(stored.policy, stored.model);
+    } catch (error) {
+      this.warn(error, `traffic: the stored policy of model '${stored.model}' (revision ${stored.revision}) is not readable; keeping the current one`);
+      return;
+    }
     const entry = new ModelTraffic(stored.model, policy, stored.revision, 'stored');
     this.install(entry, stored.state);
   }

@@ -92,6 +92,23 @@ describe.each(backends)('traffic store on $name', (backend) => {
     }
   });
 
+  it('skips a stored policy it cannot read, with a warning, and serves the rest', async () => {
+    const url = await backend.url();
+    const registry = await openRegistry(url, { home: tmp });
+    const store = TrafficStore.fromRegistry(registry);
+    await store.save('future', { split: { variants: [{ version: 1, weight: 100 }] }, teleport: {} } as never, {}, 0, 'newer-inferd');
+    await store.save('fraud', { split: { variants: [{ version: 1, weight: 100 }] } }, {}, 0, 'alice');
+    const warnings: string[] = [];
+    const traffic = await TrafficService.open(new Map(), { store, refreshIntervalMs: 0, logger: { warn: (_o, msg) => void warnings.push(msg ?? '') } });
+    try {
+      expect(traffic.modelsWithPolicies()).toEqual(['fraud']);
+      expect(warnings).toEqual(["traffic: the stored policy of model 'future' (revision 1) is not readable; keeping the current one"]);
+    } finally {
+      await traffic.close();
+      await registry.close();
+    }
+  });
+
   it('counts a configured experiment from its first recorded request', async () => {
     const url = await backend.url();
     const clock = new ManualClock(Date.UTC(2026, 5, 1));
