@@ -9,6 +9,8 @@ import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
 import { registerServeCommand } from './serve.js';
+import { registerTrafficCommand } from './traffic.js';
+import { registerExperimentCommand } from './experiment.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerDriftCommand(program);
   registerKeysCommand(program);
   registerAuditCommand(program);
+  registerTrafficCommand(program);
+  registerExperimentCommand(program);
   return program;
 }
 

@@ -42,6 +42,8 @@ export const ServerConfigSchema = Type.Object(
           load: Type.Union([Type.Literal('eager'), Type.Literal('lazy')], { default: 'eager' }),
           /** Serving configuration of a registry model, with the keys of a config.yaml. */
           config: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+          /** Traffic policy (split, canary, blue_green, shadow); checked by src/routing/config.ts. */
+          traffic: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
         },
         { additionalProperties: false },
       ),

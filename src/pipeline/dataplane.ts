@@ -37,6 +37,8 @@ export interface DataPlaneOptions {
 }
 
 const PERFORM = Symbol('perform');
+/** The policies of the served end of the chain (see inferServed). */
+const SERVED_END = new Set(['resolve', 'validate']);
 type PerformingCall = ControlCall & { [PERFORM]: () => unknown };
 
 export class DataPlane implements ServingPlane {
@@ -45,6 +47,7 @@ export class DataPlane implements ServingPlane {
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
   private readonly runInfer: NextInfer;
+  private readonly runServed: NextInfer;
   private readonly runControl: NextControl;
   readonly policies: readonly Policy[];
 
@@ -54,6 +57,10 @@ export class DataPlane implements ServingPlane {
   ) {
     this.policies = typeof options.policies === 'function' ? options.policies(this) : options.policies;
     this.runInfer = composeInfer(this.policies, (ctx, request) => this.execute(ctx, request));
+    this.runServed = composeInfer(
+      this.policies.filter((p) => SERVED_END.has(p.name)),
+      (ctx, request) => this.execute(ctx, request),
+    );
     this.runControl = composeControl(this.policies, (_ctx, call) => Promise.resolve((call as PerformingCall)[PERFORM]()));
   }
 
@@ -113,6 +120,15 @@ export class DataPlane implements ServingPlane {
         for (const w of waiters) w();
       }
     });
+  }
+
+  /**
+   * Runs a request the server makes itself on a model version (a shadow copy, a step of an
+   * ensemble): only the served end of the chain (version resolution, validation), not
+   * admission, security, routing or observation, which the caller's own request went through.
+   */
+  inferServed(ctx: PipelineContext, request: InferenceRequest): Promise<InferenceResponse> {
+    return this.runServed(ctx, request);
   }
 
   /** Runs any other operation through the pipeline; `perform` does the work once every policy agreed. */

@@ -28,6 +28,7 @@ import { standardPolicies } from '../pipeline/standard.js';
 import type { Policy } from '../pipeline/types.js';
 import { peerFromGrpcAuthContext, peerFromTlsSocket, setPeerCertificate } from '../security/authn/mtls.js';
 import { createSecurityLayer, startupWarnings, type SecurityLayer } from '../security/index.js';
+import { createTrafficServing, type TrafficServing } from '../routing/serving.js';
 import { adminRoutes } from './admin/routes.js';
 import type { FrontDoor } from './front-door.js';
 import { GrpcDoor } from './grpc/door.js';
@@ -56,6 +57,8 @@ export class InferdServer {
   tracing: Tracing | undefined;
   /** Authentication, authorisation, rate limits, TLS and audit (off unless configured). */
   security: SecurityLayer | undefined;
+  /** Traffic management: split, canary, blue-green, shadow, experiments and feedback. */
+  traffic: TrafficServing | undefined;
   httpPort = 0;
   grpcPort = -1;
 
@@ -116,6 +119,17 @@ export class InferdServer {
       logger,
     });
 
+    // Traffic policies (split, canary, blue-green, shadow) route requests that name no version.
+    let planeRef: DataPlane | undefined;
+    const traffic = await createTrafficServing({
+      config,
+      manager,
+      plane: () => planeRef!,
+      ...(registry ? { registry } : {}),
+      ...(metrics.enabled ? { metrics: metrics.registry } : {}),
+      logger,
+    });
+
     // The request pipeline (src/pipeline/chain.ts tells its order).
     const plane = new DataPlane(manager, {
       policies: (self) => {
@@ -127,13 +141,14 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
-          optional: { security: security.policies },
+          optional: { security: security.policies, routing: [traffic.policy, traffic.guard] },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
       maxResponseBytes: config.server.max_response_bytes,
       ...(metrics.enabled ? { inFlight: (model: string, delta: 1 | -1) => metrics.addInFlight(model, delta) } : {}),
     });
+    planeRef = plane;
 
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
@@ -150,6 +165,7 @@ export class InferdServer {
           });
         },
         adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
+        (app, p) => traffic.routes(app, p),
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);
@@ -171,6 +187,7 @@ export class InferdServer {
     const server = new InferdServer(config, logger, manager, plane, http, metrics, doors);
     server.tracing = tracing;
     server.security = security;
+    server.traffic = traffic;
     if (security.tls) security.tls.attach(http.server as unknown as import("node:tls").Server);
     server.control = control;
     server.registry = registry;
@@ -184,6 +201,7 @@ export class InferdServer {
     } catch (error) {
       await Promise.all(started.map((d) => d.stop().catch(() => undefined)));
       await http.close().catch(() => undefined);
+      await traffic.close().catch(() => undefined);
       await registry?.close();
       await security.close().catch(() => undefined);
       throw error;
@@ -251,6 +269,7 @@ export class InferdServer {
     await Promise.all(this.doors.map((d) => d.stop().catch(() => undefined)));
     await controlStopped;
     await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
+    await this.traffic?.close().catch(() => undefined);
     await this.registry?.close();
     await this.security?.close().catch(() => undefined);
     await this.tracing?.shutdown().catch(() => undefined);

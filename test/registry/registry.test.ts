@@ -2,10 +2,10 @@ import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RegistryConflictError } from '../../src/registry/errors.js';
-import { SCHEMA_VERSION } from '../../src/registry/sql/schema.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { RegistryEvent } from '../../src/registry/types.js';
 import { profileFromCsv } from '../../src/validation/ranges.js';
+import { SCHEMA_VERSION } from '../../src/registry/sql/schema.js';
 import {
   BACKENDS,
   BREAST_CANCER,

@@ -186,6 +186,85 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    // Traffic management: routing policies and canary state, their events, which variant
+    // served a request, and the feedback outcomes joined to it. Times are epoch milliseconds.
+    version: 3,
+    sqlite: [
+      `CREATE TABLE traffic_policies (
+        model TEXT PRIMARY KEY,
+        policy TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT '{}',
+        revision INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        updated_by TEXT NOT NULL
+      )`,
+      `CREATE TABLE traffic_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX traffic_events_model ON traffic_events (model, id)`,
+      `CREATE TABLE traffic_assignments (
+        request_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+      )`,
+      `CREATE INDEX traffic_assignments_model ON traffic_assignments (model, variant)`,
+      `CREATE TABLE traffic_feedback (
+        request_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        outcome REAL,
+        label TEXT,
+        at_ms INTEGER NOT NULL
+      )`,
+      `CREATE INDEX traffic_feedback_model ON traffic_feedback (model, variant)`,
+    ],
+    postgres: [
+      `CREATE TABLE traffic_policies (
+        model TEXT PRIMARY KEY,
+        policy TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT '{}',
+        revision INTEGER NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        updated_by TEXT NOT NULL
+      )`,
+      `CREATE TABLE traffic_events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        model TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX traffic_events_model ON traffic_events (model, id)`,
+      `CREATE TABLE traffic_assignments (
+        request_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      )`,
+      `CREATE INDEX traffic_assignments_model ON traffic_assignments (model, variant)`,
+      `CREATE TABLE traffic_feedback (
+        request_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        outcome DOUBLE PRECISION,
+        label TEXT,
+        at_ms BIGINT NOT NULL
+      )`,
+      `CREATE INDEX traffic_feedback_model ON traffic_feedback (model, variant)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -120,6 +120,11 @@ export class SqlRegistryStore implements RegistryStore {
     return this.db.kind;
   }
 
+  /** The database connection, for stores of other concerns kept in the same database (traffic). */
+  get driver(): SqlDriver {
+    return this.db;
+  }
+
   /** Wraps an open driver, creating or upgrading the schema. */
   static async open(db: SqlDriver): Promise<SqlRegistryStore> {
     const store = new SqlRegistryStore(db);

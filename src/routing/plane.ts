@@ -1,0 +1,25 @@
+/**
+ * The one place traffic management calls the data plane: running a request on the version
+ * `ctx.version` names (shadow copies). It runs only the served end of the chain: the caller's
+ * own request has already been admitted, authenticated, limited and routed.
+ */
+import { InvalidInputError } from '../core/errors.js';
+import type { InferenceRequest, InferenceResponse } from '../core/types.js';
+import type { PipelineContext } from '../pipeline/types.js';
+import type { RunOnVersion } from './shadow.js';
+
+export interface InferencePlane {
+  inferServed(ctx: PipelineContext, request: InferenceRequest): Promise<InferenceResponse>;
+}
+
+export function runOnPlane(plane: InferencePlane): RunOnVersion {
+  return (ctx, request) => {
+    if (ctx.model === undefined) return Promise.reject(new InvalidInputError('no model named for the request'));
+    // A fresh context: the shadow's resolution and timings must not touch the caller's.
+    const shadow: PipelineContext = { ...ctx, responseHeaders: {} };
+    delete shadow.served;
+    delete shadow.outcome;
+    delete shadow.observed;
+    return plane.inferServed(shadow, request);
+  };
+}

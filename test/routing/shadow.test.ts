@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { InferenceRequest, InferenceResponse, RequestContext } from '../../src/core/types.js';
+import { parseTrafficConfig } from '../../src/routing/config.js';
+import { routingPolicy } from '../../src/routing/policy.js';
+import { TrafficService } from '../../src/routing/service.js';
+import type { RunOnVersion } from '../../src/routing/shadow.js';
+import { context, request, seeded } from './fakes.js';
+
+let service: TrafficService | undefined;
+afterEach(async () => {
+  await service?.close();
+  service = undefined;
+});
+
+function answer(version: string, data: Float32Array | Int32Array, datatype: 'FP32' | 'INT32' = 'FP32'): InferenceResponse {
+  return { model_name: 'fraud', model_version: version, outputs: [{ name: 'y', datatype, shape: [data.length], data }] };
+}
+
+async function open(shadow: Record<string, unknown>, run: RunOnVersion): Promise<TrafficService> {
+  service = await TrafficService.open(new Map([['fraud', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, shadow: { version: 2, ...shadow } }, 'fraud')]]), {
+    runOnVersion: run,
+    random: seeded(11),
+  });
+  return service;
+}
+
+const primary = async (ctx: RequestContext, req: InferenceRequest): Promise<InferenceResponse> => {
+  // Hand the input to a "worker" the way the data plane may: the caller's buffer is detached.
+  const input = req.inputs[0]!.data as Float32Array;
+  structuredClone(input.buffer, { transfer: [input.buffer] });
+  return answer(ctx.version!, new Float32Array([0.5, 0.25]));
+};
+
+async function settle(traffic: TrafficService, until: (s: NonNullable<ReturnType<TrafficService['view']>>['shadow']) => boolean): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (until(traffic.view('fraud')!.shadow)) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`shadow did not settle: ${JSON.stringify(traffic.view('fraud')!.shadow)}`);
+}
+
+describe('shadow', () => {
+  it('mirrors every request at 100%, on the shadow version, with the input intact, and compares values', async () => {
+    const seen: Array<{ version?: string; input: number[]; variant?: string }> = [];
+    const traffic = await open({ percent: 100 }, async (ctx, req) => {
+      seen.push({ version: ctx.version!, input: [...(req.inputs[0]!.data as Float32Array)], variant: ctx.variant! });
+      return answer(ctx.version!, new Float32Array([0.75, 0.25]));
+    });
+    const policy = routingPolicy(traffic);
+    for (let i = 0; i < 20; i++) {
+      const response = await policy.infer!(context('fraud'), request(), primary);
+      expect(response.model_version).toBe('1');
+    }
+    await settle(traffic, (s) => s!.completed === 20);
+    expect(seen).toHaveLength(20);
+    expect(seen[0]).toEqual({ version: '2', input: [1, 2], variant: 'shadow' });
+    const stats = traffic.view('fraud')!.shadow!;
+    expect(stats).toMatchObject({ mirrored: 20, completed: 20, errors: 0, valueComparisons: 40, dropped: 0 });
+    expect(stats.meanAbsoluteError).toBeCloseTo(0.125, 12);
+    expect(stats.maxAbsoluteError).toBeCloseTo(0.25, 12);
+    expect(stats.latencyMs.primary.p99).not.toBeNull();
+    expect(stats.latencyMs.shadow.p99).not.toBeNull();
+  });
+
+  it('counts label agreement for integer outputs and for top classes with compare: argmax', async () => {
+    let n = 0;
+    const traffic = await open({ percent: 100, compare: 'argmax' }, async (ctx) => {
+      n += 1;
+      // Every other answer puts the top class elsewhere.
+      return answer(ctx.version!, n % 2 === 0 ? new Float32Array([0.1, 0.9]) : new Float32Array([0.9, 0.1]));
+    });
+    const policy = routingPolicy(traffic);
+    for (let i = 0; i < 10; i++) await policy.infer!(context('fraud'), request(), primary);
+    await settle(traffic, (s) => s!.completed === 10);
+    expect(traffic.view('fraud')!.shadow).toMatchObject({ labelComparisons: 10, agreementRate: 0.5 });
+
+    await traffic.setPolicy('fraud', { split: { variants: [{ version: 1, weight: 100 }] }, shadow: { version: 2, percent: 100 } }, 'test');
+    const labels = async (ctx: RequestContext) => answer(ctx.version!, new Int32Array([1, 2, 3, 4]), 'INT32');
+    await routingPolicy(traffic).infer!(context('fraud'), request(), labels);
+    await settle(traffic, (s) => s!.completed === 1);
+    // Integer outputs compare as labels: the caller's 1, 2 against the shadow's 0.9, 0.1 (or 0.1, 0.9).
+    expect(traffic.view('fraud')!.shadow).toMatchObject({ labelComparisons: 2, agreementRate: 0, valueComparisons: 0 });
+  });
+
+  it('never lets a throwing shadow reach the caller', async () => {
+    const traffic = await open({ percent: 100 }, () => {
+      throw new Error('shadow exploded synchronously');
+    });
+    const policy = routingPolicy(traffic);
+    for (let i = 0; i < 10; i++) expect((await policy.infer!(context('fraud'), request(), primary)).model_version).toBe('1');
+    const rejecting = await open({ percent: 100 }, async () => Promise.reject(new Error('shadow failed')));
+    for (let i = 0; i < 10; i++) expect((await routingPolicy(rejecting).infer!(context('fraud'), request(), primary)).model_version).toBe('1');
+    await settle(rejecting, (s) => s!.errors === 10);
+  });
+
+  it('never lets a hanging shadow slow the caller: the queue drops, the timeout frees the slot', async () => {
+    const signals: Array<{ aborted: boolean }> = [];
+    const traffic = await open({ percent: 100, queue_size: 5, concurrency: 2, timeout: '100ms' }, (ctx) => {
+      signals.push(ctx.signal as AbortSignal);
+      return new Promise<InferenceResponse>(() => undefined);
+    });
+    const policy = routingPolicy(traffic);
+    const started = performance.now();
+    for (let i = 0; i < 200; i++) expect((await policy.infer!(context('fraud'), request(), primary)).model_version).toBe('1');
+    // 200 requests against a shadow that never answers: the caller path stays fast.
+    expect(performance.now() - started).toBeLessThan(1000);
+    // Mirrored work starts on the next turn of the event loop.
+    await new Promise((r) => setImmediate(r));
+    let stats = traffic.view('fraud')!.shadow!;
+    expect(stats.running).toBe(2);
+    expect(stats.queued).toBe(5);
+    expect(stats.dropped).toBe(193);
+    await settle(traffic, (s) => s!.timeouts === 7);
+    stats = traffic.view('fraud')!.shadow!;
+    expect(stats).toMatchObject({ running: 0, queued: 0, completed: 0 });
+    expect(signals.every((s) => s.aborted)).toBe(true);
+  });
+
+  it('mirrors about the configured share', async () => {
+    const traffic = await open({ percent: 10, queue_size: 10_000 }, async (ctx) => answer(ctx.version!, new Float32Array([0.5, 0.25])));
+    const policy = routingPolicy(traffic);
+    for (let i = 0; i < 3000; i++) await policy.infer!(context('fraud'), request(), primary);
+    const share = (100 * traffic.view('fraud')!.shadow!.mirrored) / 3000;
+    expect(Math.abs(share - 10)).toBeLessThanOrEqual(2);
+  });
+});
