@@ -11,13 +11,13 @@ describe('traffic admin handlers', () => {
     expect(await putTraffic(deps, 'fraud', { policy: 'x' })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/'policy' must be an object/) } });
     expect(await putTraffic(deps, 'fraud', { policy: { split: { variants: [] } } })).toMatchObject({ status: 400 });
     expect(await putTraffic(deps, 'nobody', { policy: { split: { variants: [{ version: 1, weight: 100 }] } } })).toMatchObject({ status: 404, body: { error: "model 'nobody' is not served" } });
-    expect(await putTraffic(deps, 'fraud', { policy: { canary: { baseline: 1, canary: 9 } } })).toMatchObject({ status: 400, body: { error: expect.stringMatching(/has no version 9 \(versions: 1, 2\); load it first/) } });
+    expect(await putTraffic(deps, 'fraud', { policy: { canary: { baseline: 1, canary: 9 } } })).toMatchObject({ status: 409, body: { error: expect.stringMatching(/has no version 9 \(versions: 1, 2\); load it first/) } });
     expect(await putTraffic(deps, 'fraud', { action: 'pause' })).toMatchObject({ status: 404 });
     expect(await getTraffic(deps, 'fraud')).toMatchObject({ status: 404 });
 
     const set = await putTraffic(deps, 'fraud', { policy: { split: { variants: [{ version: 1, weight: 70 }, { version: 2, weight: 30 }] } } }, 'alice');
     expect(set).toMatchObject({ status: 200, body: { model: 'fraud', variants: [{ name: 'v1', weight: 70 }, { name: 'v2', weight: 30 }] } });
-    expect(await putTraffic(deps, 'fraud', { action: 'pause' })).toMatchObject({ status: 400, body: { error: "'pause' applies to a canary policy; model 'fraud' has a split policy" } });
+    expect(await putTraffic(deps, 'fraud', { action: 'pause' })).toMatchObject({ status: 409, body: { error: "'pause' applies to a canary policy; model 'fraud' has a split policy" } });
     expect(await putTraffic(deps, 'fraud', { policy: { split: { variants: [{ version: 1, weight: 100 }] } }, expected_revision: 5 })).toMatchObject({ status: 409, body: { current: 0 } });
     expect(await listTraffic(deps)).toMatchObject({ status: 200, body: { models: [{ model: 'fraud' }] } });
     const events = ((await getTraffic(deps, 'fraud')).body as { events: Array<{ action: string; actor: string }> }).events;
