@@ -1,5 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -7,7 +9,7 @@ import { kafkaDoorConfig, type KafkaDoorConfig } from '../../src/streaming/kafka
 import { KafkaDoor } from '../../src/streaming/kafka/door.js';
 import type { InferdServer } from '../../src/server/index.js';
 import { startKafka, type KafkaBroker } from '../support/kafka.js';
-import { EXAMPLES, SHARED_MODELS } from '../support/paths.js';
+import { EXAMPLES, REPO_ROOT, SHARED_MODELS } from '../support/paths.js';
 import { makeRepository, startInProcess } from '../support/server.js';
 import { createTopics, readCommitted, sendRequests } from './kafka-clients.js';
 
@@ -97,4 +99,175 @@ describe('Kafka door', () => {
       await door.stop();
     }
   });
+});
+
+describe('Kafka door dead letters', () => {
+  it('sends each malformed record to the dead-letter topic once, with reason, origin and error class', async () => {
+    const name = 'dlq';
+    await createTopics(broker.bootstrap, [`${name}-requests`, `${name}-responses`, `${name}-dead`], 1);
+    const registry = new Registry();
+    const door = new KafkaDoor({ config: doorConfig(name), registry, logger: pino({ level: 'silent' }) });
+    await door.start(server.plane);
+    try {
+      const good = JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: goldenRow(0) }] });
+      await sendRequests(broker.bootstrap, `${name}-requests`, [
+        { key: 'breast_cancer', headers: { 'x-correlation-id': 'ok-1' }, value: good },
+        { key: 'breast_cancer', headers: { 'x-correlation-id': 'bad-json' }, value: '{"inputs": [' },
+        { key: 'breast_cancer', headers: { 'x-correlation-id': 'bad-shape' }, value: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }) },
+        { key: 'no_such_model', headers: { 'x-correlation-id': 'bad-model' }, value: good },
+        { headers: { 'x-correlation-id': 'no-model' }, value: good },
+        { key: 'breast_cancer', headers: { 'x-correlation-id': 'expired', 'inferd-deadline': String(Date.now() - 1000) }, value: good },
+        { key: 'breast_cancer', headers: { 'x-correlation-id': 'ok-2' }, value: good },
+      ]);
+      const dead = await readCommitted(broker.bootstrap, `${name}-dead`, 5, { settleMs: 1500 });
+      const answers = await readCommitted(broker.bootstrap, `${name}-responses`, 2, { settleMs: 500 });
+      expect(answers.map((a) => a.headers['x-correlation-id']).sort()).toEqual(['ok-1', 'ok-2']);
+      expect(dead.map((d) => d.headers['x-correlation-id']).sort()).toEqual(['bad-json', 'bad-model', 'bad-shape', 'expired', 'no-model']);
+      const byId = new Map(dead.map((d) => [d.headers['x-correlation-id'], d]));
+      const json = byId.get('bad-json')!;
+      expect(json.value.toString()).toBe('{"inputs": [');
+      expect(json.headers['inferd-error-code']).toBe('INVALID_ARGUMENT');
+      expect(json.headers['inferd-error-class']).toBe('InvalidInputError');
+      expect(json.headers['inferd-error-reason']).toMatch(/JSON/);
+      expect(json.headers['inferd-source-topic']).toBe('dlq-requests');
+      expect(json.headers['inferd-source-partition']).toBe('0');
+      expect(json.headers['inferd-source-offset']).toBe('1');
+      expect(byId.get('bad-shape')!.headers['inferd-error-reason']).toMatch(/features|shape|30/);
+      expect(byId.get('bad-model')!.headers['inferd-error-code']).toBe('NOT_FOUND');
+      expect(byId.get('no-model')!.headers['inferd-error-reason']).toMatch(/names no model/);
+      expect(byId.get('expired')!.headers['inferd-error-code']).toBe('DEADLINE_EXCEEDED');
+      const metrics = await registry.metrics();
+      expect(metrics).toMatch(/inferd_kafka_records_dead_lettered_total\{code="INVALID_ARGUMENT"\} 3/);
+      expect(metrics).toMatch(/inferd_kafka_records_in_total\{topic="dlq-requests"\} 7/);
+    } finally {
+      await door.drain(Date.now() + 5000);
+      await door.stop();
+    }
+  });
+});
+
+/** The test rows of breast_cancer and the labels the model itself gives them (onnxruntime-node, no server). */
+async function referenceRows(): Promise<{ rows: number[][]; labels: number[] }> {
+  const text = await readFile(join(SHARED_MODELS, 'breast_cancer', 'data', 'test.csv'), 'utf8');
+  const rows = text
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(',').slice(0, 30).map(Number));
+  const session = await ort.InferenceSession.create(join(SHARED_MODELS, 'breast_cancer', '1', 'model.onnx'));
+  const result = await session.run({ features: new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, 30]) });
+  const labels = Array.from(result['label']!.data as BigInt64Array, Number);
+  await session.release();
+  return { rows, labels };
+}
+
+interface DoorProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  output(): string;
+}
+
+async function startDoorProcess(overrides: Record<string, unknown>): Promise<DoorProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'streaming', 'fixtures', 'kafka-door-process.ts')], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, INFERD_TEST_CONFIG: JSON.stringify(overrides) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const started = Date.now();
+  while (!out.includes('consuming')) {
+    if (child.exitCode !== null || Date.now() - started > 60_000) {
+      child.kill('SIGKILL');
+      throw new Error(`the door process did not start:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, exited, output: () => out };
+}
+
+describe('Kafka door exactly-once under faults', () => {
+  it('answers 10,000 records exactly once while the consuming process is SIGKILLed and restarted', async () => {
+    const name = 'faults';
+    const total = 10_000;
+    const malformed = 40;
+    await createTopics(broker.bootstrap, [`${name}-requests`, `${name}-responses`, `${name}-dead`], 3);
+    const { rows, labels } = await referenceRows();
+    const requests = Array.from({ length: total }, (_, i) => ({
+      key: `k-${i}`,
+      headers: { 'inferd-model': 'breast_cancer', 'x-correlation-id': `c-${i}` },
+      value: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: rows[i % rows.length] }] }),
+    }));
+    // Malformed records spread through the stream.
+    const bad = Array.from({ length: malformed }, (_, j) => ({
+      key: `bad-${j}`,
+      headers: { 'inferd-model': 'breast_cancer', 'x-correlation-id': `bad-${j}` },
+      value: j % 2 === 0 ? 'not json' : JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] }),
+    }));
+    const all = [...requests];
+    bad.forEach((b, j) => all.splice(Math.floor(((j + 1) * total) / (malformed + 1)) + j, 0, b));
+    await sendRequests(broker.bootstrap, `${name}-requests`, all);
+
+    const overrides = {
+      model_repository: repository,
+      logging: { level: 'silent' },
+      kafka: {
+        enabled: true,
+        brokers: [broker.bootstrap],
+        group_id: `g-${name}`,
+        // Static membership and a stable transactional id: a restarted process fences its predecessor at once.
+        group_instance_id: 'door-1',
+        request_topics: [`${name}-requests`],
+        reply_topic: `${name}-responses`,
+        dead_letter_topic: `${name}-dead`,
+        max_batch_records: 200,
+        session_timeout_ms: 6000,
+        heartbeat_interval_ms: 500,
+        max_poll_interval_ms: 20_000,
+        transaction_timeout_ms: 10_000,
+        lag_interval_ms: 0,
+      },
+    };
+    const kills = 4;
+    let killed = 0;
+    let door = await startDoorProcess(overrides);
+    for (let k = 0; k < kills; k++) {
+      // A random point in the stream: between two transactions or in the middle of one.
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 900));
+      if (door.child.exitCode !== null) throw new Error(`the door process exited on its own:\n${door.output()}`);
+      door.child.kill('SIGKILL');
+      await door.exited;
+      killed++;
+      door = await startDoorProcess(overrides);
+    }
+    try {
+      const answers = await readCommitted(broker.bootstrap, `${name}-responses`, total, { timeoutMs: 40_000, settleMs: 3000 });
+      const dead = await readCommitted(broker.bootstrap, `${name}-dead`, malformed, { timeoutMs: 30_000, settleMs: 1000 });
+      expect(killed).toBe(kills);
+      const seen = new Map<string, number>();
+      for (const a of answers) seen.set(a.headers['x-correlation-id']!, (seen.get(a.headers['x-correlation-id']!) ?? 0) + 1);
+      const duplicates = [...seen].filter(([, n]) => n > 1);
+      expect(duplicates.slice(0, 5)).toEqual([]);
+      if (seen.size !== total) {
+        const missing = requests.filter((r) => !seen.has(r.headers['x-correlation-id'])).map((r) => r.key);
+        console.log('missing', missing.length, missing.slice(0, 20), door.output().slice(-6000));
+      }
+      expect(seen.size).toBe(total);
+      expect(answers).toHaveLength(total);
+      let wrong = 0;
+      for (const a of answers) {
+        const i = Number(a.headers['x-correlation-id']!.slice(2));
+        const body = JSON.parse(a.value.toString()) as { outputs: Array<{ name: string; data: number[] }> };
+        if (body.outputs.find((o) => o.name === 'label')!.data[0] !== labels[i % rows.length]) wrong++;
+      }
+      expect(wrong).toBe(0);
+      expect(dead.map((d) => d.headers['x-correlation-id']).sort()).toEqual(bad.map((b) => b.key).sort());
+    } finally {
+      door.child.kill('SIGTERM');
+      await Promise.race([door.exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (door.child.exitCode === null) door.child.kill('SIGKILL');
+    }
+  }, 180_000);
 });

@@ -1,5 +1,6 @@
 /** The Kafka door's settings, as the `kafka:` block of the server configuration holds them. */
 import os from 'node:os';
+import type { ServerConfig } from '../../config/schema.js';
 
 export type KafkaDelivery = 'exactly_once' | 'at_least_once';
 
@@ -77,4 +78,11 @@ export function kafkaDoorConfig(partial: Partial<KafkaDoorConfig> & Pick<KafkaDo
  */
 export function defaultTransactionalId(config: KafkaDoorConfig): string {
   return config.transactional_id ?? `${config.group_id}-${config.group_instance_id ?? `${os.hostname()}-${process.pid}`}`;
+}
+
+/** The door's settings from the server configuration, or undefined when the door is off. */
+export function kafkaDoorConfigOf(server: Pick<ServerConfig, 'kafka'>): KafkaDoorConfig | undefined {
+  const k = server.kafka;
+  if (!k.enabled) return undefined;
+  return kafkaDoorConfig(k);
 }

@@ -119,7 +119,9 @@ export class KafkaDoor implements FrontDoor {
     if (this.exactlyOnce) {
       // InitProducerId before consuming: the broker finishes (commits or aborts) whatever
       // transaction a predecessor with this id left open, so the offsets read next are settled.
-      const fence = await this.producer.beginTransaction();
+      // No expected id/epoch (-1): "this id, whatever its current epoch"; the client's default
+      // (0, 0) makes the broker answer PRODUCER_FENCED once the id has been used before.
+      const fence = await this.producer.beginTransaction({ producerId: -1n, producerEpoch: -1 });
       await fence.cancel();
     }
     this.consumer = new Consumer({
