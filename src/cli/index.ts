@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
+import { registerBatchCommands } from './batch.js';
 import { registerBenchCommand } from './bench.js';
 import { registerModelsCommand } from './models.js';
 import { registerRulesCommand } from './rules.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerRulesCommand(program);
   registerBenchCommand(program);
+  registerBatchCommands(program);
   return program;
 }
 
