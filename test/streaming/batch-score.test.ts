@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { repositoryScorer, type Scorer } from '../../src/streaming/batch/scorer.js';
+import { repositoryScorer, urlScorer, type Scorer } from '../../src/streaming/batch/scorer.js';
 import { checkpointPath, scoreFile } from '../../src/streaming/batch/score.js';
 import { EXAMPLES, SHARED_MODELS } from '../support/paths.js';
-import { makeRepository } from '../support/server.js';
+import { makeRepository, startInProcess } from '../support/server.js';
 
 const FEATURES = 30;
 let scorer: Scorer;
+let repository: string;
 let dir: string;
 let rows: number[][];
 let header: string[];
@@ -34,7 +35,7 @@ function counting(inner: Scorer): Scorer & { rows: number } {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'inferd-batch-'));
-  const repository = await makeRepository({ breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') } });
+  repository = await makeRepository({ breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') } });
   scorer = await repositoryScorer(repository, 'breast_cancer', undefined);
   const text = await readFile(join(SHARED_MODELS, 'breast_cancer', 'data', 'test.csv'), 'utf8');
   const lines = text.trim().split('\n');
@@ -132,5 +133,29 @@ describe('inferd batch score', () => {
   it('refuses a CSV whose feature columns do not fit the model, naming the problem', async () => {
     const input = await writeInput('extra.csv', 10);
     await expect(scoreFile({ scorer, input, output: join(dir, 'extra.out.csv'), idColumn: 'customer_id' })).rejects.toThrow(/takes 30 values per row but the CSV has 31 feature columns/);
+  });
+});
+
+describe('inferd batch score --url', () => {
+  it("scores through a running server's REST API with the same results", async () => {
+    const { server, url } = await startInProcess(repository);
+    try {
+      const input = await writeInput('remote.csv', 700, new Set([3]));
+      const local = await scoreFile({ scorer, input, output: join(dir, 'local.csv'), idColumn: 'customer_id', excludeColumns: ['label'], chunkRows: 256 });
+      const remote = await scoreFile({ scorer: urlScorer(url, 'breast_cancer', undefined), input, output: join(dir, 'remote.out.csv'), idColumn: 'customer_id', excludeColumns: ['label'], chunkRows: 256 });
+      expect(remote).toMatchObject({ complete: true, rows: 700, scored: 699, failed: 1 });
+      const a = (await readFile(local.output, 'utf8')).trim().split('\n');
+      const b = (await readFile(remote.output, 'utf8')).trim().split('\n');
+      expect(b.length).toBe(a.length);
+      b.forEach((line, i) => {
+        const [id, p0, , label] = line.split(',');
+        const [lid, lp0, , llabel] = a[i]!.split(',');
+        expect(id).toBe(lid);
+        expect(label).toBe(llabel);
+        if (i > 0) expect(Math.abs(Number(p0) - Number(lp0))).toBeLessThan(1e-6);
+      });
+    } finally {
+      await server.shutdown(5000);
+    }
   });
 });
