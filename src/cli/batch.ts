@@ -108,15 +108,15 @@ export function registerBatchCommands(program: Command): void {
       .command('score')
       .description('score a CSV or JSON Lines file on this machine (resumes from its checkpoint after an interruption)')
       .requiredOption('--model <name>', 'model to score with')
-      .option('--version <v>', 'model version (default: the latest ready one)')
+      .option('--model-version <v>', 'model version (default: the latest ready one)')
       .requiredOption('--input <file>', 'data.csv or data.jsonl')
       .requiredOption('--output <file>', 'scored.csv or scored.jsonl')
       .option('--model-repository <dir>', 'load the model in this process from a model repository')
       .option('--url <url>', "score through a running inferd server's REST API")
       .option('--failed <file>', 'side file of the rows that failed (default <output>.failed.jsonl)')
       .option('--restart', 'ignore a checkpoint and start over'),
-  ).action(async (flags: SourceFlags & TableFlags & { model: string; version?: string; input: string; output: string; failed?: string; restart?: boolean }) => {
-    const scorer = await scorerFrom(flags, flags.model, flags.version);
+  ).action(async (flags: SourceFlags & TableFlags & { model: string; modelVersion?: string; input: string; output: string; failed?: string; restart?: boolean }) => {
+    const scorer = await scorerFrom(flags, flags.model, flags.modelVersion);
     const stop = new AbortController();
     const onSignal = () => {
       process.stderr.write('\ninterrupted: finishing the chunk in progress and writing the checkpoint\n');
@@ -151,16 +151,16 @@ export function registerBatchCommands(program: Command): void {
       .description('enqueue a distributed scoring job on Redis (one task per chunk; submitting the same job again adds nothing)')
       .requiredOption('--redis <url>', 'redis://host:6379')
       .requiredOption('--model <name>', 'model to score with')
-      .option('--version <v>', 'model version')
+      .option('--model-version <v>', 'model version')
       .requiredOption('--input <file>', 'data.csv or data.jsonl, on a path every worker can read')
       .requiredOption('--output <file>', 'scored.csv or scored.jsonl, on a path every worker can write')
       .option('--job-id <id>', 'job id (default: a digest of the input, model and options)')
       .option('--attempts <n>', 'attempts per chunk, with exponential backoff (default 3)'),
-  ).action(async (flags: TableFlags & { redis: string; model: string; version?: string; input: string; output: string; jobId?: string; attempts?: string }) => {
+  ).action(async (flags: TableFlags & { redis: string; model: string; modelVersion?: string; input: string; output: string; jobId?: string; attempts?: string }) => {
     const options = tableOptions(flags);
     const spec = batchJobSpec({
       model: flags.model,
-      ...(flags.version ? { version: flags.version } : {}),
+      ...(flags.modelVersion ? { version: flags.modelVersion } : {}),
       input: flags.input,
       output: flags.output,
       ...options,
