@@ -26,7 +26,29 @@ let golden: Golden;
 beforeAll(async () => {
   [broker, repository, golden] = await Promise.all([
     startKafka(),
-    makeRepository({ breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') } }),
+    makeRepository({
+      breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer') },
+      // A deliberately slow model with a short queue, to make the queue deep.
+      slow: {
+        config: [
+          'runtime: js',
+          'max_batch_size: 4',
+          'inputs: [{ name: x, datatype: FP32, shape: [-1, 1] }]',
+          'outputs: [{ name: y, datatype: FP32, shape: [-1, 1] }]',
+          'queue: { max_size: 16 }',
+          'warmup: []',
+        ].join('\n'),
+        files: {
+          '1/model.mjs': [
+            'const pause = new Int32Array(new SharedArrayBuffer(4));',
+            'export function predict({ x }) {',
+            '  Atomics.wait(pause, 0, 0, 25);',
+            "  return { y: { datatype: 'FP32', shape: x.shape, data: Float32Array.from(x.data, (v) => v * 2) } };",
+            '}',
+          ].join('\n'),
+        },
+      },
+    }),
     readFile(join(SHARED_MODELS, 'breast_cancer', 'golden.json'), 'utf8').then((t) => JSON.parse(t) as Golden),
   ]);
   ({ server } = await startInProcess(repository));
@@ -94,6 +116,81 @@ describe('Kafka door', () => {
       expect(metrics).toMatch(/inferd_kafka_records_out_total\{topic="roundtrip-responses"\} 8/);
       expect(metrics).toMatch(/inferd_kafka_transactions_total\{outcome="commit"\} \d+/);
       expect(metrics).toMatch(/inferd_kafka_end_to_end_seconds_count 8/);
+    } finally {
+      await door.drain(Date.now() + 5000);
+      await door.stop();
+    }
+  });
+});
+
+describe('Kafka door encodings and delivery modes', () => {
+  it('takes the binary tensor extension and answers in binary when asked, at least once without transactions', async () => {
+    const name = 'binary';
+    await createTopics(broker.bootstrap, [`${name}-requests`, `${name}-responses`, `${name}-dead`], 1);
+    const door = new KafkaDoor({ config: doorConfig(name, { delivery: 'at_least_once' }), logger: pino({ level: 'silent' }) });
+    await door.start(server.plane);
+    try {
+      const rows = 4;
+      const features = Float32Array.from(golden.inputs['features']!.data.slice(0, rows * 30));
+      const header = Buffer.from(
+        JSON.stringify({
+          inputs: [{ name: 'features', datatype: 'FP32', shape: [rows, 30], parameters: { binary_data_size: features.byteLength } }],
+          outputs: [{ name: 'probabilities', parameters: { binary_data: true } }, { name: 'label' }],
+        }),
+      );
+      await sendRequests(broker.bootstrap, `${name}-requests`, [
+        {
+          key: 'breast_cancer',
+          headers: { 'x-correlation-id': 'bin-1', 'inference-header-content-length': String(header.byteLength) },
+          value: Buffer.concat([header, Buffer.from(features.buffer)]),
+        },
+      ]);
+      const [answer] = await readCommitted(broker.bootstrap, `${name}-responses`, 1, { settleMs: 500 });
+      expect(answer!.headers['x-correlation-id']).toBe('bin-1');
+      expect(answer!.headers['content-type']).toBe('application/octet-stream');
+      const jsonLength = Number(answer!.headers['inference-header-content-length']);
+      const meta = JSON.parse(answer!.value.subarray(0, jsonLength).toString()) as { outputs: Array<{ name: string; data?: number[]; parameters?: { binary_data_size?: number } }> };
+      const probabilities = meta.outputs.find((o) => o.name === 'probabilities')!;
+      expect(probabilities.parameters?.binary_data_size).toBe(rows * 2 * 4);
+      const bytes = answer!.value.subarray(jsonLength, jsonLength + rows * 8);
+      const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+      values.forEach((v, i) => expect(Math.abs(v - golden.outputs['probabilities']!.data[i]!)).toBeLessThan(1e-5));
+      expect(meta.outputs.find((o) => o.name === 'label')!.data).toEqual(golden.outputs['label']!.data.slice(0, rows));
+    } finally {
+      await door.drain(Date.now() + 5000);
+      await door.stop();
+    }
+  });
+
+  it('pauses consumption while the model queue is deep and stays in its group', async () => {
+    const name = 'pressure';
+    await createTopics(broker.bootstrap, [`${name}-requests`, `${name}-responses`, `${name}-dead`], 2);
+    const registry = new Registry();
+    const door = new KafkaDoor({ config: doorConfig(name, { max_batch_records: 100, max_poll_interval_ms: 10_000, session_timeout_ms: 3000 }), registry, logger: pino({ level: 'silent' }) });
+    await door.start(server.plane);
+    try {
+      const total = 300;
+      await sendRequests(
+        broker.bootstrap,
+        `${name}-requests`,
+        Array.from({ length: total }, (_, i) => ({ key: 'slow', headers: { 'x-correlation-id': `p-${i}` }, value: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 1], data: [i] }] }) })),
+      );
+      // Wait until something has been answered, so the group has settled, then watch the generation.
+      const firstAnswers = await readCommitted(broker.bootstrap, `${name}-responses`, 1, { settleMs: 0 });
+      expect(firstAnswers.length).toBeGreaterThan(0);
+      const generation = door.groupGeneration;
+      const answers = await readCommitted(broker.bootstrap, `${name}-responses`, total, { settleMs: 1000 });
+      expect(answers).toHaveLength(total);
+      for (const a of answers) {
+        const i = Number(a.headers['x-correlation-id']!.slice(2));
+        expect((JSON.parse(a.value.toString()) as { outputs: Array<{ data: number[] }> }).outputs[0]!.data[0]).toBe(i * 2);
+      }
+      const metrics = await registry.metrics();
+      // It paused (the queue of 16 filled up), nothing overflowed into dead letters, and no rebalance happened.
+      expect(Number(/inferd_kafka_pauses_total (\d+)/.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
+      expect(metrics).not.toMatch(/inferd_kafka_records_dead_lettered_total\{/);
+      expect(metrics).not.toMatch(/outcome="abort"/);
+      expect(door.groupGeneration).toBe(generation);
     } finally {
       await door.drain(Date.now() + 5000);
       await door.stop();

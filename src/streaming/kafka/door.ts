@@ -94,6 +94,11 @@ export class KafkaDoor implements FrontDoor {
     this.transactionalId = defaultTransactionalId(this.config);
   }
 
+  /** The consumer group generation this member is in (changes on every rebalance). */
+  get groupGeneration(): number | undefined {
+    return this.consumer?.generationId;
+  }
+
   get exactlyOnce(): boolean {
     return this.config.delivery === 'exactly_once';
   }
@@ -253,20 +258,21 @@ export class KafkaDoor implements FrontDoor {
     this.metrics.paused.child().set(paused ? 1 : 0);
     if (paused) {
       this.stream?.pause();
-      this.logger?.info('kafka consumption paused: model queue deep');
+      this.metrics.pauses.child().inc();
+      this.logger?.debug('kafka consumption paused: model queue deep');
     } else {
       if (!this.bufferFull) this.stream?.resume();
-      this.logger?.info('kafka consumption resumed');
+      this.logger?.debug('kafka consumption resumed');
     }
   }
 
-  /** Waits while the model queues are deep (heartbeats go on meanwhile). */
-  private async applyBackPressure(): Promise<void> {
+  /** Waits while the model queues are deep (heartbeats go on meanwhile), at most until `until`. */
+  private async applyBackPressure(until = Infinity): Promise<void> {
     const c = this.config;
     const depth = this.queueDepth ?? (() => 0);
     if (depth() >= c.pause_queue_fraction) {
       this.setPaused(true);
-      while (!this.stopping && depth() > c.resume_queue_fraction) await this.sleep(10);
+      while (!this.abandon && Date.now() < until && depth() > c.resume_queue_fraction) await delay(2);
       this.setPaused(false);
     }
   }
@@ -339,7 +345,19 @@ export class KafkaDoor implements FrontDoor {
 
   private async process(batch: Record_[]): Promise<void> {
     const budgetEnd = Date.now() + this.config.max_poll_interval_ms / 2;
-    const outcomes = await Promise.all(batch.map((record) => this.handle(record, budgetEnd)));
+    const pending: Array<Promise<Outcome>> = [];
+    for (const record of batch) {
+      // Records enter the data plane only while the model queues have room, so this door never overflows them.
+      await this.applyBackPressure(budgetEnd);
+      if (this.abandon || Date.now() > budgetEnd) {
+        await Promise.allSettled(pending);
+        throw new RetryBatch('the batch could not be admitted within half of max_poll_interval_ms');
+      }
+      const outcome = this.handle(record, budgetEnd);
+      outcome.catch(() => undefined);
+      pending.push(outcome);
+    }
+    const outcomes = await Promise.all(pending);
     if (this.abandon) throw new RetryBatch('the door is stopping');
     if (Date.now() > budgetEnd) throw new RetryBatch('the batch took longer than half of max_poll_interval_ms');
     const messages = outcomes.map((o) => toMessage(o.out));
@@ -439,6 +457,10 @@ function toMessage(record: OutboundRecord): ProducedMessage {
   const headers = new Map<Buffer, Buffer>();
   for (const [name, value] of Object.entries(record.headers)) headers.set(Buffer.from(name), value);
   return { topic: record.topic, ...(record.key !== undefined ? { key: record.key } : {}), value: record.value, headers };
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function isFenced(error: unknown): boolean {

@@ -16,6 +16,7 @@ export class KafkaMetrics {
   readonly transactions: CounterFamily;
   readonly endToEnd: HistogramFamily;
   readonly paused: GaugeFamily;
+  readonly pauses: CounterFamily;
 
   /** Without a registry the metrics are kept but not exported (tests read them directly). */
   constructor(registry?: Registry) {
@@ -32,5 +33,6 @@ export class KafkaMetrics {
       registry,
     );
     this.paused = new GaugeFamily('inferd_kafka_consumption_paused', '1 while consumption is paused because a model queue is deep.', [], registry);
+    this.pauses = new CounterFamily('inferd_kafka_pauses_total', 'Times consumption paused because a model queue was deep.', [], registry);
   }
 }
