@@ -111,3 +111,65 @@ export async function startKafka(): Promise<KafkaBroker> {
     },
   };
 }
+
+export interface ConsoleRecord {
+  partition: number;
+  offset: number;
+  headers: string;
+  key: string;
+  value: string;
+}
+
+/**
+ * Reads a whole topic with Kafka's own console consumer (the Java client) at isolation level
+ * read_committed: a reference reader for exactly-once checks, independent of the client under
+ * test. Stops after `idleMs` without a new record.
+ */
+export async function readCommittedWithJavaClient(bootstrap: string, topic: string, idleMs = 4000): Promise<ConsoleRecord[]> {
+  const { stdout } = await run(
+    'java',
+    [
+      ...JVM,
+      '-cp',
+      `${libsDir()}/*`,
+      'org.apache.kafka.tools.consumer.ConsoleConsumer',
+      '--bootstrap-server',
+      bootstrap,
+      '--topic',
+      topic,
+      '--from-beginning',
+      '--isolation-level',
+      'read_committed',
+      '--timeout-ms',
+      String(idleMs),
+      '--property',
+      'print.partition=true',
+      '--property',
+      'print.offset=true',
+      '--property',
+      'print.headers=true',
+      '--property',
+      'print.key=true',
+      '--property',
+      'print.timestamp=false',
+    ],
+    { maxBuffer: 512 * 1024 * 1024, timeout: 300_000 },
+  ).catch((error: { stdout?: string; code?: number }) => {
+    // The console consumer exits with status 1 when --timeout-ms passes: that is the normal end.
+    if (typeof error.stdout === 'string') return { stdout: error.stdout };
+    throw error;
+  });
+  const out: ConsoleRecord[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('Partition:')) continue;
+    const [p, o, headers, key, ...value] = line.split('\t');
+    out.push({ partition: Number(p!.slice('Partition:'.length)), offset: Number(o!.slice('Offset:'.length)), headers: headers ?? '', key: key ?? '', value: value.join('\t') });
+  }
+  return out;
+}
+
+/** A header's value as the console consumer prints headers (`k1:v1,k2:v2`). */
+export function consoleHeader(record: ConsoleRecord, name: string): string | undefined {
+  const match = new RegExp(`(?:^|,)${name.replace(/[-]/g, '\\-')}:([^,]*)`).exec(record.headers);
+  return match?.[1];
+}

@@ -1,12 +1,13 @@
 # A Kafka broker for the streaming tests: the org.apache.kafka:kafka_2.13 jars and their
-# dependencies from Maven Central, copied into $SETUP_CACHE/kafka/libs. The tests start a
+# dependencies (and kafka-tools, for its console consumer) from Maven Central, copied into $SETUP_CACHE/kafka/libs. The tests start a
 # throwaway single-node KRaft broker from them (test/support/kafka.ts); Java 17 runs it.
 INFERD_KAFKA_VERSION="${INFERD_KAFKA_VERSION:-4.1.0}"
+INFERD_KAFKA_STAMP="$INFERD_KAFKA_VERSION+tools"
 
 ensure_kafka() {
   local dir="$SETUP_CACHE/kafka" libs="$SETUP_CACHE/kafka/libs"
   local stamp_file="$dir/.version"
-  if [[ -f $stamp_file && "$(cat "$stamp_file")" == "$INFERD_KAFKA_VERSION" ]] && compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
+  if [[ -f $stamp_file && "$(cat "$stamp_file")" == "$INFERD_KAFKA_STAMP" ]] && compgen -G "$libs/kafka_2.13-*.jar" >/dev/null; then
     setup_say "kafka: $INFERD_KAFKA_VERSION jars in place ($libs)"
     return 0
   fi
@@ -28,6 +29,12 @@ ensure_kafka() {
       <artifactId>kafka_2.13</artifactId>
       <version>$INFERD_KAFKA_VERSION</version>
     </dependency>
+    <!-- The console consumer: a reference read_committed reader for the exactly-once tests. -->
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>$INFERD_KAFKA_VERSION</version>
+    </dependency>
   </dependencies>
 </project>
 POM
@@ -36,6 +43,6 @@ POM
     echo "[setup] kafka: mvn dependency:copy-dependencies failed (needs Maven Central)" >&2
     return 1
   fi
-  echo "$INFERD_KAFKA_VERSION" >"$stamp_file"
+  echo "$INFERD_KAFKA_STAMP" >"$stamp_file"
   setup_say "kafka: $(ls "$libs" | wc -l) jars in $libs"
 }
