@@ -113,14 +113,15 @@ describe('inferd batch score', () => {
         if (++chunks === 2) stop.abort();
       },
     });
-    expect(partial).toMatchObject({ complete: false, rows: 2000 });
-    expect(first.rows).toBe(1999);
+    // Stopping finishes the chunks in flight (the third was already being scored) and checkpoints them.
+    expect(partial).toMatchObject({ complete: false, rows: 3000 });
+    expect(first.rows).toBe(2999);
     // What a crash mid-chunk leaves behind: output past the checkpoint, which the resume cuts off.
     await writeFile(output, '{"customer_id":"half-writ', { flag: 'a' });
     const second = counting(scorer);
     const resumed = await scoreFile({ scorer: second, input, output, idColumn: 'customer_id', excludeColumns: ['label'], chunkRows: 1000 });
-    expect(resumed).toMatchObject({ complete: true, rows: n, scored: n - 2, failed: 2, resumedAt: 2000 });
-    expect(second.rows).toBe(3000 - 1);
+    expect(resumed).toMatchObject({ complete: true, rows: n, scored: n - 2, failed: 2, resumedAt: 3000 });
+    expect(second.rows).toBe(2000 - 1);
     const lines = (await readFile(output, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { customer_id: string; outputs: { label: number; probabilities: number[] } });
     expect(lines).toHaveLength(n - 2);
     const ids = lines.map((l) => Number(l.customer_id.slice(5)));

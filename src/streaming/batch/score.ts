@@ -168,9 +168,12 @@ export async function scoreFile(options: ScoreOptions): Promise<ScoreSummary> {
   try {
     let chunk: Array<{ line: Line; index: number }> = [];
     let index = state.rowsDone;
-    const flush = async (): Promise<void> => {
-      if (chunk.length === 0) return;
-      const result = await scoreChunk(chunk, { scorer, metadata, layout, outputFormat, batchSize, concurrency, correlation: `batch-${chunk[0]!.index}` });
+    // Two chunks in flight: the next one is parsed and queued while the model works on this one.
+    // Results are written strictly in input order, and the checkpoint only after they are.
+    const inFlight: Array<{ rows: Array<{ line: Line; index: number }>; result: ReturnType<typeof scoreChunk> }> = [];
+    const writeOldest = async (): Promise<void> => {
+      const { rows, result: pending } = inFlight.shift()!;
+      const result = await pending;
       const text = result.lines.length > 0 ? `${result.lines.join('\n')}\n` : '';
       const failures = result.failures.map((f: FailedRow) => JSON.stringify(f)).join('\n');
       await out.write(text);
@@ -179,28 +182,43 @@ export async function scoreFile(options: ScoreOptions): Promise<ScoreSummary> {
       await failed.sync();
       state = {
         ...state,
-        inputOffset: chunk[chunk.length - 1]!.line.end,
-        rowsDone: state.rowsDone + chunk.length,
+        inputOffset: rows[rows.length - 1]!.line.end,
+        rowsDone: state.rowsDone + rows.length,
         scored: state.scored + result.scored,
         failed: state.failed + result.failures.length,
         outputBytes: state.outputBytes + Buffer.byteLength(text),
         failedBytes: state.failedBytes + (failures ? Buffer.byteLength(failures) + 1 : 0),
       };
       await writeAtomically(checkpointFile, JSON.stringify(state));
-      chunk = [];
       options.onProgress?.({ rowsDone: state.rowsDone, failed: state.failed, bytesDone: state.inputOffset, bytesTotal: inputStat.size, elapsedMs: Date.now() - started });
     };
-    for await (const line of readLines(options.input, state.inputOffset)) {
-      chunk.push({ line, index: index++ });
-      if (chunk.length >= chunkRows) {
-        await flush();
-        if (options.signal?.aborted) {
-          complete = false;
-          break;
+    const submit = (): void => {
+      if (chunk.length === 0) return;
+      const rows = chunk;
+      chunk = [];
+      const result = scoreChunk(rows, { scorer, metadata, layout, outputFormat, batchSize, concurrency, correlation: `batch-${rows[0]!.index}` });
+      // Awaited in order by writeOldest; a failure surfaces there.
+      result.catch(() => undefined);
+      inFlight.push({ rows, result });
+    };
+    try {
+      for await (const line of readLines(options.input, state.inputOffset)) {
+        chunk.push({ line, index: index++ });
+        if (chunk.length >= chunkRows) {
+          submit();
+          if (inFlight.length >= 2) await writeOldest();
+          if (options.signal?.aborted) {
+            complete = false;
+            break;
+          }
         }
       }
+      if (complete) submit();
+      while (inFlight.length > 0) await writeOldest();
+    } catch (error) {
+      await Promise.allSettled(inFlight.map((f) => f.result));
+      throw error;
     }
-    if (complete) await flush();
   } finally {
     await out.close();
     await failed.close();
