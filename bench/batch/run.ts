@@ -5,14 +5,14 @@
  * ceiling). Each side runs in its own child
  * process so peak RSS is its own.
  *
- *   node --import tsx bench/batch/run.ts [--rows 1000000] [--batch 64] [--keep]
+ *   node --import tsx bench/batch/run.ts [--rows 1000000] [--batch 64] [--instances 1] [--concurrency 8] [--keep]
  *
  * Writes a breast_cancer-shaped CSV (the 143 test rows cycled, an id column) of --rows rows to a
  * temporary directory first.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     input: { type: 'string' },
     output: { type: 'string' },
     repository: { type: 'string' },
+    instances: { type: 'string', default: '1' },
+    concurrency: { type: 'string', default: '8' },
   },
 });
 
@@ -45,7 +47,7 @@ async function runInferd(input: string, output: string, repository: string, batc
   const { repositoryScorer } = await import('../../src/streaming/batch/scorer.js');
   const { scoreFile } = await import('../../src/streaming/batch/score.js');
   const scorer = await repositoryScorer(repository, 'breast_cancer', undefined);
-  const summary = await scoreFile({ scorer, input, output, excludeColumns: ['label'], batchSize: batch, chunkRows: 20_000, concurrency: 4, restart: true });
+  const summary = await scoreFile({ scorer, input, output, excludeColumns: ['label'], batchSize: batch, chunkRows: 20_000, concurrency: Number(values.concurrency), restart: true });
   await scorer.close();
   return { side: 'inferd batch score', rows: summary.rows, seconds: summary.seconds, rowsPerSecond: summary.rows / summary.seconds, peakRssMb: process.resourceUsage().maxRSS / 1024 };
 }
@@ -115,6 +117,9 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'inferd-bench-batch-'));
   const repository = join(dir, 'models');
   await cp(join(ROOT, 'examples', 'models', 'breast_cancer'), join(repository, 'breast_cancer'), { recursive: true });
+  // Worker threads running the model (the example has one; raw onnxruntime uses one thread).
+  const configFile = join(repository, 'breast_cancer', 'config.yaml');
+  await writeFile(configFile, (await readFile(configFile, 'utf8')).replace(/^instances: \d+$/m, `instances: ${values.instances}`));
   const test = (await readFile(join(MODELS, 'breast_cancer', 'data', 'test.csv'), 'utf8')).trim().split('\n');
   const input = join(dir, 'data.csv');
   const w = createWriteStream(input);
@@ -126,11 +131,13 @@ async function main(): Promise<void> {
   const size = (await stat(input)).size;
   process.stderr.write(`input: ${rows} rows, ${(size / 1e6).toFixed(0)} MB\n`);
   const raw = await child('raw', ['--input', input, '--output', join(dir, 'raw.csv'), '--batch', String(batch)]);
-  const inferd = await child('inferd', ['--input', input, '--output', join(dir, 'scored.csv'), '--repository', repository, '--batch', String(batch)]);
+  const inferd = await child('inferd', ['--input', input, '--output', join(dir, 'scored.csv'), '--repository', repository, '--batch', String(batch), '--concurrency', String(values.concurrency)]);
   const report = {
     rows,
     inputMb: Math.round(size / 1e6),
     batch,
+    instances: Number(values.instances),
+    concurrency: Number(values.concurrency),
     raw,
     inferd,
     inferdVsRaw: inferd.rowsPerSecond / raw.rowsPerSecond,
