@@ -123,6 +123,16 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Distributed batch scoring (src/streaming/batch): workers in this server, and job status. */
+    batch: Type.Object(
+      {
+        /** Redis holding the jobs (redis://host:6379); job status and workers need it. */
+        redis: Type.Optional(Type.String({ minLength: 1 })),
+        /** Chunks this server scores at once as a batch worker; 0: not a worker. */
+        workers: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Validated by src/observability/config.ts (snake_case keys here, see README). */
     metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     slo: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

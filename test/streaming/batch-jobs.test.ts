@@ -7,7 +7,8 @@ import * as ort from 'onnxruntime-node';
 import { batchJobSpec, batchJobStatus, submitBatchJob, type BatchJobStatus } from '../../src/streaming/batch/jobs.js';
 import { EXAMPLES, REPO_ROOT, SHARED_MODELS } from '../support/paths.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
-import { makeRepository } from '../support/server.js';
+import { makeRepository, startInProcess } from '../support/server.js';
+import { jobStatusSource, startServerBatchWorker } from '../../src/streaming/batch/attach.js';
 
 const CLI = join(REPO_ROOT, 'test', 'streaming', 'fixtures', 'inferd-cli.ts');
 let redis: RedisServer;
@@ -111,4 +112,37 @@ describe('distributed batch jobs', () => {
     expect(cliStatus.code, cliStatus.out).toBe(0);
     expect(JSON.parse(cliStatus.out)).toMatchObject({ id: first.jobId, state: 'completed' });
   }, 150_000);
+});
+
+describe('batch jobs inside a server', () => {
+  it('a server with batch.workers scores chunks through its own data plane and reports job status', async () => {
+    const { server } = await startInProcess(repository, { batch: { redis: redis.url, workers: 2 } });
+    const worker = startServerBatchWorker(server.config, server.plane)!;
+    const status = jobStatusSource(server.config)!;
+    try {
+      const input = join(dir, 'small.jsonl');
+      await writeFile(input, `${rows.slice(0, 50).map((r, i) => JSON.stringify({ id: `j${i}`, features: r })).join('\n')}\n`);
+      const output = join(dir, 'small.scored.jsonl');
+      const submitted = await submitBatchJob(redis.url, batchJobSpec({ model: 'breast_cancer', input, output, chunkRows: 20 }), { jobId: 'server-job-1' });
+      expect(submitted).toMatchObject({ jobId: 'server-job-1', chunks: 3, rows: 50, created: true });
+      let s: BatchJobStatus | undefined;
+      const deadline = Date.now() + 30_000;
+      do {
+        await new Promise((r) => setTimeout(r, 100));
+        s = await status.status('server-job-1');
+      } while (s?.state !== 'completed' && Date.now() < deadline);
+      expect(s).toMatchObject({ state: 'completed', rows: { total: 50, scored: 50, failed: 0, done: 50 }, result: { rows: 50, scored: 50 } });
+      const lines = (await readFile(output, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { id: string; outputs: { label: number } });
+      expect(lines.map((l) => l.id)).toEqual(Array.from({ length: 50 }, (_, i) => `j${i}`));
+      lines.forEach((l, i) => expect(l.outputs.label).toBe(labels[i]));
+      expect(await status.status('no-such-job')).toBeUndefined();
+      // The server's metrics saw the batch door's requests.
+      const stats = server.plane.modelStatistics('breast_cancer');
+      expect(stats[0]!.inference_count).toBeGreaterThanOrEqual(50);
+    } finally {
+      await worker.close();
+      await status.close();
+      await server.shutdown(5000);
+    }
+  }, 60_000);
 });

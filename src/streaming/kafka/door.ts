@@ -292,9 +292,12 @@ export class KafkaDoor implements FrontDoor {
     const generation = this.consumer!.generationId;
     const batch: Record_[] = [];
     for (const record of taken) {
-      // Fetched before a rebalance: the partition may be someone else's now; it is fetched again if not.
+      // Fetched before a rebalance: the partition may be someone else's now. Start over from the
+      // committed offsets rather than trust what the stream fetched around the rebalance.
       const consumerMeta = (record.metadata as { consumer?: { generationId?: number } }).consumer;
-      if (consumerMeta?.generationId !== undefined && consumerMeta.generationId !== generation) continue;
+      if (consumerMeta?.generationId !== undefined && consumerMeta.generationId !== generation) {
+        throw new RetryBatch('records fetched before a rebalance; consuming from the committed offsets');
+      }
       const key = `${record.topic}:${record.partition}`;
       const next = this.nextOffset.get(key);
       if (next !== undefined && record.offset < next) continue;
