@@ -198,6 +198,52 @@ describe('Kafka door encodings and delivery modes', () => {
   });
 });
 
+describe('Kafka door scaling out', () => {
+  it('shares partitions with a second member and answers exactly once across the rebalances', async () => {
+    const name = 'scale';
+    const total = 3000;
+    await createTopics(broker.bootstrap, [`${name}-requests`, `${name}-responses`, `${name}-dead`], 4);
+    await sendRequests(
+      broker.bootstrap,
+      `${name}-requests`,
+      Array.from({ length: total }, (_, i) => ({
+        key: 'breast_cancer',
+        partition: i % 4,
+        headers: { 'x-correlation-id': `s-${i}` },
+        value: JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: goldenRow(i % 8) }] }),
+      })),
+    );
+    const registries = [new Registry(), new Registry()];
+    const doors = ['a', 'b'].map(
+      (member, k) => new KafkaDoor({ config: doorConfig(name, { group_instance_id: `member-${member}`, max_batch_records: 50, session_timeout_ms: 3000 }), registry: registries[k], logger: pino({ level: 'silent' }) }),
+    );
+    await doors[0]!.start(server.plane);
+    await new Promise((r) => setTimeout(r, 300));
+    // A second member joins (rebalance), then the first leaves (rebalance again), all mid-stream.
+    await doors[1]!.start(server.plane);
+    await new Promise((r) => setTimeout(r, 1500));
+    await doors[0]!.drain(Date.now() + 5000);
+    await doors[0]!.stop();
+    try {
+      const answered = async () => new Set((await readCommitted(broker.bootstrap, `${name}-responses`, total, { timeoutMs: 3000, settleMs: 0 })).map((a) => a.headers['x-correlation-id'])).size;
+      const until = Date.now() + 60_000;
+      while ((await answered()) < total && Date.now() < until);
+      const answers = await readCommittedWithJavaClient(broker.bootstrap, `${name}-responses`, 3000);
+      const ids = answers.map((a) => consoleHeader(a, 'x-correlation-id'));
+      expect(new Set(ids).size).toBe(total);
+      expect(ids).toHaveLength(total);
+      const outs = await Promise.all(registries.map((r) => r.metrics()));
+      const answeredBy = outs.map((m) => Number(/inferd_kafka_records_out_total\{topic="scale-responses"\} (\d+)/.exec(m)?.[1] ?? 0));
+      // Both members answered part of the stream.
+      expect(answeredBy[0]).toBeGreaterThan(0);
+      expect(answeredBy[1]).toBeGreaterThan(0);
+    } finally {
+      await doors[1]!.drain(Date.now() + 5000);
+      await doors[1]!.stop();
+    }
+  });
+});
+
 describe('Kafka door dead letters', () => {
   it('sends each malformed record to the dead-letter topic once, with reason, origin and error class', async () => {
     const name = 'dlq';

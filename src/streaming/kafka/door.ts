@@ -195,7 +195,7 @@ export class KafkaDoor implements FrontDoor {
     const stream = this.stream;
     this.stream = undefined;
     await stream?.close().catch(() => undefined);
-    // Leaving the group hands the partitions over at once instead of after the session timeout.
+    // Leaving the group hands the partitions over (a static member keeps them until its session times out).
     const consumer = this.consumer;
     const producer = this.producer;
     if (consumer) await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
