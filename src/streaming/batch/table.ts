@@ -52,6 +52,8 @@ export interface RowLayout {
   /** CSV header columns (CSV only). */
   columns: string[];
   idColumn: string | undefined;
+  /** Position of the id column in a CSV row; -1 when rows are numbered instead. */
+  idIndex: number;
   /** Per model input: its metadata, the number of values per row, and (CSV) the column indexes. */
   inputs: Array<{ meta: TensorMetadata; perRow: number; rowShape: number[]; columnIndexes: number[] }>;
 }
@@ -75,7 +77,7 @@ export function makeLayout(format: TableFormat, metadata: ModelMetadata, header:
     const rowShape = rowShapeOf(meta);
     return { meta, perRow: rowShape.reduce((a, b) => a * b, 1), rowShape, columnIndexes: [] as number[] };
   });
-  if (format === 'jsonl') return { format, columns: [], idColumn: options.idColumn ?? 'id', inputs };
+  if (format === 'jsonl') return { format, columns: [], idColumn: options.idColumn ?? 'id', idIndex: -1, inputs };
   if (header === undefined) throw new InvalidInputError('the CSV file is empty (a header line naming the columns is required)');
   const columns = splitCsvLine(header).map((c) => c.trim());
   const idColumn = options.idColumn ?? (columns.includes('id') ? 'id' : undefined);
@@ -90,7 +92,7 @@ export function makeLayout(format: TableFormat, metadata: ModelMetadata, header:
     );
   }
   input.columnIndexes = features.map(({ i }) => i);
-  return { format, columns, idColumn, inputs };
+  return { format, columns, idColumn, idIndex: idColumn === undefined ? -1 : columns.indexOf(idColumn), inputs };
 }
 
 /** One parsed row: its position in the file (0-based, data rows only), id, and values per input. */
@@ -104,15 +106,20 @@ export function parseRow(layout: RowLayout, text: string, index: number): Row {
   if (layout.format === 'csv') {
     const fields = splitCsvLine(text);
     if (fields.length !== layout.columns.length) throw new InvalidInputError(`has ${fields.length} fields, the header has ${layout.columns.length}`);
-    const id = layout.idColumn !== undefined ? fields[layout.columns.indexOf(layout.idColumn)]! : String(index + 1);
-    const values = layout.inputs.map((input) =>
-      input.columnIndexes.map((ci) => {
-        const raw = fields[ci]!.trim();
+    const id = layout.idIndex >= 0 ? fields[layout.idIndex]! : String(index + 1);
+    const values: number[][] = [];
+    for (const input of layout.inputs) {
+      const indexes = input.columnIndexes;
+      const row = new Array<number>(indexes.length);
+      for (let k = 0; k < indexes.length; k++) {
+        const raw = fields[indexes[k]!]!;
+        // Number() skips surrounding blanks; it reads a blank field as 0, which is not a value.
         const v = Number(raw);
-        if (raw === '' || Number.isNaN(v)) throw new InvalidInputError(`column '${layout.columns[ci]}' is not a number: '${raw}'`);
-        return v;
-      }),
-    );
+        if (Number.isNaN(v) || raw.trim() === '') throw new InvalidInputError(`column '${layout.columns[indexes[k]!]}' is not a number: '${raw.trim()}'`);
+        row[k] = v;
+      }
+      values.push(row);
+    }
     return { index, id, values };
   }
   let object: unknown;
@@ -190,9 +197,9 @@ export function formatOutputs(format: TableFormat, idColumn: string | undefined,
   });
   return rows.map((row, r) => {
     if (format === 'csv') {
-      const fields = [csvField(row.id)];
-      for (const { t, per } of outputs) for (let i = 0; i < per; i++) fields.push(String(valueAt(t.data, r * per + i)));
-      return fields.join(',');
+      let line = csvField(row.id);
+      for (const { t, per } of outputs) for (let i = 0; i < per; i++) line += `,${valueAt(t.data, r * per + i)}`;
+      return line;
     }
     const out: Record<string, unknown> = {};
     for (const { name, t, per } of outputs) {
