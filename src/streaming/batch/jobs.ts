@@ -12,7 +12,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { FlowProducer, Job, Queue, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { InvalidInputError } from '../../core/errors.js';
@@ -295,8 +295,8 @@ export function startBatchWorker(redisUrl: string, options: WorkerOptions): Batc
         rows += outcome.rows;
         scored += outcome.scored;
         failures += outcome.failed;
-        await pipeline(createReadStream(`${base}.out`), out, { end: false });
-        await pipeline(createReadStream(`${base}.failed.jsonl`), failed, { end: false });
+        await append(`${base}.out`, out);
+        await append(`${base}.failed.jsonl`, failed);
       }
     } finally {
       await new Promise<void>((resolve) => out.end(resolve));
@@ -322,6 +322,11 @@ export function startBatchWorker(redisUrl: string, options: WorkerOptions): Batc
       for (const s of scorers.values()) await (await s.catch(() => undefined))?.close();
     },
   };
+}
+
+/** Copies a file to the end of an open write stream (which stays open). */
+async function append(file: string, to: NodeJS.WritableStream): Promise<void> {
+  for await (const chunk of createReadStream(file)) if (!to.write(chunk as Buffer)) await once(to, 'drain');
 }
 
 /** The CSV header line of the input (undefined for JSON Lines). */
