@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { defaultTransactionalId, kafkaDoorConfig, kafkaDoorConfigOf } from '../../src/streaming/kafka/config.js';
+import { KafkaDoor } from '../../src/streaming/kafka/door.js';
+import type { DataPlane } from '../../src/core/dataplane.js';
+import { freePort } from '../support/server.js';
 
 const base = { brokers: ['127.0.0.1:9092'], request_topics: ['req'], reply_topic: 'res', dead_letter_topic: 'dlq' };
 
@@ -20,4 +23,13 @@ describe('kafka door configuration', () => {
     expect(() => loadConfig({ env: {}, overrides: { kafka: { enabled: true, delivery: 'twice' } } })).toThrow(/delivery/);
     expect(() => loadConfig({ env: {}, overrides: { kafka: { enabled: true, topic: 'x' } } })).toThrow(/topic/);
   });
+});
+
+describe('kafka door start-up', () => {
+  it('fails start() when no broker answers, leaving nothing open', async () => {
+    const port = await freePort();
+    const door = new KafkaDoor({ config: kafkaDoorConfig({ ...base, brokers: [`127.0.0.1:${port}`] }) });
+    await expect(door.start({ models: { loaded: () => [] } } as unknown as DataPlane)).rejects.toThrow();
+    await door.stop();
+  }, 30_000);
 });

@@ -109,6 +109,16 @@ export class KafkaDoor implements FrontDoor {
   }
 
   async start(plane: DataPlane): Promise<void> {
+    try {
+      await this.connect(plane);
+    } catch (error) {
+      // Nothing half-open is left behind when the broker cannot be reached or refuses.
+      await this.stop();
+      throw error;
+    }
+  }
+
+  private async connect(plane: DataPlane): Promise<void> {
     this.plane = plane;
     this.queueDepth ??= KafkaDoor.queueDepthOf(plane);
     const c = this.config;
