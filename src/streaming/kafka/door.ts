@@ -129,6 +129,7 @@ export class KafkaDoor implements FrontDoor {
       idempotent: true,
       // Idempotence keeps retries from duplicating records; more than one retry is required.
       retries: 5,
+      // The client sends its request timeout as the transaction timeout of InitProducerId.
       ...(this.exactlyOnce ? { transactionalId: this.transactionalId, timeout: c.transaction_timeout_ms } : {}),
     });
     if (this.exactlyOnce) {
@@ -292,7 +293,8 @@ export class KafkaDoor implements FrontDoor {
     const c = this.config;
     if (this.buffer.length === 0) await this.sleep(100);
     if (this.buffer.length === 0 || this.stopping) return [];
-    if (this.buffer.length < c.max_batch_records && c.batch_linger_ms > 0) await this.sleep(c.batch_linger_ms);
+    // A plain delay, not sleep(): new records must not cut the linger short.
+    if (this.buffer.length < c.max_batch_records && c.batch_linger_ms > 0) await delay(c.batch_linger_ms);
     if (this.stopping) return [];
     const taken = this.buffer.splice(0, c.max_batch_records);
     if (this.bufferFull && this.buffer.length < c.max_batch_records) {
