@@ -448,7 +448,7 @@ export class KafkaDoor implements FrontDoor {
     };
     try {
       const response = await inferOnPlane(this.plane!, ctx, decoded.request);
-      return { record, out: responseRecord(c.reply_topic, inbound, decoded, response), dead: false };
+      return { record, out: responseRecord(c.reply_topic, inbound, decoded, response, ctx.responseHeaders), dead: false };
     } catch (error) {
       if (isTransient(error)) throw new RetryBatch(`record ${record.topic}/${record.partition}/${record.offset}: ${(error as Error).message}`, { cause: error });
       // Our own time budget ran out, not the caller's deadline: consume the record again.

@@ -117,8 +117,10 @@ export function decodeRequestRecord(record: InboundRecord, defaultModel: string 
 }
 
 /** The answer to a request record: same key (so the same partitioning), OIP response as value. */
-export function responseRecord(topic: string, record: InboundRecord, decoded: DecodedRequest, response: InferenceResponse): OutboundRecord {
+export function responseRecord(topic: string, record: InboundRecord, decoded: DecodedRequest, response: InferenceResponse, extra: Record<string, string> = {}): OutboundRecord {
   const headers: Record<string, Buffer> = {
+    // Headers policies added to the answer (variant, limits...), as REST and gRPC send them.
+    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k.toLowerCase(), Buffer.from(v)])),
     [HEADER.correlationId]: Buffer.from(decoded.correlationId),
     [HEADER.model]: Buffer.from(response.model_name),
     [HEADER.version]: Buffer.from(response.model_version),
