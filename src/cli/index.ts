@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
 import { registerAuditCommand } from './audit.js';
+import { registerBatchCommands } from './batch.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDriftCommand } from './drift.js';
 import { registerKeysCommand } from './keys.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerAuditCommand(program);
   registerTrafficCommand(program);
   registerExperimentCommand(program);
+  registerBatchCommands(program);
   return program;
 }
 

@@ -109,6 +109,42 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** The Kafka front door (src/streaming/kafka): off unless `enabled`; see README "Kafka". */
+    kafka: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false }),
+        brokers: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+        client_id: Type.String({ minLength: 1, default: 'inferd' }),
+        group_id: Type.String({ minLength: 1, default: 'inferd' }),
+        group_instance_id: Type.Optional(Type.String({ minLength: 1 })),
+        request_topics: Type.Array(Type.String({ minLength: 1 }), { default: ['inferd-requests'] }),
+        reply_topic: Type.String({ minLength: 1, default: 'inferd-responses' }),
+        dead_letter_topic: Type.String({ minLength: 1, default: 'inferd-dead-letters' }),
+        delivery: Type.Union([Type.Literal('exactly_once'), Type.Literal('at_least_once')], { default: 'exactly_once' }),
+        transactional_id: Type.Optional(Type.String({ minLength: 1 })),
+        default_model: Type.Optional(Type.String({ minLength: 1 })),
+        max_batch_records: Type.Integer({ minimum: 1, maximum: 100_000, default: 500 }),
+        batch_linger_ms: Type.Integer({ minimum: 0, maximum: 10_000, default: 5 }),
+        max_poll_interval_ms: Type.Integer({ minimum: 1000, default: 300_000 }),
+        session_timeout_ms: Type.Integer({ minimum: 1000, default: 30_000 }),
+        heartbeat_interval_ms: Type.Integer({ minimum: 100, default: 3000 }),
+        transaction_timeout_ms: Type.Integer({ minimum: 1000, default: 60_000 }),
+        pause_queue_fraction: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.8 }),
+        resume_queue_fraction: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.3 }),
+        lag_interval_ms: Type.Integer({ minimum: 0, default: 5000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Distributed batch scoring (src/streaming/batch): workers in this server, and job status. */
+    batch: Type.Object(
+      {
+        /** Redis holding the jobs (redis://host:6379); job status and workers need it. */
+        redis: Type.Optional(Type.String({ minLength: 1 })),
+        /** Chunks this server scores at once as a batch worker; 0: not a worker. */
+        workers: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Validated by src/observability/config.ts (snake_case keys here, see README). */
     metrics: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     slo: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
