@@ -8,6 +8,11 @@ import type { ServingPlane } from '../pipeline/types.js';
 export interface FrontDoor {
   /** Short name for logs: 'rest', 'grpc', 'kafka'... */
   readonly name: string;
+  /**
+   * Starts once the models are loaded (doors that pull work, such as Kafka consumers and batch
+   * workers); doors that answer probes (REST, gRPC) start first.
+   */
+  readonly startsAfterModels?: boolean;
   /** Begins accepting requests; resolves once listening (or consuming). */
   start(plane: ServingPlane): Promise<void>;
   /**

@@ -29,6 +29,7 @@ import type { Policy } from '../pipeline/types.js';
 import { peerFromGrpcAuthContext, peerFromTlsSocket, setPeerCertificate } from '../security/authn/mtls.js';
 import { createSecurityLayer, startupWarnings, type SecurityLayer } from '../security/index.js';
 import { createTrafficServing, type TrafficServing } from '../routing/serving.js';
+import { createStreamingServing, type StreamingServing } from '../streaming/serving.js';
 import { adminRoutes } from './admin/routes.js';
 import type { FrontDoor } from './front-door.js';
 import { GrpcDoor } from './grpc/door.js';
@@ -59,6 +60,7 @@ export class InferdServer {
   security: SecurityLayer | undefined;
   /** Traffic management: split, canary, blue-green, shadow, experiments and feedback. */
   traffic: TrafficServing | undefined;
+  streaming: StreamingServing | undefined;
   httpPort = 0;
   grpcPort = -1;
 
@@ -119,6 +121,9 @@ export class InferdServer {
       logger,
     });
 
+    // Kafka and batch-worker doors, and the job status route.
+    const streaming = createStreamingServing({ config, metrics, logger });
+
     // Traffic policies (split, canary, blue-green, shadow) route requests that name no version.
     let planeRef: DataPlane | undefined;
     const traffic = await createTrafficServing({
@@ -166,6 +171,7 @@ export class InferdServer {
         },
         adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
         (app, p) => traffic.routes(app, p),
+        (app, p) => streaming.routes(app, p),
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);
@@ -184,10 +190,12 @@ export class InferdServer {
           })
         : undefined;
     if (grpc) doors.push(grpc);
+    doors.push(...streaming.doors);
     const server = new InferdServer(config, logger, manager, plane, http, metrics, doors);
     server.tracing = tracing;
     server.security = security;
     server.traffic = traffic;
+    server.streaming = streaming;
     if (security.tls) security.tls.attach(http.server as unknown as import("node:tls").Server);
     server.control = control;
     server.registry = registry;
@@ -195,6 +203,7 @@ export class InferdServer {
     try {
       // The HTTP port opens first, so liveness and startup probes answer while models load.
       for (const door of doors) {
+        if (door.startsAfterModels) continue;
         await door.start(plane);
         started.push(door);
       }
@@ -214,6 +223,16 @@ export class InferdServer {
     );
 
     await control.start();
+    try {
+      for (const door of doors) {
+        if (!door.startsAfterModels) continue;
+        await door.start(plane);
+        started.push(door);
+      }
+    } catch (error) {
+      await server.shutdown(0).catch(() => undefined);
+      throw error;
+    }
     plane.markStarted();
     const readiness = plane.readiness();
     logger.info({ ready: readiness.ready, failures: readiness.failures }, readiness.ready ? 'inferd ready' : 'inferd started, not ready');
@@ -238,10 +257,12 @@ export class InferdServer {
   private async drainAndClose(deadlineMs: number): Promise<ShutdownResult> {
     const log = this.logger;
     const controlStopped = this.control?.stop();
+    const deadline = Date.now() + deadlineMs;
+    // Doors stop taking work first (a Kafka door lets its batch in flight commit), then the
+    // plane refuses whatever still arrives.
+    const doorsDrained = Promise.all(this.doors.map((d) => d.drain(deadline).catch(() => undefined)));
     this.plane.startDraining();
     log.info({ inFlight: this.plane.inFlightCount, deadlineMs }, 'draining');
-    const deadline = Date.now() + deadlineMs;
-    const doorsDrained = Promise.all(this.doors.map((d) => d.drain(deadline).catch(() => undefined)));
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -270,6 +291,7 @@ export class InferdServer {
     await controlStopped;
     await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
     await this.traffic?.close().catch(() => undefined);
+    await this.streaming?.close().catch(() => undefined);
     await this.registry?.close();
     await this.security?.close().catch(() => undefined);
     await this.tracing?.shutdown().catch(() => undefined);
