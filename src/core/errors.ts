@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'FAILED_PRECONDITION'
   | 'ALREADY_EXISTS'
   | 'PAYLOAD_TOO_LARGE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'INTERNAL';
 
 /** Why a request failed, as counted by metrics (bounded set: safe as a label value). */
@@ -52,6 +54,8 @@ export class InferdError extends Error {
 const REASONS: Record<ErrorCode, FailureReason> = {
   INVALID_ARGUMENT: 'invalid_input',
   PAYLOAD_TOO_LARGE: 'invalid_input',
+  METHOD_NOT_ALLOWED: 'not_found',
+  UNSUPPORTED_MEDIA_TYPE: 'invalid_input',
   NOT_FOUND: 'not_found',
   UNAVAILABLE: 'unavailable',
   RESOURCE_EXHAUSTED: 'rejected',
@@ -133,6 +137,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   ALREADY_EXISTS: 409,
   PAYLOAD_TOO_LARGE: 413,
+  METHOD_NOT_ALLOWED: 405,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   UNAUTHENTICATED: 401,
   PERMISSION_DENIED: 403,
   RESOURCE_EXHAUSTED: 503,
@@ -152,6 +158,8 @@ export const GRPC_STATUS: Record<ErrorCode, number> = {
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   PAYLOAD_TOO_LARGE: 8,
+  METHOD_NOT_ALLOWED: 12,
+  UNSUPPORTED_MEDIA_TYPE: 3,
   FAILED_PRECONDITION: 9,
   INTERNAL: 13,
   UNAVAILABLE: 14,

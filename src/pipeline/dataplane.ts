@@ -213,6 +213,7 @@ export class DataPlane implements ServingPlane {
   }
 
   private metadataOf(name: string, version?: string): ModelMetadata {
+    if (!this.started && !this.models.serving.has(name)) throw new UnavailableError(`the server is starting: model '${name}' is not loaded yet`, 1);
     const { entry, version: v } = this.models.serving.find(name, version);
     if (!v) {
       const why = entry.lazyPending ? 'it is not loaded yet and loads on its first inference request' : (entry.reason ?? `it is ${entry.state.toLowerCase()}`);

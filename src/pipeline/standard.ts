@@ -12,7 +12,7 @@ import type { Policy, ServingPlane } from './types.js';
 
 export interface StandardPolicyParts {
   manager: ModelManager;
-  plane: Pick<ServingPlane, 'isDraining'> & { readonly inFlightCount: number };
+  plane: Pick<ServingPlane, 'isDraining'> & { readonly inFlightCount: number; readonly isStarted?: boolean };
   /** server.max_inflight_requests */
   maxInFlight?: number;
   metrics?: Metrics;
@@ -32,7 +32,7 @@ export function standardPolicies(parts: StandardPolicyParts): Policy[] {
       accessLog: parts.accessLog ?? false,
     }),
     admission: new AdmissionPolicy(parts.plane, parts.maxInFlight),
-    resolve: new ResolvePolicy(parts.manager),
+    resolve: new ResolvePolicy(parts.manager, () => parts.plane.isStarted ?? true),
     validate: new ValidatePolicy(),
     ...parts.optional,
   });

@@ -5,6 +5,9 @@
  * context once (onRequest), decodes, calls one data-plane method, and encodes; the policies
  * (admission, validation, metrics, access log...) all run in the data plane's pipeline.
  */
+import { maxHeaderSize as httpMaxHeaderSize } from 'node:http';
+import type { Socket } from 'node:net';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, InvalidInputError, InferdError } from '../../core/errors.js';
@@ -64,7 +67,30 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     genReqId: (req) => correlationIdOf(recordReader(req.headers)).id,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // Errors the framework finds before a route runs, in the server's own error format.
+    frameworkErrors: (error, _req, reply) => {
+      const r = reply as unknown as FastifyReply;
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return r.code(414).send({ error: `a path segment of the URL is longer than ${MAX_PARAM_LENGTH} characters` });
+      }
+      return r.code(400).send({ error: 'the request URL is malformed' });
+    },
+    // A request the HTTP parser refuses (headers too large, malformed) never reaches a route.
+    clientErrorHandler: (error: Error & { code?: string }, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({ error: tooLarge ? `the request headers are larger than the limit of ${maxHeaderSize()} bytes` : 'the request is not valid HTTP' });
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
+  });
+  // Routes by method, so a known path asked with another method answers 405 with Allow.
+  const routes: Array<{ method: string; pattern: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const pattern = new RegExp(`^${route.url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}/?$`);
+    for (const method of methods) routes.push({ method, pattern });
   });
   app.decorateRequest('ctx', null as unknown as PipelineContext);
   app.decorateRequest('contextError', undefined);
@@ -115,18 +141,46 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     let failure: unknown = error;
     // A request refused before it reached the pipeline (body parsing, limits) still goes
     // through it, so admission, security and the access log treat it like any other.
-    if (request.ctx && !request.ctx.observed) failure = await plane.reject(request.ctx, toHttpError(error).error).catch((e: unknown) => e);
+    let refusal = toHttpError(error).error;
+    const code = (error as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      refusal = new InvalidInputError(`the request body does not decode as its Content-Encoding says (${(error as Error).message})`);
+    }
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      refusal = new InferdError('PAYLOAD_TOO_LARGE', `the request body is larger than the limit of ${options.bodyLimitBytes} bytes (server.body_limit_bytes); send large tensors with the binary extension or over gRPC`);
+    }
+    failure = refusal;
+    if (request.ctx && !request.ctx.observed) failure = await plane.reject(request.ctx, refusal).catch((e: unknown) => e);
     const e = toHttpError(failure);
     if (e.retryAfterSeconds !== undefined) reply.header('retry-after', String(e.retryAfterSeconds));
     return reply.code(e.status).send(errorBody(e.error));
   });
 
   app.setNotFoundHandler(async (request, reply) => {
-    const failure = await plane
-      .reject(request.ctx, new InferdError('NOT_FOUND', `no route for ${request.method} ${request.url.slice(0, 200)}`))
-      .catch((e: unknown) => e);
+    const path = request.url.split('?', 1)[0]!;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method))];
+    const refusal =
+      allowed.length > 0
+        ? new InferdError('METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path.slice(0, 200)}; use ${allowed.join(', ')}`, { details: {} })
+        : new InferdError('NOT_FOUND', `no route for ${request.method} ${path.slice(0, 200)}`);
+    const failure = await plane.reject(request.ctx, refusal).catch((e: unknown) => e);
     const e = toHttpError(failure);
+    if (e.status === 405) reply.header('allow', allowed.join(', '));
     return reply.code(e.status).send(errorBody(e.error));
+  });
+
+  // Compressed bodies are decoded (and still bounded by the body limit, which counts decoded
+  // bytes); an encoding the server does not know is refused rather than read as plain.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding === undefined || encoding === '' || encoding === 'identity') return payload;
+    const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : undefined;
+    if (decoder === undefined) throw new InferdError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding '${encoding.slice(0, 40)}' is not supported; send gzip, deflate, br or no encoding`);
+    // Fastify checks Content-Length against the bytes received, not the decoded ones.
+    const counted = decoder as typeof decoder & { receivedEncodedLength: number };
+    counted.receivedEncodedLength = 0;
+    payload.on('data', (chunk: Buffer) => (counted.receivedEncodedLength += chunk.length));
+    return payload.pipe(decoder);
   });
 
   /** Answers the malformed header found in onRequest, if any. */
@@ -264,6 +318,13 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
 export function httpInFlightOf(app: FastifyInstance): number {
   return (app as unknown as { httpInFlight: number }).httpInFlight;
+}
+
+/** Longest path segment (a model name, a version) the router takes. */
+const MAX_PARAM_LENGTH = 256;
+
+function maxHeaderSize(): number {
+  return httpMaxHeaderSize;
 }
 
 function parseJson(body: Buffer): unknown {
