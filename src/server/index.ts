@@ -19,6 +19,7 @@ import { ModelControl } from '../models/control.js';
 import { ModelManager } from '../models/manager.js';
 import { RegistryLink } from '../models/registry-link.js';
 import { ModelRepository } from '../models/repository.js';
+import { createDriftServing, type DriftServing } from '../monitoring/serving.js';
 import { parseServedModels } from '../models/served.js';
 import { Metrics } from '../observability/metrics.js';
 import { inferenceObserver } from '../observability/server-metrics.js';
@@ -50,6 +51,8 @@ export class InferdServer {
   control: ModelControl | undefined;
   /** The model registry, when one is configured or a model is served from it. */
   registry: RegistryLink | undefined;
+  /** Drift monitoring of served traffic (models with a `drift:` section). */
+  drift: DriftServing | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
   tracing: Tracing | undefined;
   httpPort = 0;
@@ -94,6 +97,7 @@ export class InferdServer {
       served,
       ...(registry ? { registry } : {}),
     });
+    const drift = createDriftServing({ manager, metrics, logger, ...(registry ? { registry } : {}) });
     const c = config.model_control;
     const control = new ModelControl(manager, {
       mode: c.mode,
@@ -114,6 +118,7 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
+          optional: { capture: [drift.policy] },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
@@ -135,6 +140,7 @@ export class InferdServer {
           });
         },
         adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
+        drift.adminRoutes,
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);
@@ -154,6 +160,7 @@ export class InferdServer {
     server.tracing = tracing;
     server.control = control;
     server.registry = registry;
+    server.drift = drift;
     const started: FrontDoor[] = [];
     try {
       // The HTTP port opens first, so liveness and startup probes answer while models load.
@@ -165,6 +172,7 @@ export class InferdServer {
       await Promise.all(started.map((d) => d.stop().catch(() => undefined)));
       await http.close().catch(() => undefined);
       await registry?.close();
+      await drift.close();
       throw error;
     }
     server.httpPort = rest.port;
@@ -230,6 +238,7 @@ export class InferdServer {
     await Promise.all(this.doors.map((d) => d.stop().catch(() => undefined)));
     await controlStopped;
     await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
+    await this.drift?.close();
     await this.registry?.close();
     await this.tracing?.shutdown().catch(() => undefined);
     log.info({ clean: !timedOut, abandoned }, 'shutdown complete');
