@@ -11,6 +11,7 @@ import { parseCsv } from '../../src/validation/ranges.js';
 import { BC_TEST, BC_TRAIN } from '../support/models.js';
 import { EXAMPLES } from '../support/paths.js';
 import { getJson, makeRepository, postJson, startInProcess } from '../support/server.js';
+import { call, connect, type Clients } from '../server/grpc/fixture.js';
 import { SHIFTS } from './support.js';
 
 interface Delivery {
@@ -62,6 +63,7 @@ describe('drift monitoring of live traffic (breast_cancer over REST)', () => {
   let url: string;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   let repository: string;
+  let clients: Clients;
   const featureCount = 30;
 
   beforeAll(async () => {
@@ -80,10 +82,12 @@ describe('drift monitoring of live traffic (breast_cancer over REST)', () => {
       breast_cancer: { copyFrom: join(EXAMPLES, 'breast_cancer'), config, files: { 'data/train.csv': await readFile(BC_TRAIN, 'utf8') } },
       plain: { copyFrom: join(EXAMPLES, 'breast_cancer') },
     });
-    ({ server, url } = await startInProcess(repository));
+    ({ server, url } = await startInProcess(repository, { server: { grpc_port: 0 } }));
+    clients = connect(server.grpcPort);
   }, 60_000);
 
   afterAll(async () => {
+    clients?.inference.close();
     await server?.shutdown();
     await new Promise((r) => receiver?.server.close(r));
     if (repository) await rm(repository, { recursive: true, force: true });
@@ -92,13 +96,22 @@ describe('drift monitoring of live traffic (breast_cancer over REST)', () => {
   const drift = () => getJson(`${url}/v2/admin/models/breast_cancer/drift`);
   const judged = (n: number) => until(`window ${n}`, drift, (r) => r.body.versions?.[0]?.windows_judged >= n);
 
-  /** One request per row, 16 at a time. */
-  async function send(rows: number[][]): Promise<void> {
+  /** One request per row, 16 at a time, over REST or, every other row, gRPC. */
+  async function send(rows: number[][], doors: 'rest' | 'rest+grpc' = 'rest'): Promise<void> {
     let next = 0;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         while (next < rows.length) {
-          const row = rows[next++]!;
+          const index = next++;
+          const row = rows[index]!;
+          if (doors === 'rest+grpc' && index % 2 === 1) {
+            const g = await call<{ outputs: unknown[] }>(clients.inference, 'ModelInfer', {
+              model_name: 'breast_cancer',
+              inputs: [{ name: 'features', datatype: 'FP32', shape: [1, featureCount], contents: { fp32_contents: row } }],
+            });
+            expect(g.response.outputs).toHaveLength(2);
+            continue;
+          }
           const r = await postJson(`${url}/v2/models/breast_cancer/infer`, { inputs: [{ name: 'features', datatype: 'FP32', shape: [1, featureCount], data: row }] });
           expect(r.status).toBe(200);
         }
@@ -145,8 +158,8 @@ describe('drift monitoring of live traffic (breast_cancer over REST)', () => {
     expect(receiver.attempts).toEqual([]);
   });
 
-  it('a copy with three features shifted flags exactly those, in the endpoint and in /metrics, within one window', async () => {
-    await send(await rowsOf(BC_TEST, SHIFTS));
+  it('a copy with three features shifted (half over gRPC) flags exactly those, in the endpoint and in /metrics, within one window', async () => {
+    await send(await rowsOf(BC_TEST, SHIFTS), 'rest+grpc');
     const r = await judged(2);
     const last = r.body.versions[0].last;
     const shifted = Object.keys(SHIFTS).sort();
