@@ -71,7 +71,9 @@ export class DriftMonitor {
       raw instanceof BigInt64Array || raw instanceof BigUint64Array ? Float64Array.from(raw, Number) : (raw as ArrayLike<number>);
     const wanted = this.window.outputs;
     if (wanted.length === 0) {
-      this.window.addBatch(data);
+      // one row (the usual online request) goes in without a batch's per-row views
+      if (data.length === this.window.inputs.length) this.window.add(data);
+      else this.window.addBatch(data);
       return;
     }
     const derived = outputColumnsOf(outputs);
