@@ -6,8 +6,11 @@ import { readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTable } from '../../src/monitoring/dataset.js';
+import { buildDriftProfile } from '../../src/monitoring/profile.js';
 import type { InferdServer } from '../../src/server/index.js';
-import { parseCsv } from '../../src/validation/ranges.js';
+import { parseCsv, profileFromCsv } from '../../src/validation/ranges.js';
+import { BC_ONNX, BC_SERVING_CONFIG, sqliteRegistry } from '../models/support.js';
 import { BC_TEST, BC_TRAIN } from '../support/models.js';
 import { EXAMPLES } from '../support/paths.js';
 import { getJson, makeRepository, postJson, startInProcess } from '../support/server.js';
@@ -212,4 +215,46 @@ describe('drift monitoring of live traffic (breast_cancer over REST)', () => {
     await until('series gone', async () => (await fetch(`${url}/metrics`)).text(), (text) => !/^inferd_drift_\w+\{model="breast_cancer"/m.test(text), 5000);
     expect(server.drift!.versionsOf('breast_cancer')).toEqual([]);
   });
+});
+
+describe('drift monitoring of a registry version, from the profile stored with it', () => {
+  it('uses the stored drift profile, and says why a version without one is not watched', async () => {
+    const reg = await sqliteRegistry();
+    const shifted = { mean_radius: (x: number) => x * 1.3 + 2 };
+    let started: { server: InferdServer; url: string } | undefined;
+    try {
+      await reg.registry.register('bc', BC_ONNX);
+      await reg.registry.register('bare', BC_ONNX);
+      const profile = await profileFromCsv(BC_TRAIN, { exclude: ['label'] });
+      profile.drift = buildDriftProfile(await readTable(BC_TRAIN), { exclude: ['label'] });
+      await reg.registry.setProfile('bc', 1, profile);
+      const config = { ...BC_SERVING_CONFIG, drift: { window: { max_rows: 143 } } };
+      started = await startInProcess(await makeRepository({}), {
+        registry: reg.url,
+        registry_options: { home: reg.home },
+        models: [
+          { registry: 'bc@1', config },
+          { registry: 'bare@1', config },
+        ],
+      });
+      const { url } = started;
+      const watched = await until('bc watched', () => getJson(`${url}/v2/admin/models/bc/drift`), (r) => r.body.versions?.[0]?.status === 'watching');
+      expect(watched.body.versions[0].profile).toBe('registry bc@1');
+      const bare = await until('bare settled', () => getJson(`${url}/v2/admin/models/bare/drift`), (r) => r.body.versions?.[0]?.status === 'unavailable');
+      expect(bare.body.versions[0].reason).toMatch(/no drift profile in the registry: run inferd models profile bare@1/);
+
+      const rows = await rowsOf(BC_TEST, shifted);
+      for (let i = 0; i < rows.length; i += 13) {
+        // batched requests: 13 rows each
+        const batch = rows.slice(i, i + 13);
+        const r = await postJson(`${url}/v2/models/bc/infer`, { inputs: [{ name: 'features', datatype: 'FP32', shape: [batch.length, 30], data: batch.flat() }] });
+        expect(r.status).toBe(200);
+      }
+      const judged = await until('bc window', () => getJson(`${url}/v2/admin/models/bc/drift`), (r) => r.body.versions?.[0]?.windows_judged >= 1);
+      expect(judged.body.versions[0].last.dataset.drifted_features).toEqual(['mean_radius']);
+    } finally {
+      await started?.server.shutdown();
+      await reg.cleanup();
+    }
+  }, 60_000);
 });
