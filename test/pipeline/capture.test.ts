@@ -24,7 +24,7 @@ class FakeTarget implements CaptureTarget {
 const version = { name: 'm', version: '1' } as ModelVersion;
 const ctx = (): PipelineContext => ({ requestId: 'r', served: version }) as PipelineContext;
 const request = (values: number[]): InferenceRequest => ({ inputs: [{ name: 'features', datatype: 'FP32', shape: [values.length / 3, 3], data: Float32Array.from(values) }] });
-const response: InferenceResponse = { model_name: 'm', outputs: [{ name: 'label', datatype: 'INT64', shape: [1], data: BigInt64Array.from([1n]) }] };
+const response: InferenceResponse = { model_name: 'm', model_version: '1', outputs: [{ name: 'label', datatype: 'INT64', shape: [1], data: BigInt64Array.from([1n]) }] };
 const turn = () => new Promise((r) => setImmediate(r));
 
 describe('CapturePolicy', () => {
