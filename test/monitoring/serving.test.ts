@@ -226,7 +226,8 @@ describe('drift monitoring of a registry version, from the profile stored with i
       await reg.registry.register('bc', BC_ONNX);
       await reg.registry.register('bare', BC_ONNX);
       const profile = await profileFromCsv(BC_TRAIN, { exclude: ['label'] });
-      profile.drift = buildDriftProfile(await readTable(BC_TRAIN), { exclude: ['label'] });
+      // the training labels stand for the model's predicted `label` output
+      profile.drift = buildDriftProfile(await readTable(BC_TRAIN), { outputs: ['label'] });
       await reg.registry.setProfile('bc', 1, profile);
       const config = { ...BC_SERVING_CONFIG, drift: { window: { max_rows: 143 } } };
       started = await startInProcess(await makeRepository({}), {
@@ -252,6 +253,8 @@ describe('drift monitoring of a registry version, from the profile stored with i
       }
       const judged = await until('bc window', () => getJson(`${url}/v2/admin/models/bc/drift`), (r) => r.body.versions?.[0]?.windows_judged >= 1);
       expect(judged.body.versions[0].last.dataset.drifted_features).toEqual(['mean_radius']);
+      const label = judged.body.versions[0].last.features.find((f: { name: string }) => f.name === 'label');
+      expect(label).toMatchObject({ role: 'output', method: 'z', missing: 0 });
     } finally {
       await started?.server.shutdown();
       await reg.cleanup();

@@ -82,6 +82,7 @@ export function versionDriftView(state: VersionDrift) {
             drifted: c.drifted,
             psi: num(c.psi),
             severity: c.severity,
+            missing: c.currentMissing,
           })),
         }
       : null,
