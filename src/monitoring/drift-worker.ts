@@ -1,4 +1,11 @@
-/** Worker-thread entry of DriftComputePool: one drift computation per task. */
+/**
+ * Worker-thread entry of DriftComputePool: one drift computation per task.
+ *
+ * The thread lowers its own scheduling priority (on Linux a thread's nice value is its own), so
+ * judging a window takes CPU that serving leaves idle rather than competing with it; a window
+ * that closes while the previous one is still being judged is dropped and counted (monitor.ts).
+ */
+import { setPriority } from 'node:os';
 import { computeDrift } from './drift.js';
 import type { DriftProfile } from './profile.js';
 import type { DriftTask } from './pool.js';
@@ -6,6 +13,12 @@ import type { DriftTask } from './pool.js';
 /** Profiles this worker has received, most recent last. */
 const profiles = new Map<number, DriftProfile>();
 const KEEP = 8;
+
+try {
+  setPriority(19);
+} catch {
+  // not permitted here: judge at normal priority
+}
 
 export default function run(task: DriftTask): unknown {
   let profile = task.profile;
