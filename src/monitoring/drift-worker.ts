@@ -6,9 +6,10 @@
  * that closes while the previous one is still being judged is dropped and counted (monitor.ts).
  */
 import { setPriority } from 'node:os';
+import { readTable } from './dataset.js';
 import { computeDrift } from './drift.js';
-import type { DriftProfile } from './profile.js';
-import type { DriftTask } from './pool.js';
+import { buildDriftProfile, type DriftProfile } from './profile.js';
+import type { DriftTask, ProfileTask } from './pool.js';
 
 /** Profiles this worker has received, most recent last. */
 const profiles = new Map<number, DriftProfile>();
@@ -20,7 +21,8 @@ try {
   // not permitted here: judge at normal priority
 }
 
-export default function run(task: DriftTask): unknown {
+export default function run(task: DriftTask | ProfileTask): unknown {
+  if ('kind' in task) return readTable(task.file).then((table) => buildDriftProfile(table, task.options));
   let profile = task.profile;
   if (profile) {
     profiles.delete(task.profileId);

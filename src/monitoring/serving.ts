@@ -26,11 +26,10 @@ import type { ServingPlane } from '../pipeline/types.js';
 import { driftRoutes } from '../server/admin/drift.js';
 import { CapturePolicy, type CaptureDropReason, type CaptureTarget } from '../pipeline/policies/capture.js';
 import { driftSettings, type DriftConfig } from './config.js';
-import { readTable } from './dataset.js';
 import { DriftMetrics } from './metrics.js';
 import { DriftMonitor } from './monitor.js';
 import { DriftComputePool } from './pool.js';
-import { buildDriftProfile, validateDriftProfile, type DriftProfile } from './profile.js';
+import { validateDriftProfile, type DriftProfile } from './profile.js';
 
 export interface DriftServingParts {
   manager: ModelManager;
@@ -188,7 +187,7 @@ export class DriftServing {
     const inputs = profile.columns.filter((c) => c.role === 'input');
     const input = pickInput(v, config, inputs.length);
     if (!entry.alive || this.closed) return;
-    this.pool ??= new DriftComputePool();
+    const pool = this.computePool();
     const metrics = this.metrics;
     const name = v.name;
     const version = v.version;
@@ -202,7 +201,7 @@ export class DriftServing {
       model: name,
       version: Number(version),
       profile,
-      pool: this.pool,
+      pool,
       window: settings.window,
       options: settings.options,
       actions: settings.actions,
@@ -254,11 +253,19 @@ export class DriftServing {
     const key = JSON.stringify([file, s.size, s.mtimeMs, config.exclude, config.outputs]);
     let profile = this.profiles.get(key);
     if (!profile) {
-      profile = readTable(file).then((table) => buildDriftProfile(table, { exclude: config.exclude, outputs: config.outputs }));
+      // read and profiled in the drift worker: a large training file must not hold up serving
+      profile = this.computePool().profileFile(file, { exclude: config.exclude, outputs: config.outputs });
       this.profiles.set(key, profile);
       profile.catch(() => this.profiles.delete(key));
     }
     return profile;
+  }
+
+  /** The shared worker pool, started with the first version that needs it. */
+  private computePool(): DriftComputePool {
+    if (this.closed) throw new Error('drift monitoring is shut down');
+    this.pool ??= new DriftComputePool();
+    return this.pool;
   }
 
   private drop(entry: Entry): void {
