@@ -125,12 +125,6 @@ export class DriftServing {
     return [...this.entries.values()].filter((e) => e.alive && e.version.name === model).sort((a, b) => Number(a.version.version) - Number(b.version.version));
   }
 
-  /** Sets up monitors for loaded versions that have none (and waits for those under way). */
-  async refresh(): Promise<void> {
-    this.tick();
-    await Promise.all([...this.entries.values()].map((e) => (e.status === 'starting' ? this.whenSettled(e) : undefined)));
-  }
-
   /** Closes time-based windows; follows loads and unloads. */
   tick(): void {
     if (this.closed) return;
@@ -154,16 +148,6 @@ export class DriftServing {
     for (const entry of this.entries.values()) entry.alive = false;
     this.entries.clear();
     await this.pool?.close().catch(() => undefined);
-  }
-
-  private whenSettled(entry: Entry): Promise<void> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (entry.status !== 'starting' || !entry.alive) resolve();
-        else setTimeout(check, 10);
-      };
-      check();
-    });
   }
 
   private start(version: ModelVersion): void {
