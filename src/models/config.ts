@@ -16,6 +16,7 @@
  *   warmup: [{ name: default, batch_size: 1, count: 2, inputs: { features: random } }]
  *   input_ranges: { mode: reject, bound: percentile, reference: data/train.csv, exclude: [label] }
  *   execution: { timeout_ms: 30000, unhealthy_after_timeouts: 3, worker_heap_mb: 1024 }
+ *   drift: { reference: data/train.csv, exclude: [label], window: { max_rows: 1000 } }   # see src/monitoring/config.ts
  *
  * execution bounds one run of the model: past `timeout_ms` its worker thread is terminated and
  * replaced (the callers of that batch get 504, queued requests run on the fresh worker);
@@ -32,6 +33,7 @@
 import Type, { type Static } from 'typebox';
 import { DATATYPES } from '../core/datatypes.js';
 import { ConfigError, validate } from '../config/validate.js';
+import { DriftConfigSchema } from '../monitoring/config.js';
 
 const TensorSpec = Type.Object(
   {
@@ -143,6 +145,8 @@ export const ModelConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Drift monitoring of served traffic (src/monitoring/config.ts). */
+    drift: Type.Optional(DriftConfigSchema),
     /** Free-form values handed to js models' load(). */
     parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   },

@@ -2,6 +2,11 @@
  * Drift settings of a served model, shaped for a `drift:` key in the model's config.yaml:
  *
  *   drift:
+ *     reference: data/train.csv                            # profiled at load (else the registry profile)
+ *     exclude: [label]                                     # reference columns that are not features
+ *     outputs: [label]                                     # reference columns holding model outputs
+ *     input: features                                      # the input the features belong to
+ *     sample_rate: 1                                       # share of served requests captured
  *     window: { max_rows: 10000, max_age_seconds: 3600 }    # tumbling; capacity defaults to max_rows
  *     method: ks                                           # all columns (default: by type and size)
  *     methods: { mean_area: psi }                          # per column
@@ -51,6 +56,12 @@ const CommandSchema = Type.Object(
 
 export const DriftConfigSchema = Type.Object(
   {
+    /** Reference data (CSV or JSONL, relative to the model's directory) profiled when a version loads. */
+    reference: Type.Optional(Type.String({ minLength: 1 })),
+    exclude: Type.Array(Type.String(), { default: [] }),
+    outputs: Type.Array(Type.String(), { default: [] }),
+    input: Type.Optional(Type.String({ minLength: 1 })),
+    sample_rate: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 1 }),
     window: Type.Object(
       {
         max_rows: Type.Integer({ minimum: 1, default: 10000 }),

@@ -10,6 +10,9 @@
  *   inferd_drift_window_rows{model,version}           rows in the last judged window
  *   inferd_drift_windows_total{model,version}         windows judged
  *   inferd_drift_actions_total{model,version,action,result}  webhook/command runs, ok/failed
+ *   inferd_drift_captured_rows_total{model,version}   served rows handed to the window
+ *   inferd_drift_capture_dropped_total{model,version,reason}  requests not captured (queue full, unreadable)
+ *   inferd_drift_windows_dropped_total{model,version} windows closed while the previous was being judged
  *
  * Feature labels come from the reference profile; past MAX_FEATURE_SERIES columns only the
  * drifted ones get per-feature series, which bounds cardinality for wide inputs (images).
@@ -33,6 +36,9 @@ export class DriftMetrics {
   private readonly windowRows: GaugeFamily;
   private readonly windows: CounterFamily;
   private readonly actions: CounterFamily;
+  private readonly capturedRows: CounterFamily;
+  private readonly captureDropped: CounterFamily;
+  private readonly windowsDropped: CounterFamily;
 
   constructor(registry?: Registry) {
     const mv = ['model', 'version'];
@@ -45,6 +51,9 @@ export class DriftMetrics {
     this.windowRows = new GaugeFamily('inferd_drift_window_rows', 'Rows in the last judged window.', mv, registry);
     this.windows = new CounterFamily('inferd_drift_windows_total', 'Windows judged for drift.', mv, registry);
     this.actions = new CounterFamily('inferd_drift_actions_total', 'Drift actions run, by kind and result.', [...mv, 'action', 'result'], registry);
+    this.capturedRows = new CounterFamily('inferd_drift_captured_rows_total', 'Served rows handed to the drift window.', mv, registry);
+    this.captureDropped = new CounterFamily('inferd_drift_capture_dropped_total', 'Served requests left out of drift capture, by reason (queue_full, unreadable).', [...mv, 'reason'], registry);
+    this.windowsDropped = new CounterFamily('inferd_drift_windows_dropped_total', 'Drift windows dropped because the previous one was still being judged.', mv, registry);
   }
 
   record(model: string, version: string, report: DriftReport): void {
@@ -68,9 +77,21 @@ export class DriftMetrics {
     for (const o of outcomes) this.actions.child(model, version, o.action, o.ok ? 'ok' : 'failed').inc();
   }
 
+  captured(model: string, version: string, rows: number): void {
+    this.capturedRows.child(model, version).inc(rows);
+  }
+
+  captureDrop(model: string, version: string, reason: 'queue_full' | 'unreadable'): void {
+    this.captureDropped.child(model, version, reason).inc();
+  }
+
+  windowDropped(model: string, version: string): void {
+    this.windowsDropped.child(model, version).inc();
+  }
+
   /** Drops a version's series (it was unloaded). */
   forget(model: string, version: string): void {
-    for (const family of [this.score, this.psi, this.featureDrifted, this.detected, this.share, this.severity, this.windowRows, this.windows, this.actions]) {
+    for (const family of [this.score, this.psi, this.featureDrifted, this.detected, this.share, this.severity, this.windowRows, this.windows, this.actions, this.capturedRows, this.captureDropped, this.windowsDropped]) {
       family.removeWhere((l) => l['model'] === model && l['version'] === version);
     }
   }

@@ -29,7 +29,7 @@ export interface DriftMonitorOptions {
   options?: DriftOptions;
   actions?: readonly TriggerAction[];
   minSeverity?: Severity;
-  metrics?: DriftMetrics;
+  metrics?: Pick<DriftMetrics, 'record' | 'recordActions' | 'windowDropped'>;
   /** Called with every report and the actions it fired (for an event log). */
   onReport?: (report: DriftReport, actions: ActionOutcome[] | undefined) => void;
   onError?: (error: Error) => void;
@@ -38,6 +38,8 @@ export interface DriftMonitorOptions {
 export class DriftMonitor {
   readonly window: DriftWindow;
   private latestReport: DriftReport | undefined;
+  private latestWindow: Omit<ClosedWindow, 'table'> | undefined;
+  private judgedWindows = 0;
   private judging: Promise<void> | undefined;
   private droppedWindows = 0;
   private readonly trigger: DriftTrigger | undefined;
@@ -69,7 +71,9 @@ export class DriftMonitor {
       raw instanceof BigInt64Array || raw instanceof BigUint64Array ? Float64Array.from(raw, Number) : (raw as ArrayLike<number>);
     const wanted = this.window.outputs;
     if (wanted.length === 0) {
-      this.window.addBatch(data);
+      // one row (the usual online request) goes in without a batch's per-row views
+      if (data.length === this.window.inputs.length) this.window.add(data);
+      else this.window.addBatch(data);
       return;
     }
     const derived = outputColumnsOf(outputs);
@@ -95,6 +99,16 @@ export class DriftMonitor {
     return this.latestReport;
   }
 
+  /** The window the last report judged: rows seen and kept, start, end, why it closed. */
+  get reportWindow(): Omit<ClosedWindow, 'table'> | undefined {
+    return this.latestWindow;
+  }
+
+  /** Windows judged so far. */
+  get judged(): number {
+    return this.judgedWindows;
+  }
+
   /** Windows dropped because the previous one was still being judged. */
   get dropped(): number {
     return this.droppedWindows;
@@ -108,6 +122,7 @@ export class DriftMonitor {
   private judge(window: ClosedWindow): void {
     if (this.judging) {
       this.droppedWindows++;
+      this.o.metrics?.windowDropped(this.o.model, String(this.o.version));
       return;
     }
     this.judging = this.run(window).finally(() => {
@@ -119,6 +134,8 @@ export class DriftMonitor {
     try {
       const report = await this.o.pool.compute(this.o.profile, window.table, this.o.options ?? {});
       this.latestReport = report;
+      this.latestWindow = { seen: window.seen, kept: window.kept, startedAt: window.startedAt, endedAt: window.endedAt, reason: window.reason };
+      this.judgedWindows++;
       this.o.metrics?.record(this.o.model, String(this.o.version), report);
       const outcomes = await this.trigger?.consider(report);
       if (outcomes) this.o.metrics?.recordActions(this.o.model, String(this.o.version), outcomes);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { Table } from './dataset.js';
 import type { DriftOptions, DriftReport } from './drift.js';
-import type { DriftProfile } from './profile.js';
+import type { DriftProfile, ProfileOptions } from './profile.js';
 
 export interface DriftTask {
   profileId: number;
@@ -19,6 +19,13 @@ export interface DriftTask {
 }
 
 export type DriftTaskResult = { report: DriftReport } | { missingProfile: true };
+
+/** Reads a reference data file and profiles it (in the worker: big files take a while). */
+export interface ProfileTask {
+  kind: 'profile';
+  file: string;
+  options: ProfileOptions;
+}
 
 function workerEntry(): { filename: string; execArgv: string[] } {
   // Compiled: dist/monitoring/drift-worker.js. From source (tests, tsx): the .ts file through tsx.
@@ -73,6 +80,11 @@ export class DriftComputePool {
     const retried = (await this.piscina.run({ profileId, profile, table: known ? cloneBack(first, table) : table, options } satisfies DriftTask, known ? {} : { transferList: transfer })) as DriftTaskResult;
     if ('report' in retried) return retried.report;
     throw new Error('the drift worker lost the reference profile');
+  }
+
+  /** Reads and profiles a reference data file (CSV or JSONL) in a worker thread. */
+  async profileFile(file: string, options: ProfileOptions = {}): Promise<DriftProfile> {
+    return (await this.piscina.run({ kind: 'profile', file, options } satisfies ProfileTask)) as DriftProfile;
   }
 
   async close(): Promise<void> {

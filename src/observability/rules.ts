@@ -23,6 +23,7 @@ export interface RecordingRule {
 export interface AlertingRule {
   alert: string;
   expr: string;
+  for?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
 }
@@ -178,7 +179,61 @@ export function buildRules(slo: SloConfig = DEFAULT_SLO_CONFIG, latencyBuckets: 
   }
 
   if (alerts.length > 0) groups.push({ name: 'inferd-slo-alerts', interval, rules: alerts });
+  groups.push({ name: 'inferd-drift', interval, rules: driftAlerts(slo) });
   return { groups };
+}
+
+/**
+ * Drift alerts, from the series of src/monitoring/metrics.ts (updated once per judged window):
+ * data-set drift (ticket), a severe decision (page), drift capture dropping requests for a while,
+ * and a drift action (webhook, command) that failed after its retries.
+ */
+export function driftAlerts(slo: SloConfig = DEFAULT_SLO_CONFIG): AlertingRule[] {
+  const annotate = (summary: string, description: string): Record<string, string> => ({
+    summary,
+    description,
+    ...(slo.runbookUrl !== undefined ? { runbook_url: slo.runbookUrl } : {}),
+  });
+  const mv = 'model {{ $labels.model }} version {{ $labels.version }}';
+  return [
+    {
+      alert: 'InferdDataDrift',
+      expr: `max by (${BY_VERSION}) (inferd_drift_detected) == 1\n`,
+      labels: { ...slo.alertLabels, severity: 'ticket', kind: 'drift' },
+      annotations: annotate(
+        `Data drift on ${mv}`,
+        `The last drift window of ${mv} has data-set drift: the share of drifted input features reached the threshold. See GET /v2/admin/models/{{ $labels.model }}/drift for the features.`,
+      ),
+    },
+    {
+      alert: 'InferdDriftSevere',
+      expr: `max by (${BY_VERSION}) (inferd_drift_severity) >= 3\n`,
+      labels: { ...slo.alertLabels, severity: 'page', kind: 'drift' },
+      annotations: annotate(
+        `Severe drift on ${mv}`,
+        `The last drift window of ${mv} was judged severe (PSI of a drifted feature above the severe tier, or a large accuracy drop): the model may be answering on data it was not trained for.`,
+      ),
+    },
+    {
+      alert: 'InferdDriftCaptureDropping',
+      expr: `sum by (${BY_VERSION}) (rate(inferd_drift_capture_dropped_total[15m])) > 0\n`,
+      for: '15m',
+      labels: { ...slo.alertLabels, severity: 'ticket', kind: 'drift' },
+      annotations: annotate(
+        `Drift capture dropping requests of ${mv}`,
+        `For 15 minutes, served requests of ${mv} were left out of drift capture (hand-off queue full or unreadable inputs): drift windows see a sample only. Lower drift.sample_rate or give the server more CPU.`,
+      ),
+    },
+    {
+      alert: 'InferdDriftActionFailed',
+      expr: `sum by (${BY_VERSION}, action) (increase(inferd_drift_actions_total{result="failed"}[1h])) > 0\n`,
+      labels: { ...slo.alertLabels, severity: 'ticket', kind: 'drift' },
+      annotations: annotate(
+        `A drift action of ${mv} failed`,
+        `A drift {{ $labels.action }} of ${mv} failed after its retries in the last hour: a drift decision was not delivered.`,
+      ),
+    },
+  ];
 }
 
 /** The rules file as YAML, with a header naming the objectives it encodes. */
@@ -192,7 +247,8 @@ export function renderRules(rules: RulesFile, slo: SloConfig = DEFAULT_SLO_CONFI
     '# Regenerate from the slo configuration instead of editing this file.',
     `# Objectives over a ${PERIOD_DAYS}-day period:`,
     ...objectives,
-    '# Alerts: multiwindow, multi-burn-rate (page 14.4x over 1h and 5m, page 6x over 6h and 30m, ticket 1x over 3d and 6h).',
+    '# Alerts: multiwindow, multi-burn-rate (page 14.4x over 1h and 5m, page 6x over 6h and 30m, ticket 1x over 3d and 6h);',
+    '# drift: data-set drift (ticket), severe drift (page), capture dropping, failed drift actions.',
   ];
   return `${header.join('\n')}\n${stringify(rules, { lineWidth: 0 })}`;
 }

@@ -20,6 +20,7 @@ import { ModelManager } from '../models/manager.js';
 import { RegistryLink } from '../models/registry-link.js';
 import { ModelRepository } from '../models/repository.js';
 import { parseServedModels } from '../models/served.js';
+import { createDriftServing, type DriftServing } from '../monitoring/serving.js';
 import { Metrics } from '../observability/metrics.js';
 import { inferenceObserver } from '../observability/server-metrics.js';
 import { extractContextFrom, setupTracing, type Tracing } from '../observability/tracing.js';
@@ -54,6 +55,8 @@ export class InferdServer {
   control: ModelControl | undefined;
   /** The model registry, when one is configured or a model is served from it. */
   registry: RegistryLink | undefined;
+  /** Drift monitoring of served traffic (models with a `drift:` section). */
+  drift: DriftServing | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
   tracing: Tracing | undefined;
   /** Authentication, authorisation, rate limits, TLS and audit (off unless configured). */
@@ -112,6 +115,7 @@ export class InferdServer {
       served,
       ...(registry ? { registry } : {}),
     });
+    const drift = createDriftServing({ manager, metrics, logger, ...(registry ? { registry } : {}) });
     const c = config.model_control;
     const control = new ModelControl(manager, {
       mode: c.mode,
@@ -146,7 +150,7 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
-          optional: { security: security.policies, routing: [traffic.policy, traffic.guard] },
+          optional: { security: security.policies, routing: [traffic.policy, traffic.guard], capture: [drift.policy] },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
@@ -172,6 +176,7 @@ export class InferdServer {
         adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
         (app, p) => traffic.routes(app, p),
         (app, p) => streaming.routes(app, p),
+        drift.adminRoutes,
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);
@@ -199,6 +204,7 @@ export class InferdServer {
     if (security.tls) security.tls.attach(http.server as unknown as import("node:tls").Server);
     server.control = control;
     server.registry = registry;
+    server.drift = drift;
     const started: FrontDoor[] = [];
     try {
       // The HTTP port opens first, so liveness and startup probes answer while models load.
@@ -213,6 +219,7 @@ export class InferdServer {
       await traffic.close().catch(() => undefined);
       await registry?.close();
       await security.close().catch(() => undefined);
+      await drift.close().catch(() => undefined);
       throw error;
     }
     server.httpPort = rest.port;
@@ -292,6 +299,7 @@ export class InferdServer {
     await (timedOut ? Promise.race([this.manager.close(0), new Promise((r) => setTimeout(r, 600))]) : this.manager.close());
     await this.traffic?.close().catch(() => undefined);
     await this.streaming?.close().catch(() => undefined);
+    await this.drift?.close().catch(() => undefined);
     await this.registry?.close();
     await this.security?.close().catch(() => undefined);
     await this.tracing?.shutdown().catch(() => undefined);

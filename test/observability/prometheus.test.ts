@@ -118,7 +118,7 @@ describe('metrics scraped by a real Prometheus', () => {
   test('every rule is healthy, and the 5% error burst pages while latency within budget does not', async () => {
     await prometheus.waitFor('count(ALERTS{alertname="InferdErrorBudgetBurnFast",alertstate="firing",model="m"})', (s) => s.length === 1 && s[0]!.value === 1);
     const statuses = await prometheus.rules();
-    expect(statuses.length).toBe(36);
+    expect(statuses.length).toBe(40); // 36 SLO rules and 4 drift alerts
     expect(statuses.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual([]);
     // 5% errors burn the 0.1% budget 50 times too fast: both pages and the ticket fire.
     const names = (await prometheus.query('ALERTS{alertstate="firing"}')).map((s) => s.metric['alertname']);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigValidationError, DEFAULT_SLO_CONFIG, validateSloConfig } from '../../src/observability/config.js';
-import { buildRules, generateRules, leMatcher, renderRules, type AlertingRule, type RecordingRule } from '../../src/observability/rules.js';
+import { buildRules, driftAlerts, generateRules, leMatcher, renderRules, type AlertingRule, type RecordingRule } from '../../src/observability/rules.js';
 import { burnRateTests } from './burn-scenarios.js';
 import { promtool } from './promtool.js';
 
@@ -39,7 +39,7 @@ describe('generated rules', () => {
   test('the example deploy/prometheus/prometheus.yml is valid and loads the rules', () => {
     const result = promtool('check', 'config', join(repoRoot, 'deploy', 'prometheus', 'prometheus.yml'));
     expect(result.status, result.output).toBe(0);
-    expect(result.output).toContain('SUCCESS: 36 rules found');
+    expect(result.output).toContain('SUCCESS: 40 rules found');
   });
 
   test('records the contract series: quantiles, error ratios, latency and availability good ratios over every alert window', () => {
@@ -58,7 +58,7 @@ describe('generated rules', () => {
   });
 
   test('alerts are the workbook form: long and short window over the same burn threshold, no p95 comparisons', () => {
-    const alerts = allRules().filter((r): r is AlertingRule => 'alert' in r);
+    const alerts = allRules().filter((r): r is AlertingRule => 'alert' in r && r.labels['kind'] !== 'drift');
     expect(alerts).toHaveLength(3 * 4);
     const fast = alerts.find((a) => a.alert === 'InferdErrorBudgetBurnFast');
     expect(fast?.expr.replace(/\s+/g, ' ').trim()).toBe('inferd:inference_error_ratio:rate1h > (14.4 * 0.001) and inferd:inference_error_ratio:rate5m > (14.4 * 0.001)');
@@ -67,6 +67,17 @@ describe('generated rules', () => {
     expect(ticket?.expr).toContain('(1 - inferd:slo_latency_good_ratio:rate3d{threshold="0.5"}) > (1 * 0.05)');
     expect(ticket?.labels['severity']).toBe('ticket');
     for (const a of alerts) expect(a.expr).not.toMatch(/latency_seconds:p9/);
+  });
+
+  test('drift alerts read the drift series by model and version', () => {
+    const drift = buildRules().groups.find((g) => g.name === 'inferd-drift')!.rules as AlertingRule[];
+    expect(drift.map((a) => [a.alert, a.labels['severity']])).toEqual([
+      ['InferdDataDrift', 'ticket'],
+      ['InferdDriftSevere', 'page'],
+      ['InferdDriftCaptureDropping', 'ticket'],
+      ['InferdDriftActionFailed', 'ticket'],
+    ]);
+    expect(drift[0]!.expr.trim()).toBe('max by (model, version) (inferd_drift_detected) == 1');
   });
 
   test('bucket bounds are matched in both spellings Prometheus may store', () => {
@@ -155,4 +166,50 @@ describe('promtool test rules: every alert fires on a budget-burning series and 
     expect(result.output).toContain('recovered');
   });
 
+});
+
+describe('promtool test rules: drift alerts', () => {
+  const render = (template: string, labels: Record<string, string>): string => template.replace(/\{\{ \$labels\.([a-zA-Z_]+) \}\}/g, (_, name: string) => labels[name] ?? '');
+  const expected = (name: string, series: Record<string, string>) => {
+    const rule = driftAlerts().find((a) => a.alert === name)!;
+    const labels = { ...series, ...rule.labels };
+    return { exp_labels: labels, exp_annotations: Object.fromEntries(Object.entries(rule.annotations).map(([k, v]) => [k, render(v, labels)])) };
+  };
+
+  test('data-set drift and severe drift fire for the drifted version only, and clear with the next quiet window', () => {
+    const bc = { model: 'breast_cancer', version: '1' };
+    const other = { model: 'digits', version: '2' };
+    const series = (name: string, labels: Record<string, string>, values: string) => ({ series: `${name}{model="${labels['model']}",version="${labels['version']}"}`, values });
+    const tests = {
+      rule_files: [write('drift-rules.yml', generateRules())],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          name: 'drift',
+          interval: '1m',
+          input_series: [
+            // windows judged at minutes 0, 5 (drift, severe) and 10 (quiet again)
+            series('inferd_drift_detected', bc, '0x4 1x4 0x4'),
+            series('inferd_drift_severity', bc, '0x4 3x4 0x4'),
+            series('inferd_drift_detected', other, '0x12'),
+            series('inferd_drift_severity', other, '1x12'),
+            { series: 'inferd_drift_capture_dropped_total{model="breast_cancer",version="1",reason="queue_full"}', values: '0+10x40' },
+          ],
+          alert_rule_test: [
+            { eval_time: '3m', alertname: 'InferdDataDrift', exp_alerts: [] },
+            { eval_time: '6m', alertname: 'InferdDataDrift', exp_alerts: [expected('InferdDataDrift', bc)] },
+            { eval_time: '6m', alertname: 'InferdDriftSevere', exp_alerts: [expected('InferdDriftSevere', bc)] },
+            { eval_time: '11m', alertname: 'InferdDataDrift', exp_alerts: [] },
+            { eval_time: '11m', alertname: 'InferdDriftSevere', exp_alerts: [] },
+            // dropping must last 15 minutes before it alerts
+            { eval_time: '10m', alertname: 'InferdDriftCaptureDropping', exp_alerts: [] },
+            { eval_time: '35m', alertname: 'InferdDriftCaptureDropping', exp_alerts: [expected('InferdDriftCaptureDropping', bc)] },
+          ],
+        },
+      ],
+    };
+    const result = promtool('test', 'rules', write('drift-tests.yml', stringify(tests, { lineWidth: 0 })));
+    expect(result.status, result.output).toBe(0);
+    expect(result.output).toContain('SUCCESS');
+  });
 });
