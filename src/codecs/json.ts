@@ -3,12 +3,48 @@
  * can get wrong and names the tensor and the problem; encoding writes the response text
  * directly, since generic serialisation of large numeric arrays is the hot spot of REST serving.
  */
+import { parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { isDatatype } from '../core/datatypes.js';
 import { InvalidInputError } from '../core/errors.js';
-import { checkElementCount, checkShape, fromValues, toValues } from '../core/tensor.js';
+import { checkElementCount, checkShape, fromValues, showValue, toValues } from '../core/tensor.js';
 import type { InferenceRequest, InferenceResponse, Parameters, RequestedOutput, Tensor } from '../core/types.js';
 
 type Json = Record<string, unknown>;
+
+/**
+ * An integer literal of 16 or more digits: the only kind of JSON number JSON.parse can round
+ * (2^53 has 16 digits). The character before it must be one that can precede a JSON value, so
+ * the long fractions of ordinary floats ("0.30000000000000004") do not match.
+ */
+const LONG_INTEGER = /[^\d.eE+]-?\d{16}/;
+const INTEGER_LITERAL = /^-?\d+$/;
+
+/** Numbers as JSON.parse reads them, except integers beyond 2^53, which become exact BigInts. */
+function exactNumber(text: string): number | bigint {
+  const n = Number(text);
+  return Number.isSafeInteger(n) || !INTEGER_LITERAL.test(text) ? n : BigInt(text);
+}
+
+/**
+ * Parses a request body as JSON without losing digits: bodies that hold a long integer literal
+ * are read by a precision-keeping parser, everything else by the built-in one (the common case,
+ * at its usual speed). `what` names the text in the error.
+ */
+export function parseJsonBody(body: Buffer | string, what = 'the request body'): unknown {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  try {
+    if (!LONG_INTEGER.test(text)) return JSON.parse(text);
+    // Duplicate keys: the last wins, as with JSON.parse.
+    return parseLossless(text, null, { parseNumber: exactNumber, onDuplicateKey: ({ newValue }) => newValue });
+  } catch (error) {
+    throw new InvalidInputError(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** JSON text of a small value (parameters) with BigInts written as exact integers. */
+export function jsonText(value: unknown): string {
+  return stringifyLossless(value) ?? 'null';
+}
 
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -18,15 +54,19 @@ export function parseParameters(value: unknown, what: string): Parameters | unde
   if (value === undefined || value === null) return undefined;
   if (!isObject(value)) throw new InvalidInputError(`${what}: 'parameters' must be an object`);
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint') {
       throw new InvalidInputError(`${what}: parameter '${k}' must be a string, number or boolean`);
     }
   }
   return value as Parameters;
 }
 
-/** Flattens nested row-major arrays; flat arrays are returned as they are. */
-function flatten(data: unknown[]): unknown[] {
+/**
+ * The data of a tensor as one flat row-major list. Flat data is taken as it is (its count is
+ * checked against the shape afterwards); nested data must be nested exactly as the shape says,
+ * every list as long as its dimension, so [[1, 2], [3, 4, 5, 6]] is not a [2, 3] tensor.
+ */
+function flatten(data: unknown[], shape: readonly number[], what: string): unknown[] {
   let nested = false;
   for (let i = 0; i < data.length; i++) {
     if (Array.isArray(data[i])) {
@@ -36,24 +76,25 @@ function flatten(data: unknown[]): unknown[] {
   }
   if (!nested) return data;
   const out: unknown[] = [];
-  const stack: unknown[][] = [data];
-  const index: number[] = [0];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    const i = index[index.length - 1]!;
-    if (i >= top.length) {
-      stack.pop();
-      index.pop();
-      continue;
+  const shown = `[${shape.join(', ')}]`;
+  const walk = (list: unknown[], depth: number, path: string): void => {
+    if (depth >= shape.length) throw new InvalidInputError(`${what}: data${path} is a list, but shape ${shown} has no dimension left for it`);
+    if (list.length !== shape[depth]) {
+      throw new InvalidInputError(`${what}: data${path} holds ${list.length} elements, but dimension ${depth} of shape ${shown} is ${shape[depth]}`);
     }
-    index[index.length - 1] = i + 1;
-    const v = top[i];
-    if (Array.isArray(v)) {
-      if (stack.length > 32) throw new InvalidInputError('tensor data is nested more than 32 levels deep');
-      stack.push(v);
-      index.push(0);
-    } else out.push(v);
-  }
+    const leaf = depth === shape.length - 1;
+    for (let i = 0; i < list.length; i++) {
+      const v = list[i];
+      if (Array.isArray(v)) {
+        if (leaf) throw new InvalidInputError(`${what}: data${path}[${i}] is a list, but shape ${shown} expects a value there`);
+        walk(v, depth + 1, `${path}[${i}]`);
+      } else {
+        if (!leaf) throw new InvalidInputError(`${what}: data${path}[${i}] is a value, but shape ${shown} expects a list of ${shape[depth + 1]} there`);
+        out.push(v);
+      }
+    }
+  };
+  walk(data, 0, '');
   return out;
 }
 
@@ -63,7 +104,7 @@ export function decodeTensor(raw: unknown, position: number): Tensor {
   if (typeof name !== 'string' || name.length === 0) throw new InvalidInputError(`inputs[${position}]: 'name' must be a non-empty string`);
   const what = `input '${name}'`;
   const datatype = raw.datatype;
-  if (!isDatatype(datatype)) throw new InvalidInputError(`${what}: unknown datatype ${JSON.stringify(datatype)}`);
+  if (!isDatatype(datatype)) throw new InvalidInputError(`${what}: unknown datatype ${showValue(datatype)}`);
   const shape = checkShape(raw.shape, what);
   const parameters = parseParameters(raw.parameters, what);
   if (raw.data === undefined) {
@@ -74,8 +115,8 @@ export function decodeTensor(raw: unknown, position: number): Tensor {
     // A scalar is allowed for a tensor of one element.
     values = [values];
   }
-  const flat = flatten(values as unknown[]);
-  const tensor: Tensor = { name, datatype, shape, data: fromValues(datatype, flat, what) };
+  const flat = flatten(values as unknown[], shape, what);
+  const tensor: Tensor = { name, datatype, shape, data: fromValues(datatype, flat, what, { fromText: true }) };
   if (parameters) tensor.parameters = parameters;
   checkElementCount(tensor, what);
   return tensor;
@@ -141,19 +182,15 @@ function fromValuesToNumbers(t: Tensor): unknown[] {
 export function encodeInferResponse(response: InferenceResponse, binaryOutputs?: ReadonlySet<string>): string {
   let s = `{"model_name":${JSON.stringify(response.model_name)},"model_version":${JSON.stringify(response.model_version)}`;
   if (response.id !== undefined) s += `,"id":${JSON.stringify(response.id)}`;
-  if (response.parameters) s += `,"parameters":${JSON.stringify(response.parameters, bigintReplacer)}`;
+  if (response.parameters) s += `,"parameters":${jsonText(response.parameters)}`;
   s += ',"outputs":[';
   for (let i = 0; i < response.outputs.length; i++) {
     const t = response.outputs[i]!;
     if (i) s += ',';
     s += `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}]`;
-    if (t.parameters) s += `,"parameters":${JSON.stringify(t.parameters, bigintReplacer)}`;
+    if (t.parameters) s += `,"parameters":${jsonText(t.parameters)}`;
     if (!binaryOutputs?.has(t.name)) s += `,"data":${dataJson(t)}`;
     s += '}';
   }
   return `${s}]}`;
-}
-
-function bigintReplacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? Number(value) : value;
 }
