@@ -3,6 +3,7 @@
  * lists (JSON, protobuf typed contents) and the typed arrays tensors are held in, and checks.
  */
 import { allocate, datatypeInfo, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type Datatype, type TensorData } from './datatypes.js';
+import { stringify as stringifyExact } from 'lossless-json';
 import { InvalidInputError } from './errors.js';
 import type { Tensor } from './types.js';
 
@@ -125,7 +126,7 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
   const max = info.max as number;
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw badValue(what, i, v, datatype);
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw typeof v === 'bigint' ? outOfRange(what, i, v, datatype) : badValue(what, i, v, datatype);
     if (v < min || v > max) throw outOfRange(what, i, v, datatype);
     arr[i] = v;
   }
@@ -162,7 +163,7 @@ export function showValue(value: unknown): string {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `${value} (a number beyond the FP64 range)`;
   if (value === undefined) return 'missing';
   try {
-    const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const text = stringifyExact(value) ?? String(value);
     return text.length > 64 ? `${text.slice(0, 61)}...` : text;
   } catch {
     return String(value);
