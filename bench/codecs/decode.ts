@@ -2,24 +2,34 @@
  * Cost of decoding a JSON inference request body into tensors, the path every REST request
  * takes: body bytes → text → parsed JSON → typed arrays. Runs in one process, no server.
  *
- *   npx tsx bench/codecs/decode.ts [--repeats 15]
+ *   npx tsx bench/codecs/decode.ts [--repeats 15] [--baseline DIR]
  *
  * Prints, per request, the median of the repeats (each repeat decodes the body enough times to
  * last about 200 ms), and the cost of a bare JSON.parse of the same text as a yardstick for the
- * machine's speed at the moment of the run.
+ * machine's speed at the moment of the run. With --baseline, DIR holds an older `src/` (e.g.
+ * `git archive <commit> src/core src/codecs | tar -x -C DIR`): its decoder is timed in the same
+ * rounds, alternating with the current one, so that machine noise hits both alike.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import * as json from '../../src/codecs/json.js';
 
 const SHARED = resolve(import.meta.dirname, '..', '..', '..', 'shared', 'models');
 const repeatsArg = process.argv.indexOf('--repeats');
 const REPEATS = repeatsArg > 0 ? Number(process.argv[repeatsArg + 1]) : 15;
+const baselineArg = process.argv.indexOf('--baseline');
+const BASELINE = baselineArg > 0 ? resolve(process.argv[baselineArg + 1]!) : undefined;
 
-// The decoder the REST door uses: the codec's body parser when it has one.
-const parseBody: (body: Buffer) => unknown =
-  (json as { parseJsonBody?: (body: Buffer) => unknown }).parseJsonBody ?? ((body) => JSON.parse(body.toString('utf8')));
+type JsonCodec = typeof json;
+type Decoder = (body: Buffer) => number;
+
+/** The decode path of the REST door: the codec's body parser when it has one, then the request decoder. */
+function decoderOf(codec: Partial<JsonCodec>): Decoder {
+  const parse = codec.parseJsonBody ?? ((body: Buffer | string) => JSON.parse(body.toString()));
+  return (body) => codec.decodeInferRequest!(parse(body)).inputs.length;
+}
 
 function breastCancerBody(): Buffer {
   const golden = JSON.parse(readFileSync(resolve(SHARED, 'breast_cancer', 'golden.json'), 'utf8')) as {
@@ -54,29 +64,31 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median time of one call, in microseconds. */
-function measure(fn: () => void): number {
+/** Iterations of `fn` that take about 200 ms. */
+function calibrate(fn: () => void): number {
   fn();
   let iterations = 1;
-  let per: number;
   for (;;) {
     const t = performance.now();
     for (let i = 0; i < iterations; i++) fn();
     const elapsed = performance.now() - t;
-    if (elapsed > 50) {
-      per = elapsed / iterations;
-      break;
-    }
+    if (elapsed > 50) return Math.max(1, Math.round((200 * iterations) / elapsed));
     iterations *= 2;
   }
-  const target = Math.max(1, Math.round(200 / per));
-  const samples: number[] = [];
+}
+
+/** Median time of one call of each function, in microseconds, timed in alternating rounds. */
+function measure(fns: Array<() => void>): number[] {
+  const counts = fns.map(calibrate);
+  const samples: number[][] = fns.map(() => []);
   for (let r = 0; r < REPEATS; r++) {
-    const t = performance.now();
-    for (let i = 0; i < target; i++) fn();
-    samples.push(((performance.now() - t) / target) * 1000);
+    fns.forEach((fn, k) => {
+      const t = performance.now();
+      for (let i = 0; i < counts[k]!; i++) fn();
+      samples[k]!.push(((performance.now() - t) / counts[k]!) * 1000);
+    });
   }
-  return median(samples);
+  return samples.map(median);
 }
 
 const image = mobilenetImage();
@@ -86,16 +98,21 @@ const cases: Array<[string, Buffer]> = [
   ['mobilenet 1x3x224x224 FP32, nested', mobilenetBody(image, true)],
 ];
 
-console.log(`| request | body bytes | JSON.parse alone (µs) | decode (µs) | decode / JSON.parse |`);
-console.log(`|---|---|---|---|---|`);
+const current = decoderOf(json);
+const baseline = BASELINE ? decoderOf((await import(pathToFileURL(resolve(BASELINE, 'src', 'codecs', 'json.ts')).href)) as JsonCodec) : undefined;
+
+const columns = ['request', 'body bytes', 'JSON.parse alone (µs)', ...(baseline ? ['decode, baseline (µs)'] : []), 'decode (µs)', ...(baseline ? ['decode / baseline'] : ['decode / JSON.parse'])];
+console.log(`| ${columns.join(' | ')} |`);
+console.log(`|${columns.map(() => '---').join('|')}|`);
 for (const [name, body] of cases) {
   let sink = 0;
-  const bare = measure(() => {
-    sink += (JSON.parse(body.toString('utf8')) as { inputs: unknown[] }).inputs.length;
-  });
-  const decode = measure(() => {
-    sink += json.decodeInferRequest(parseBody(body)).inputs.length;
-  });
+  const fns: Array<() => void> = [() => void (sink += (JSON.parse(body.toString('utf8')) as { inputs: unknown[] }).inputs.length)];
+  if (baseline) fns.push(() => void (sink += baseline(body)));
+  fns.push(() => void (sink += current(body)));
+  const times = measure(fns);
   if (sink === 0) throw new Error('nothing decoded');
-  console.log(`| ${name} | ${body.length} | ${bare.toFixed(1)} | ${decode.toFixed(1)} | ${(decode / bare).toFixed(2)} |`);
+  const bare = times[0]!;
+  const now = times[times.length - 1]!;
+  const cells = [name, String(body.length), bare.toFixed(1), ...(baseline ? [times[1]!.toFixed(1)] : []), now.toFixed(1), (now / (baseline ? times[1]! : bare)).toFixed(2)];
+  console.log(`| ${cells.join(' | ')} |`);
 }

@@ -25,19 +25,62 @@ function exactNumber(text: string): number | bigint {
   return Number.isSafeInteger(n) || !INTEGER_LITERAL.test(text) ? n : BigInt(text);
 }
 
+function parseExact(text: string): unknown {
+  // Duplicate keys: the last wins, as with JSON.parse.
+  return parseLossless(text, null, { parseNumber: exactNumber, onDuplicateKey: ({ newValue }) => newValue });
+}
+
+/** A number JSON.parse may have rounded: an integer beyond 2^53. */
+function rounded(value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value);
+}
+
+function roundedParameter(holder: unknown): boolean {
+  const parameters = isObject(holder) ? holder.parameters : undefined;
+  if (!isObject(parameters)) return false;
+  for (const key in parameters) if (rounded(parameters[key])) return true;
+  return false;
+}
+
+/** Whether JSON.parse may have rounded a parameter of the request, its inputs or its outputs. */
+function roundedParameters(body: unknown): boolean {
+  if (!isObject(body)) return false;
+  if (roundedParameter(body)) return true;
+  for (const list of [body.inputs, body.outputs]) {
+    if (Array.isArray(list)) for (const t of list) if (roundedParameter(t)) return true;
+  }
+  return false;
+}
+
 /**
- * Parses a request body as JSON without losing digits: bodies that hold a long integer literal
- * are read by a precision-keeping parser, everything else by the built-in one (the common case,
- * at its usual speed). `what` names the text in the error.
+ * Parses an OIP (V2) request body as JSON without losing digits where they matter: in the data
+ * of INT64/UINT64 tensors and in parameters. Only bodies that hold a long integer literal there
+ * are read by the precision-keeping parser; everything else by the built-in one, at its usual
+ * speed (a float tensor's body is not even scanned: JSON.parse's nearest double is the value).
+ * `what` names the text in the error.
  */
 export function parseJsonBody(body: Buffer | string, what = 'the request body'): unknown {
   const text = typeof body === 'string' ? body : body.toString('utf8');
   try {
-    if (!LONG_INTEGER.test(text)) return JSON.parse(text);
-    // Duplicate keys: the last wins, as with JSON.parse.
-    return parseLossless(text, null, { parseNumber: exactNumber, onDuplicateKey: ({ newValue }) => newValue });
+    // 'INT64' also finds 'UINT64'.
+    if (text.includes('INT64') && LONG_INTEGER.test(text)) return parseExact(text);
+    const parsed: unknown = JSON.parse(text);
+    return roundedParameters(parsed) ? parseExact(text) : parsed;
   } catch (error) {
     throw new InvalidInputError(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Parses a KServe V1 body (`{"instances": ...}`): it names no datatypes, so any long integer
+ * literal sends it to the precision-keeping parser.
+ */
+export function parseV1JsonBody(body: Buffer | string): unknown {
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  try {
+    return LONG_INTEGER.test(text) ? parseExact(text) : JSON.parse(text);
+  } catch (error) {
+    throw new InvalidInputError(`the request body is not valid JSON: ${(error as Error).message}`);
   }
 }
 

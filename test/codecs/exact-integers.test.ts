@@ -3,7 +3,7 @@ import { parse as parseLossless } from 'lossless-json';
 import { describe, expect, it } from 'vitest';
 import { binaryCodec } from '../../src/codecs/binary-request.js';
 import { encodeBinaryResponse, parseBinaryRequest } from '../../src/codecs/binary.js';
-import { decodeInferRequest, encodeInferResponse, parseJsonBody } from '../../src/codecs/json.js';
+import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../src/codecs/json.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../src/codecs/v1.js';
 import { InvalidInputError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/types.js';
@@ -74,17 +74,28 @@ describe('JSON input', () => {
     expect(request.parameters).toEqual({ seed: 12345678901234567890n });
   });
 
-  it('reads long integers in other datatypes as the nearest value, or refuses them', () => {
+  it('reads long integers in other datatypes as JSON.parse does: the nearest double, refused when out of range', () => {
     expect(Array.from(decode(body('FP64', ['9007199254740993'])).data as Float64Array)).toEqual([9007199254740992]);
-    expect(refusal(() => decode(body('INT32', ['12345678901234567890'])))).toMatch(/element 0 is 12345678901234567890, outside the INT32 range/);
-    expect(refusal(() => decode(body('FP64', ['1' + '0'.repeat(400)])))).toMatch(/element 0 is 1000.*, outside the finite FP64 range/);
+    expect(refusal(() => decode(body('INT32', ['12345678901234567890'])))).toMatch(/element 0 is 12345678901234567000, outside the INT32 range/);
+    expect(refusal(() => decode(body('FP64', ['1' + '0'.repeat(400)])))).toMatch(/element 0 is Infinity \(a number beyond the FP64 range\), outside the finite FP64 range/);
+  });
+
+  it('keeps long integer parameters exact in any request', () => {
+    const text = body('FP32', ['0.5']).replace('"shape"', '"parameters":{"id":-9223372036854775807},"shape"').replace('{"inputs"', '{"parameters":{"seed":18446744073709551615},"inputs"');
+    const request = decodeInferRequest(parseJsonBody(text));
+    expect(request.parameters).toEqual({ seed: 2n ** 64n - 1n });
+    expect(request.inputs[0]!.parameters).toEqual({ id: -(2n ** 63n) + 1n });
+    expect(decodeInferRequest(parseJsonBody(body('FP32', ['0.5']).replace('{"inputs"', '{"parameters":{"n":9007199254740991},"inputs"'))).parameters).toEqual({ n: 9007199254740991 });
   });
 
   it('parses ordinary bodies as JSON.parse does (floats with long fractions, duplicate keys)', () => {
     const text = '{"inputs":[{"name":"x","datatype":"FP64","shape":[3],"data":[0.30000000000000004,1.0000000000000002e-7,-123456789012345.5]}],"id":"a","id":"b"}';
     expect(parseJsonBody(text)).toEqual(JSON.parse(text));
-    const long = '{"id":"b","id":"c","n":12345678901234567}';
-    expect(parseJsonBody(long)).toEqual({ id: 'c', n: 12345678901234567n });
+    const long = '{"id":"b","id":"c","parameters":{"n":12345678901234567}}';
+    expect(parseJsonBody(long)).toEqual({ id: 'c', parameters: { n: 12345678901234567n } });
+    const v1 = '{"instances":[[12345678901234567, 0.30000000000000004]]}';
+    expect(parseV1JsonBody(v1)).toEqual({ instances: [[12345678901234567n, 0.30000000000000004]] });
+    expect(parseV1JsonBody('{"instances":[[0.30000000000000004]]}')).toEqual({ instances: [[0.30000000000000004]] });
   });
 
   it('refuses invalid JSON with a 400-class error on both parsers', () => {
@@ -133,7 +144,7 @@ describe('JSON output', () => {
   });
 
   it('reads V1 instances with long integers exactly', () => {
-    const instances = parseV1Body(parseJsonBody(`{"instances":[[${INT64_MAX}, 1], [2, -9007199254740993]]}`));
+    const instances = parseV1Body(parseV1JsonBody(`{"instances":[[${INT64_MAX}, 1], [2, -9007199254740993]]}`));
     const request = decodeV1Instances(instances, [{ name: 'ids', datatype: 'INT64', shape: [-1, 2] }]);
     expect(Array.from(request.inputs[0]!.data as BigInt64Array)).toEqual([INT64_MAX, 1n, 2n, -9007199254740993n]);
   });
