@@ -141,6 +141,8 @@ function flatten(data: unknown[], shape: readonly number[], what: string): unkno
   return out;
 }
 
+const FROM_TEXT = { fromText: true } as const;
+
 export function decodeTensor(raw: unknown, position: number): Tensor {
   if (!isObject(raw)) throw new InvalidInputError(`inputs[${position}] must be an object with name, datatype, shape and data`);
   const name = raw.name;
@@ -159,7 +161,7 @@ export function decodeTensor(raw: unknown, position: number): Tensor {
     values = [values];
   }
   const flat = flatten(values as unknown[], shape, what);
-  const tensor: Tensor = { name, datatype, shape, data: fromValues(datatype, flat, what, { fromText: true }) };
+  const tensor: Tensor = { name, datatype, shape, data: fromValues(datatype, flat, what, FROM_TEXT) };
   if (parameters) tensor.parameters = parameters;
   checkElementCount(tensor, what);
   return tensor;

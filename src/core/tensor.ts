@@ -106,18 +106,17 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
       return arr;
     }
     const arr = out as Float32Array | Float64Array;
-    for (let i = 0; i < n; i++) {
+    // Magnitudes from which a number rounds to an infinite element (ties go to even: infinity).
+    const limit = datatype === 'FP32' ? FP32_OVERFLOW : Infinity;
+    let i = 0;
+    while ((i = fillFloats(arr, values, i, limit, strict)) < n) {
+      // Not a plain finite number that fits: an explicit non-finite spelling, a BigInt, or a refusal.
       const v = values[i];
-      if (typeof v === 'number') {
-        arr[i] = v;
-        const stored = arr[i]!;
-        // stored - stored is 0 for every finite value and NaN otherwise: one test on the hot path.
-        if (stored - stored !== 0 && (v - v === 0 || strict)) throw outOfRange(what, i, v, datatype);
-      } else {
-        const x = floatOf(v, what, i, datatype);
-        arr[i] = x;
-        if (x - x === 0 && arr[i]! - arr[i]! !== 0) throw outOfRange(what, i, v, datatype);
-      }
+      if (typeof v === 'number') throw outOfRange(what, i, v, datatype);
+      const x = floatOf(v, what, i, datatype);
+      arr[i] = x;
+      if (x - x === 0 && arr[i]! - arr[i]! !== 0) throw outOfRange(what, i, v, datatype);
+      i++;
     }
     return arr;
   }
@@ -133,7 +132,25 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
   return arr;
 }
 
+/**
+ * The hot loop of float conversion, kept small so that it optimises well: stores numbers from
+ * `from` on, and stops at the first element that is not a number or does not fit (an infinite
+ * number is kept unless `strict`). Returns where it stopped: values.length when done.
+ */
+function fillFloats(arr: Float32Array | Float64Array, values: ArrayLike<unknown>, from: number, limit: number, strict: boolean): number {
+  const n = values.length;
+  for (let i = from; i < n; i++) {
+    const v = values[i];
+    if (typeof v !== 'number') return i;
+    if ((v >= limit || v <= -limit) && (v - v === 0 || strict)) return i;
+    arr[i] = v;
+  }
+  return n;
+}
+
 const DECIMAL = /^-?\d+$/;
+/** 2^128 - 2^103: halfway between the largest finite FP32 and 2^128. */
+const FP32_OVERFLOW = 3.4028235677973366e38;
 
 /** A float element given as something other than a number: an explicit non-finite spelling or a BigInt. */
 function floatOf(v: unknown, what: string, index: number, datatype: Datatype): number {
