@@ -119,26 +119,42 @@ function flatten(data: unknown[], shape: readonly number[], what: string): unkno
   }
   if (!nested) return data;
   const out: unknown[] = [];
-  const shown = `[${shape.join(', ')}]`;
-  const walk = (list: unknown[], depth: number, path: string): void => {
-    if (depth >= shape.length) throw new InvalidInputError(`${what}: data${path} is a list, but shape ${shown} has no dimension left for it`);
-    if (list.length !== shape[depth]) {
-      throw new InvalidInputError(`${what}: data${path} holds ${list.length} elements, but dimension ${depth} of shape ${shown} is ${shape[depth]}`);
-    }
-    const leaf = depth === shape.length - 1;
+  const at: number[] = [];
+  const problem = walkNested(data, 0, shape, out, at);
+  if (problem !== undefined) {
+    const path = at.map((i) => `[${i}]`).join('');
+    throw new InvalidInputError(`${what}: data${path} ${problem.replace('SHAPE', `shape [${shape.join(', ')}]`)}`);
+  }
+  return out;
+}
+
+/**
+ * Appends the leaves of `list` (at `depth` of `shape`) to `out`. On a mismatch returns what is
+ * wrong, with `at` holding the indices down to the offending place; undefined when all is well.
+ */
+function walkNested(list: unknown[], depth: number, shape: readonly number[], out: unknown[], at: number[]): string | undefined {
+  if (depth >= shape.length) return 'is a list, but SHAPE has no dimension left for it';
+  if (list.length !== shape[depth]) return `holds ${list.length} elements, but dimension ${depth} of SHAPE is ${shape[depth]}`;
+  if (depth === shape.length - 1) {
     for (let i = 0; i < list.length; i++) {
       const v = list[i];
       if (Array.isArray(v)) {
-        if (leaf) throw new InvalidInputError(`${what}: data${path}[${i}] is a list, but shape ${shown} expects a value there`);
-        walk(v, depth + 1, `${path}[${i}]`);
-      } else {
-        if (!leaf) throw new InvalidInputError(`${what}: data${path}[${i}] is a value, but shape ${shown} expects a list of ${shape[depth + 1]} there`);
-        out.push(v);
+        at.push(i);
+        return 'is a list, but SHAPE expects a value there';
       }
+      out.push(v);
     }
-  };
-  walk(data, 0, '');
-  return out;
+    return undefined;
+  }
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    at.push(i);
+    if (!Array.isArray(v)) return `is a value, but SHAPE expects a list of ${shape[depth + 1]} there`;
+    const problem = walkNested(v, depth + 1, shape, out, at);
+    if (problem !== undefined) return problem;
+    at.pop();
+  }
+  return undefined;
 }
 
 const FROM_TEXT = { fromText: true } as const;
