@@ -59,6 +59,12 @@ function mobilenetBody(image: number[], nested: boolean): Buffer {
   return Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], data }] }));
 }
 
+/** Token ids as a text model takes them; beyond 2^53 only the precision-keeping parser reads them exactly. */
+function int64Body(long: boolean): Buffer {
+  const ids = Array.from({ length: 4096 }, (_, i) => (long ? `${2n ** 60n + BigInt(i * 7919)}` : String(1 + ((i * 7919) % 4000))));
+  return Buffer.from(`{"inputs":[{"name":"input_ids","datatype":"INT64","shape":[1,4096],"data":[${ids.join(',')}]}]}`);
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -96,6 +102,8 @@ const cases: Array<[string, Buffer]> = [
   ['breast_cancer 1x30 FP32', breastCancerBody()],
   ['mobilenet 1x3x224x224 FP32, flat', mobilenetBody(image, false)],
   ['mobilenet 1x3x224x224 FP32, nested', mobilenetBody(image, true)],
+  ['INT64 1x4096, ids below 2^53', int64Body(false)],
+  ['INT64 1x4096, ids beyond 2^53 (exact path)', int64Body(true)],
 ];
 
 const current = decoderOf(json);

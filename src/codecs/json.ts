@@ -11,12 +11,6 @@ import type { InferenceRequest, InferenceResponse, Parameters, RequestedOutput, 
 
 type Json = Record<string, unknown>;
 
-/**
- * An integer literal of 16 or more digits: the only kind of JSON number JSON.parse can round
- * (2^53 has 16 digits). The character before it must be one that can precede a JSON value, so
- * the long fractions of ordinary floats ("0.30000000000000004") do not match.
- */
-const LONG_INTEGER = /[^\d.eE+]-?\d{16}/;
 const INTEGER_LITERAL = /^-?\d+$/;
 
 /** Numbers as JSON.parse reads them, except integers beyond 2^53, which become exact BigInts. */
@@ -30,55 +24,78 @@ function parseExact(text: string): unknown {
   return parseLossless(text, null, { parseNumber: exactNumber, onDuplicateKey: ({ newValue }) => newValue });
 }
 
-/** A number JSON.parse may have rounded: an integer beyond 2^53. */
-function rounded(value: unknown): boolean {
-  return typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value);
+/**
+ * Whether JSON.parse may have rounded a number in `value` (a number or nested lists of them):
+ * every double of magnitude 2^53 or more is an integer that other literals round to as well.
+ */
+function mayBeRounded(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
+  if (!Array.isArray(value) || depth > 64) return false;
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i];
+    if (typeof v === 'number') {
+      if (v > Number.MAX_SAFE_INTEGER || v < Number.MIN_SAFE_INTEGER) return true;
+    } else if (Array.isArray(v) && mayBeRounded(v, depth + 1)) return true;
+  }
+  return false;
 }
 
 function roundedParameter(holder: unknown): boolean {
   const parameters = isObject(holder) ? holder.parameters : undefined;
   if (!isObject(parameters)) return false;
-  for (const key in parameters) if (rounded(parameters[key])) return true;
+  for (const key in parameters) if (mayBeRounded(parameters[key], 0)) return true;
   return false;
 }
 
-/** Whether JSON.parse may have rounded a parameter of the request, its inputs or its outputs. */
-function roundedParameters(body: unknown): boolean {
+/**
+ * Whether JSON.parse may have rounded a number where digits matter: the data of an INT64/UINT64
+ * tensor, or a parameter of the request, its inputs or its outputs. Float data is not looked at:
+ * the nearest double is its value.
+ */
+function roundedWhereExact(body: unknown): boolean {
   if (!isObject(body)) return false;
   if (roundedParameter(body)) return true;
-  for (const list of [body.inputs, body.outputs]) {
-    if (Array.isArray(list)) for (const t of list) if (roundedParameter(t)) return true;
+  if (Array.isArray(body.outputs)) for (const t of body.outputs) if (roundedParameter(t)) return true;
+  if (Array.isArray(body.inputs)) {
+    for (const t of body.inputs) {
+      if (roundedParameter(t)) return true;
+      if (isObject(t) && (t.datatype === 'INT64' || t.datatype === 'UINT64') && mayBeRounded(t.data, 0)) return true;
+    }
   }
   return false;
 }
 
 /**
  * Parses an OIP (V2) request body as JSON without losing digits where they matter: in the data
- * of INT64/UINT64 tensors and in parameters. Only bodies that hold a long integer literal there
- * are read by the precision-keeping parser; everything else by the built-in one, at its usual
- * speed (a float tensor's body is not even scanned: JSON.parse's nearest double is the value).
+ * of INT64/UINT64 tensors and in parameters. The built-in parser reads every body; only when it
+ * may have rounded an integer there (2^53 or more) is the body read again by a
+ * precision-keeping parser. The common case costs a look at the 64-bit integer tensors' values.
  * `what` names the text in the error.
  */
 export function parseJsonBody(body: Buffer | string, what = 'the request body'): unknown {
   const text = typeof body === 'string' ? body : body.toString('utf8');
   try {
-    // 'INT64' also finds 'UINT64'.
-    if (text.includes('INT64') && LONG_INTEGER.test(text)) return parseExact(text);
     const parsed: unknown = JSON.parse(text);
-    return roundedParameters(parsed) ? parseExact(text) : parsed;
+    return roundedWhereExact(parsed) ? parseExact(text) : parsed;
   } catch (error) {
     throw new InvalidInputError(`${what} is not valid JSON: ${(error as Error).message}`);
   }
 }
 
 /**
- * Parses a KServe V1 body (`{"instances": ...}`): it names no datatypes, so any long integer
- * literal sends it to the precision-keeping parser.
+ * Parses a KServe V1 body (`{"instances": ...}`): it names no datatypes, so any number of 2^53
+ * or more in the instances sends it to the precision-keeping parser.
  */
 export function parseV1JsonBody(body: Buffer | string): unknown {
   const text = typeof body === 'string' ? body : body.toString('utf8');
   try {
-    return LONG_INTEGER.test(text) ? parseExact(text) : JSON.parse(text);
+    const parsed: unknown = JSON.parse(text);
+    const instances = isObject(parsed) ? parsed.instances : undefined;
+    if (!Array.isArray(instances)) return parsed;
+    for (const instance of instances) {
+      if (isObject(instance) ? Object.values(instance).some((v) => mayBeRounded(v, 0)) : mayBeRounded(instance, 0)) return parseExact(text);
+    }
+    return parsed;
   } catch (error) {
     throw new InvalidInputError(`the request body is not valid JSON: ${(error as Error).message}`);
   }

@@ -106,7 +106,7 @@ describe('JSON input', () => {
   });
 
   it('names the problem when a long integer lands where a small one belongs', () => {
-    expect(refusal(() => decode('{"inputs":[{"name":"x","datatype":"INT64","shape":[12345678901234567890],"data":[1]}]}'))).toMatch(
+    expect(refusal(() => decode('{"inputs":[{"name":"x","datatype":"INT64","shape":[12345678901234567890],"data":[9223372036854775807]}]}'))).toMatch(
       /'shape' must be a list of non-negative integers, got \[12345678901234567890\]/,
     );
   });
