@@ -4,8 +4,8 @@
  *
  *   npx tsx bench/codecs/decode.ts [--repeats 15] [--baseline DIR]
  *
- * Prints, per request, the median of the repeats (each repeat decodes the body enough times to
- * last about 200 ms), and the cost of a bare JSON.parse of the same text as a yardstick for the
+ * Prints, per request, the median and the fastest of 8 × repeats rounds (each decodes the body
+ * enough times to last about 25 ms), and the cost of a bare JSON.parse of the same text as a yardstick for the
  * machine's speed at the moment of the run. With --baseline, DIR holds an older `src/` (e.g.
  * `git archive <commit> src/core src/codecs | tar -x -C DIR`): its decoder is timed in the same
  * rounds, alternating with the current one, so that machine noise hits both alike.
@@ -70,7 +70,7 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Iterations of `fn` that take about 200 ms. */
+/** Iterations of `fn` that take about 25 ms: short rounds, so that alternating ones see the same machine. */
 function calibrate(fn: () => void): number {
   fn();
   let iterations = 1;
@@ -78,23 +78,23 @@ function calibrate(fn: () => void): number {
     const t = performance.now();
     for (let i = 0; i < iterations; i++) fn();
     const elapsed = performance.now() - t;
-    if (elapsed > 50) return Math.max(1, Math.round((200 * iterations) / elapsed));
+    if (elapsed > 25) return Math.max(1, Math.round((25 * iterations) / elapsed));
     iterations *= 2;
   }
 }
 
-/** Median time of one call of each function, in microseconds, timed in alternating rounds. */
-function measure(fns: Array<() => void>): number[] {
+/** Median and fastest time of one call of each function, in microseconds, over alternating rounds. */
+function measure(fns: Array<() => void>): Array<{ median: number; min: number }> {
   const counts = fns.map(calibrate);
   const samples: number[][] = fns.map(() => []);
-  for (let r = 0; r < REPEATS; r++) {
+  for (let r = 0; r < REPEATS * 8; r++) {
     fns.forEach((fn, k) => {
       const t = performance.now();
       for (let i = 0; i < counts[k]!; i++) fn();
       samples[k]!.push(((performance.now() - t) / counts[k]!) * 1000);
     });
   }
-  return samples.map(median);
+  return samples.map((x) => ({ median: median(x), min: Math.min(...x) }));
 }
 
 const image = mobilenetImage();
@@ -109,7 +109,9 @@ const cases: Array<[string, Buffer]> = [
 const current = decoderOf(json);
 const baseline = BASELINE ? decoderOf((await import(pathToFileURL(resolve(BASELINE, 'src', 'codecs', 'json.ts')).href)) as JsonCodec) : undefined;
 
-const columns = ['request', 'body bytes', 'JSON.parse alone (µs)', ...(baseline ? ['decode, baseline (µs)'] : []), 'decode (µs)', ...(baseline ? ['decode / baseline'] : ['decode / JSON.parse'])];
+const show = (t: { median: number; min: number }) => `${t.median.toFixed(1)} (${t.min.toFixed(1)})`;
+const columns = ['request', 'body bytes', 'JSON.parse alone', ...(baseline ? ['decode, baseline'] : []), 'decode', ...(baseline ? ['decode / baseline'] : ['decode / JSON.parse'])];
+console.log('Times in µs per request: median (fastest) of the rounds; the ratio is of medians (of fastest).');
 console.log(`| ${columns.join(' | ')} |`);
 console.log(`|${columns.map(() => '---').join('|')}|`);
 for (const [name, body] of cases) {
@@ -119,8 +121,8 @@ for (const [name, body] of cases) {
   fns.push(() => void (sink += current(body)));
   const times = measure(fns);
   if (sink === 0) throw new Error('nothing decoded');
-  const bare = times[0]!;
   const now = times[times.length - 1]!;
-  const cells = [name, String(body.length), bare.toFixed(1), ...(baseline ? [times[1]!.toFixed(1)] : []), now.toFixed(1), (now / (baseline ? times[1]! : bare)).toFixed(2)];
+  const ref = baseline ? times[1]! : times[0]!;
+  const cells = [name, String(body.length), show(times[0]!), ...(baseline ? [show(times[1]!)] : []), show(now), `${(now.median / ref.median).toFixed(2)} (${(now.min / ref.min).toFixed(2)})`];
   console.log(`| ${cells.join(' | ')} |`);
 }
