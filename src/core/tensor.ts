@@ -177,7 +177,7 @@ function floatOf(v: unknown, what: string, index: number, datatype: Datatype): n
 /** How a value is shown in an error: exactly as sent (a BigInt's digits, a string quoted). */
 export function showValue(value: unknown): string {
   if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : `${value} (a number beyond the FP64 range)`;
+  if (typeof value === 'number') return value === Infinity || value === -Infinity ? `${value} (a number beyond the FP64 range)` : String(value);
   if (value === undefined) return 'missing';
   try {
     const text = stringifyExact(value) ?? String(value);
