@@ -11,7 +11,7 @@
  * dimensions differ are batched together only where a ragged policy allows padding; results are
  * sliced back to each caller exactly.
  */
-import { allocate, type TensorData } from '../core/datatypes.js';
+import { allocate, numericElement, type Datatype, type TensorData } from '../core/datatypes.js';
 import { CancelledError, DeadlineExceededError, InferdError, InvalidInputError, OverloadedError, UnavailableError } from '../core/errors.js';
 import type { RunTimings } from '../runtimes/types.js';
 import type { Cancellation, Tensor } from '../core/types.js';
@@ -331,11 +331,10 @@ export class Scheduler {
         for (let d = 1; d < rank; d++) shape[d] = Math.max(shape[d]!, t.shape[d]!);
       }
       const policy = this.options.ragged[proto.name];
-      const padValue = policy?.kind === 'pad' ? policy.value : 0;
       const rowSize = shape.slice(1).reduce((a, b) => a * b, 1);
       const total = shape[0]! * rowSize;
       const out = allocate(proto.datatype, total);
-      if (padValue !== 0 && !Array.isArray(out)) (out as Float32Array).fill(padValue as never);
+      if (policy?.kind === 'pad' && !Array.isArray(out)) fillPad(out, proto.datatype, policy.value, proto.name);
       let rowOffset = 0;
       for (const t of parts) {
         copyRows(t, out, rowOffset, shape);
@@ -373,6 +372,20 @@ export class Scheduler {
       this.notifyIdle();
     }
   }
+}
+
+/**
+ * Fills a fresh batch array with the input's pad value, encoded as its datatype stores it (the
+ * half-precision bits of an FP16 pad, a BigInt for INT64). Arrays start zeroed, so 0 needs nothing.
+ */
+function fillPad(out: Exclude<TensorData, Uint8Array[]>, datatype: Datatype, value: number, input: string): void {
+  const element = numericElement(datatype, value);
+  if (element === undefined) {
+    throw new InferdError('INTERNAL', `the ragged pad value ${value} of input '${input}' does not fit its datatype ${datatype}; fix ragged_inputs in the model's configuration`);
+  }
+  if (element === 0n || Object.is(element, 0)) return;
+  if (typeof element === 'bigint') (out as BigInt64Array | BigUint64Array).fill(element);
+  else (out as Exclude<typeof out, BigInt64Array | BigUint64Array>).fill(element);
 }
 
 /** Copies a tensor's rows into `out` (shaped `shape`) starting at `rowOffset`, padding per row. */

@@ -16,8 +16,9 @@
  */
 import { allocate, isDatatype, type Datatype, type TensorData } from '../core/datatypes.js';
 import { InvalidInputError } from '../core/errors.js';
-import { checkShape, fromValues, toValues } from '../core/tensor.js';
+import { checkShape, fromValues, showValue } from '../core/tensor.js';
 import type { Parameters } from '../core/types.js';
+import { dataJson, jsonText, parseJsonBody } from './json.js';
 import { fromRawBytes, rawByteLength, toRawBytes } from './raw.js';
 
 /** Header naming the length of the JSON part of a binary body (lower case, as Node presents headers). */
@@ -56,12 +57,8 @@ export function parseBinaryRequest(body: Buffer, headerContentLength: string | n
       );
     }
   }
-  let header: unknown;
-  try {
-    header = JSON.parse(body.toString('utf8', 0, jsonLength));
-  } catch (error) {
-    throw new InvalidInputError(`the request's JSON header is not valid JSON: ${(error as Error).message}`);
-  }
+  // Parsed as the JSON body is, so integers beyond 2^53 keep every digit.
+  const header = parseJsonBody(body.toString('utf8', 0, jsonLength), "the request's JSON header");
   return { header, binary: body.subarray(jsonLength) };
 }
 
@@ -92,13 +89,13 @@ export function attachBinaryInputs(inputs: unknown, binary: Uint8Array): Array<T
     }
     const what = `input '${typeof record.name === 'string' ? record.name : i}'`;
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-      throw new InvalidInputError(`${what}: '${BINARY_DATA_SIZE}' must be a non-negative integer, got ${JSON.stringify(size)}`);
+      throw new InvalidInputError(`${what}: '${BINARY_DATA_SIZE}' must be a non-negative integer, got ${showValue(size)}`);
     }
     if (record.data !== undefined) {
       throw new InvalidInputError(`${what}: has both 'data' and '${BINARY_DATA_SIZE}'; send its data one way only`);
     }
     if (!isDatatype(record.datatype)) {
-      throw new InvalidInputError(`${what}: unknown datatype ${JSON.stringify(record.datatype)}`);
+      throw new InvalidInputError(`${what}: unknown datatype ${showValue(record.datatype)}`);
     }
     const shape = checkShape(record.shape, what);
     if (offset + size > binary.byteLength) {
@@ -173,43 +170,34 @@ export interface BinaryResponse {
 
 /**
  * Encodes a response with the selected outputs as binary data after the JSON header (each with
- * `parameters.binary_data_size` and no `data`) and the others as JSON values.
+ * `parameters.binary_data_size` and no `data`) and the others as JSON values, written as the JSON
+ * answer writes them: INT64/UINT64 as exact integers, NaN and Infinity as strings.
  */
 export function encodeBinaryResponse(response: InferenceResponseLike, outputsAsBinary: Set<string> | 'all'): BinaryResponse {
   const chunks: Buffer[] = [];
-  const outputs = response.outputs.map((output) => {
+  let head = `{"model_name":${JSON.stringify(response.model_name)}`;
+  if (response.model_version !== undefined) head += `,"model_version":${JSON.stringify(response.model_version)}`;
+  if (response.id !== undefined) head += `,"id":${JSON.stringify(response.id)}`;
+  if (response.parameters !== undefined) head += `,"parameters":${jsonText(response.parameters)}`;
+  head += ',"outputs":[';
+  response.outputs.forEach((output, i) => {
     const datatype = output.datatype;
     if (!isDatatype(datatype)) throw new TypeError(`output '${output.name}' has unknown datatype '${datatype}'`);
     const data = toTensorData(datatype, output.data ?? [], `output '${output.name}'`);
+    if (i > 0) head += ',';
+    head += `{"name":${JSON.stringify(output.name)},"datatype":"${datatype}","shape":[${output.shape.join(',')}]`;
     if (outputsAsBinary === 'all' || outputsAsBinary.has(output.name)) {
       const bytes = toRawBytes(datatype, data);
       chunks.push(bytes);
-      return {
-        name: output.name,
-        datatype,
-        shape: output.shape,
-        parameters: { ...output.parameters, [BINARY_DATA_SIZE]: bytes.byteLength },
-      };
+      head += `,"parameters":${jsonText({ ...output.parameters, [BINARY_DATA_SIZE]: bytes.byteLength })}}`;
+      return;
     }
-    const json: Record<string, unknown> = { name: output.name, datatype, shape: output.shape };
-    if (output.parameters !== undefined) json.parameters = output.parameters;
-    // JSON has no NaN or Infinity: they travel as the strings "NaN", "Infinity", "-Infinity".
-    json.data = toValues(datatype, data).map((v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
-    return json;
+    if (output.parameters !== undefined) head += `,"parameters":${jsonText(output.parameters)}`;
+    head += `,"data":${dataJson({ name: output.name, datatype, shape: [...output.shape], data })}}`;
   });
-  const head: Record<string, unknown> = { model_name: response.model_name };
-  if (response.model_version !== undefined) head.model_version = response.model_version;
-  if (response.id !== undefined) head.id = response.id;
-  if (response.parameters !== undefined) head.parameters = response.parameters;
-  head.outputs = outputs;
-  const header = Buffer.from(JSON.stringify(head, jsonSafe), 'utf8');
+  head += ']}';
+  const header = Buffer.from(head, 'utf8');
   return { body: Buffer.concat([header, ...chunks]), headerLength: header.byteLength };
-}
-
-/** JSON has no BigInt: exact integers become numbers when safe and decimal strings otherwise. */
-function jsonSafe(_key: string, value: unknown): unknown {
-  if (typeof value !== 'bigint') return value;
-  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
 }
 
 function toTensorData(datatype: Datatype, data: TensorData | readonly unknown[], what: string): TensorData {

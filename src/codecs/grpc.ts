@@ -245,19 +245,12 @@ function decodeContents(
   if (values.length !== count) {
     throw new InvalidInputError(`${what}: shape [${shape.join(', ')}] needs ${count} elements but contents.${field} holds ${values.length}`);
   }
-  switch (datatype) {
-    case 'INT64':
-      return BigInt64Array.from(values as Int64[], (v) => BigInt(v));
-    case 'UINT64':
-      return BigUint64Array.from(values as Int64[], (v) => BigInt(v));
-    case 'FP32':
-      return Float32Array.from(values as number[]);
-    case 'FP64':
-      return Float64Array.from(values as number[]);
-    default:
-      // Narrow types (INT8, UINT16...) share a 32-bit field: fromValues rejects out-of-range values.
-      return fromValues(datatype, values, what);
-  }
+  if (datatype === 'FP64') return Float64Array.from(values as number[]);
+  // Narrow types (INT8, UINT16...) share a 32-bit field, and a message built in memory rather
+  // than read off the wire can hold anything: fromValues refuses what does not fit the datatype
+  // (300 in UINT8, 3.5e38 in FP32, 2^64 in INT64) instead of wrapping or saturating it. NaN and
+  // Infinity in fp32_contents are values the wire format carries, and are kept.
+  return fromValues(datatype, values, what);
 }
 
 // ---- inference response ----

@@ -39,24 +39,37 @@ function inferDim(row: unknown, axis: number): number {
   return v.length;
 }
 
-function nest(values: unknown[], dims: number[]): unknown {
-  if (dims.length === 0) return values[0];
-  if (dims.length === 1) return values;
-  const size = dims.slice(1).reduce((a, b) => a * b, 1);
-  const out: unknown[] = [];
-  for (let i = 0; i < dims[0]!; i++) out.push(nest(values.slice(i * size, (i + 1) * size), dims.slice(1)));
-  return out;
+/** The JSON text of each element: INT64/UINT64 as exact integers, NaN and Infinity as strings. */
+function elementTexts(t: Tensor): string[] {
+  return toValues(t.datatype, t.data).map((v) => {
+    if (typeof v === 'string') return JSON.stringify(v);
+    if (typeof v === 'number' && !Number.isFinite(v)) return `"${v}"`;
+    return String(v);
+  });
+}
+
+/** Row-major element texts nested as `dims` say, starting at `offset`. */
+function nestText(texts: string[], offset: number, dims: readonly number[]): string {
+  if (dims.length === 0) return texts[offset] ?? 'null';
+  const inner = dims.slice(1);
+  const size = inner.reduce((a, b) => a * b, 1);
+  const parts = new Array<string>(dims[0]!);
+  for (let i = 0; i < dims[0]!; i++) parts[i] = nestText(texts, offset + i * size, inner);
+  return `[${parts.join(',')}]`;
 }
 
 /** One prediction per row: the output's row, or an object of every output's row. */
 export function encodeV1Predictions(outputs: Tensor[]): string {
   const rows = outputs[0]?.shape[0] ?? 0;
   const perOutput = outputs.map((t) => {
-    const values = toValues(t.datatype, t.data);
+    const texts = elementTexts(t);
     const inner = t.shape.slice(1);
     const size = inner.reduce((a, b) => a * b, 1);
-    return { name: t.name, rows: Array.from({ length: rows }, (_, r) => nest(values.slice(r * size, (r + 1) * size), inner)) };
+    return { key: JSON.stringify(t.name), rows: Array.from({ length: rows }, (_, r) => nestText(texts, r * size, inner)) };
   });
-  const predictions = perOutput.length === 1 ? perOutput[0]!.rows : Array.from({ length: rows }, (_, r) => Object.fromEntries(perOutput.map((o) => [o.name, o.rows[r]])));
-  return JSON.stringify({ predictions }, (_key, value: unknown) => (typeof value === 'bigint' ? Number(value) : value));
+  const predictions =
+    perOutput.length === 1
+      ? perOutput[0]!.rows
+      : Array.from({ length: rows }, (_, r) => `{${perOutput.map((o) => `${o.key}:${o.rows[r]}`).join(',')}}`);
+  return `{"predictions":[${predictions.join(',')}]}`;
 }

@@ -211,3 +211,38 @@ export function fromBfloat16Bits(bits: number): number {
   u32[0] = (bits & 0xffff) << 16;
   return f32[0]!;
 }
+
+/**
+ * The element a number is stored as in an array of `datatype`: the half-precision bit pattern
+ * for FP16/BF16, a BigInt for INT64/UINT64, the number itself otherwise. Undefined when the
+ * number does not fit (out of an integer type's range, not an integer for one, or a finite
+ * number that would become infinite). BYTES has no numeric element.
+ */
+export function numericElement(datatype: Datatype, value: number): number | bigint | undefined {
+  if (Number.isNaN(value) && !INFO[datatype].float) return undefined;
+  switch (datatype) {
+    case 'BYTES':
+      return undefined;
+    case 'FP16': {
+      const bits = toHalfBits(value);
+      return Number.isFinite(value) && (bits & 0x7fff) >= 0x7c00 ? undefined : bits;
+    }
+    case 'BF16': {
+      const bits = toBfloat16Bits(value);
+      return Number.isFinite(value) && (bits & 0x7fff) >= 0x7f80 ? undefined : bits;
+    }
+    case 'FP32':
+      return Number.isFinite(value) && !Number.isFinite(Math.fround(value)) ? undefined : value;
+    case 'FP64':
+      return value;
+    default: {
+      const info = INFO[datatype];
+      if (!Number.isInteger(value)) return undefined;
+      if (info.bigint) {
+        const b = BigInt(value);
+        return b < (info.min as bigint) || b > (info.max as bigint) ? undefined : b;
+      }
+      return value < (info.min as number) || value > (info.max as number) ? undefined : value;
+    }
+  }
+}

@@ -3,6 +3,7 @@
  * lists (JSON, protobuf typed contents) and the typed arrays tensors are held in, and checks.
  */
 import { allocate, datatypeInfo, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type Datatype, type TensorData } from './datatypes.js';
+import { stringify as stringifyExact } from 'lossless-json';
 import { InvalidInputError } from './errors.js';
 import type { Tensor } from './types.js';
 
@@ -24,18 +25,30 @@ export function checkShape(shape: unknown, what: string): number[] {
   if (!Array.isArray(shape)) throw new InvalidInputError(`${what}: 'shape' must be a list of non-negative integers`);
   for (const dim of shape) {
     if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 0) {
-      throw new InvalidInputError(`${what}: 'shape' must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+      throw new InvalidInputError(`${what}: 'shape' must be a list of non-negative integers, got ${showValue(shape)}`);
     }
   }
   return shape as number[];
 }
 
+export interface ValueOptions {
+  /**
+   * The numbers were read from JSON text, where NaN and Infinity have no literal: a non-finite
+   * number there is a literal beyond the FP64 range (1e309), and is refused like any overflow.
+   * Other sources (a JavaScript model's outputs) may hold NaN and Infinity on purpose.
+   */
+  readonly fromText?: boolean;
+}
+
 /**
- * Converts a flat list of plain values to the typed array of `datatype`, rejecting values that
- * are not of the datatype (a string in FP32, 300 in UINT8, 1.5 in INT32...) with an error that
- * names the tensor and the position.
+ * Converts a flat list of plain values to the typed array of `datatype`, refusing values that
+ * are not of the datatype (a string in FP32, 300 in UINT8, 1.5 in INT32, 70000 in FP16, 3.5e38
+ * in FP32...) with an error that names the tensor, the position and the value. Nothing is
+ * saturated or rounded to an integer. INT64/UINT64 take numbers, BigInts and decimal strings,
+ * exactly; the float types take the strings "NaN", "Infinity" and "-Infinity" as explicit
+ * non-finite values. One pass, checking while converting.
  */
-export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what: string): TensorData {
+export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what: string, options?: ValueOptions): TensorData {
   const n = values.length;
   const out = allocate(datatype, n);
   if (datatype === 'BYTES') {
@@ -59,6 +72,7 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
     }
     return arr;
   }
+  const strict = options?.fromText === true;
   if (info.bigint) {
     const arr = out as BigInt64Array | BigUint64Array;
     const min = info.min as bigint;
@@ -68,9 +82,9 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
       let b: bigint;
       if (typeof v === 'number' && Number.isInteger(v)) b = BigInt(v);
       else if (typeof v === 'bigint') b = v;
-      else if (typeof v === 'string' && /^-?\d+$/.test(v)) b = BigInt(v);
+      else if (typeof v === 'string' && DECIMAL.test(v)) b = BigInt(v);
       else throw badValue(what, i, v, datatype);
-      if (b < min || b > max) throw badValue(what, i, v, datatype);
+      if (b < min || b > max) throw outOfRange(what, i, v, datatype);
       arr[i] = b;
     }
     return arr;
@@ -79,23 +93,30 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
     if (datatype === 'FP16' || datatype === 'BF16') {
       const arr = out as Uint16Array;
       const convert = datatype === 'FP16' ? toHalfBits : toBfloat16Bits;
+      const infinity = datatype === 'FP16' ? 0x7c00 : 0x7f80;
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (typeof v !== 'number') throw badValue(what, i, v, datatype);
-        arr[i] = convert(v);
+        const x = typeof v === 'number' ? v : floatOf(v, what, i, datatype);
+        const bits = convert(x);
+        // A finite number that becomes infinite does not fit; an explicit non-finite value does.
+        if ((bits & 0x7fff) >= infinity && x - x === 0) throw outOfRange(what, i, v, datatype);
+        if (strict && typeof v === 'number' && x - x !== 0) throw outOfRange(what, i, v, datatype);
+        arr[i] = bits;
       }
       return arr;
     }
     const arr = out as Float32Array | Float64Array;
-    for (let i = 0; i < n; i++) {
+    // Magnitudes from which a number rounds to an infinite element (ties go to even: infinity).
+    const limit = datatype === 'FP32' ? FP32_OVERFLOW : Infinity;
+    let i = 0;
+    while ((i = fillFloats(arr, values, i, limit, strict)) < n) {
+      // Not a plain finite number that fits: an explicit non-finite spelling, a BigInt, or a refusal.
       const v = values[i];
-      if (typeof v !== 'number') {
-        // JSON has no NaN/Infinity literals; accept their conventional string spellings.
-        if (v === 'NaN' || v === 'nan') arr[i] = NaN;
-        else if (v === 'Infinity' || v === 'inf') arr[i] = Infinity;
-        else if (v === '-Infinity' || v === '-inf') arr[i] = -Infinity;
-        else throw badValue(what, i, v, datatype);
-      } else arr[i] = v;
+      if (typeof v === 'number') throw outOfRange(what, i, v, datatype);
+      const x = floatOf(v, what, i, datatype);
+      arr[i] = x;
+      if (x - x === 0 && arr[i]! - arr[i]! !== 0) throw outOfRange(what, i, v, datatype);
+      i++;
     }
     return arr;
   }
@@ -104,25 +125,97 @@ export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what:
   const max = info.max as number;
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw badValue(what, i, v, datatype);
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw typeof v === 'bigint' ? outOfRange(what, i, v, datatype) : badValue(what, i, v, datatype);
+    if (v < min || v > max) throw outOfRange(what, i, v, datatype);
     arr[i] = v;
   }
   return arr;
 }
 
-function badValue(what: string, index: number, value: unknown, datatype: Datatype): InvalidInputError {
-  const shown = typeof value === 'bigint' ? `${value}` : JSON.stringify(value);
-  const kind = datatype === 'BYTES' ? 'a string' : datatype === 'BOOL' ? 'a boolean' : `a valid ${datatype} number`;
-  return new InvalidInputError(`${what}: element ${index} is ${shown ?? String(value)}, expected ${kind}`);
+/**
+ * The hot loop of float conversion, kept small so that it optimises well: stores numbers from
+ * `from` on, and stops at the first element that is not a number or does not fit (an infinite
+ * number is kept unless `strict`). Returns where it stopped: values.length when done.
+ */
+function fillFloats(arr: Float32Array | Float64Array, values: ArrayLike<unknown>, from: number, limit: number, strict: boolean): number {
+  const n = values.length;
+  for (let i = from; i < n; i++) {
+    const v = values[i];
+    if (typeof v !== 'number') return i;
+    if ((v >= limit || v <= -limit) && (v - v === 0 || strict)) return i;
+    arr[i] = v;
+  }
+  return n;
 }
 
+const DECIMAL = /^-?\d+$/;
+/** 2^128 - 2^103: halfway between the largest finite FP32 and 2^128. */
+const FP32_OVERFLOW = 3.4028235677973366e38;
+
+/** A float element given as something other than a number: an explicit non-finite spelling or a BigInt. */
+function floatOf(v: unknown, what: string, index: number, datatype: Datatype): number {
+  switch (v) {
+    case 'NaN':
+    case 'nan':
+      return NaN;
+    case 'Infinity':
+    case 'inf':
+      return Infinity;
+    case '-Infinity':
+    case '-inf':
+      return -Infinity;
+  }
+  // An integer literal too long for a double's exact range arrives as a BigInt.
+  if (typeof v === 'bigint') {
+    const x = Number(v);
+    if (x - x !== 0) throw outOfRange(what, index, v, datatype);
+    return x;
+  }
+  throw badValue(what, index, v, datatype);
+}
+
+/** How a value is shown in an error: exactly as sent (a BigInt's digits, a string quoted). */
+export function showValue(value: unknown): string {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'number') return value === Infinity || value === -Infinity ? `${value} (a number beyond the FP64 range)` : String(value);
+  if (value === undefined) return 'missing';
+  try {
+    const text = stringifyExact(value) ?? String(value);
+    return text.length > 64 ? `${text.slice(0, 61)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
+
+function badValue(what: string, index: number, value: unknown, datatype: Datatype): InvalidInputError {
+  if (typeof value === 'number' && !Number.isInteger(value) && !datatypeInfo(datatype).float && datatype !== 'BOOL' && Number.isFinite(value)) {
+    return new InvalidInputError(`${what}: element ${index} is ${showValue(value)}, not an integer; ${datatype} holds integers only`);
+  }
+  const kind = datatype === 'BYTES' ? 'a string' : datatype === 'BOOL' ? 'a boolean' : `a valid ${datatype} number`;
+  return new InvalidInputError(`${what}: element ${index} is ${showValue(value)}, expected ${kind}`);
+}
+
+function outOfRange(what: string, index: number, value: unknown, datatype: Datatype): InvalidInputError {
+  const info = datatypeInfo(datatype);
+  const range = info.float ? `the finite ${datatype} range (±${MAX_FINITE[datatype]})` : `the ${datatype} range [${info.min}, ${info.max}]`;
+  return new InvalidInputError(`${what}: element ${index} is ${showValue(value)}, outside ${range}`);
+}
+
+const MAX_FINITE: Partial<Record<Datatype, string>> = {
+  FP16: '65504',
+  BF16: '3.3895e38',
+  FP32: '3.4028235e38',
+  FP64: '1.7976931348623157e308',
+};
+
 /**
- * Converts a tensor's data to plain values for JSON: numbers, booleans, strings.
- * INT64/UINT64 become numbers (JSON's only numeric type); BYTES become UTF-8 strings.
+ * Converts a tensor's data to plain values: numbers, booleans, strings, and BigInts for
+ * INT64/UINT64 so that no digit is lost (JSON writers put them out as exact integers).
+ * BYTES become UTF-8 strings.
  */
-export function toValues(datatype: Datatype, data: TensorData): Array<number | boolean | string> {
+export function toValues(datatype: Datatype, data: TensorData): Array<number | boolean | string | bigint> {
   const n = data.length;
-  const out = new Array<number | boolean | string>(n);
+  const out = new Array<number | boolean | string | bigint>(n);
   switch (datatype) {
     case 'BOOL': {
       const arr = data as Uint8Array;
@@ -142,12 +235,6 @@ export function toValues(datatype: Datatype, data: TensorData): Array<number | b
     case 'BF16': {
       const arr = data as Uint16Array;
       for (let i = 0; i < n; i++) out[i] = fromBfloat16Bits(arr[i]!);
-      return out;
-    }
-    case 'INT64':
-    case 'UINT64': {
-      const arr = data as BigInt64Array;
-      for (let i = 0; i < n; i++) out[i] = Number(arr[i]);
       return out;
     }
     default: {

@@ -14,7 +14,7 @@ import { errorBody, InvalidInputError, InferdError } from '../../core/errors.js'
 import type { DoorName, InferenceRequest } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
-import { decodeInferRequest, encodeInferResponse } from '../../codecs/json.js';
+import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codecs/v1.js';
 import { correlationIdOf, createContext, minimalContext, recordReader, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
@@ -276,7 +276,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
         }
         request = binaryCodec.decode(body, n);
       } else {
-        request = decodeInferRequest(parseJson(body));
+        request = decodeInferRequest(parseJsonBody(body));
       }
       const response = await plane.infer(ctx, request);
       const binary = binaryCodec.encode(response, request);
@@ -301,7 +301,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       else ctx.version = head;
       const body = req.body as Buffer | undefined;
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected {"instances": [...]}');
-      const instances = parseV1Body(parseJson(body));
+      const instances = parseV1Body(parseV1JsonBody(body));
       ctx.decode = (inputs) => decodeV1Instances(instances, inputs);
       const response = await plane.infer(ctx, { inputs: [] });
       return reply.type('application/json').send(encodeV1Predictions(response.outputs));
@@ -327,10 +327,3 @@ function maxHeaderSize(): number {
   return httpMaxHeaderSize;
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (error) {
-    throw new InvalidInputError(`the request body is not valid JSON: ${(error as Error).message}`);
-  }
-}

@@ -221,7 +221,9 @@ describe('encodeBinaryResponse', () => {
     };
     const result = encodeBinaryResponse(response, new Set(['b', 'd']));
     const { header, data } = decode(result);
-    expect(header).toMatchObject({ model_name: 'm', model_version: '2', id: 'req', parameters: { big: '1152921504606846976', small: 3, s: 'x' } });
+    expect(header).toMatchObject({ model_name: 'm', model_version: '2', id: 'req', parameters: { big: 2n ** 60n, small: 3, s: 'x' } });
+    // Written as an exact integer (as Triton does), not rounded to a double nor quoted.
+    expect(result.body.subarray(0, result.headerLength).toString()).toContain('"big":1152921504606846976,');
     expect(header.outputs).toEqual([
       { name: 'a', datatype: 'FP32', shape: [2], data: [0.5, 1.5] },
       { name: 'b', datatype: 'INT64', shape: [2], parameters: { binary_data_size: 16 } },

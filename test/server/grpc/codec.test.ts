@@ -177,7 +177,7 @@ describe('gRPC codec: requests', () => {
       const message = invalid(() =>
         decodeInferRequest(request({ inputs: [{ name: 'x', datatype: 'UINT8', shape: ['2'], contents: { uint_contents: [1, 300] } }] })),
       );
-      expect(message).toMatch(/input 'x': element 1 is 300, expected a valid UINT8 number/);
+      expect(message).toMatch(/input 'x': element 1 is 300, outside the UINT8 range \[0, 255\]/);
     });
     it('FP16 and BF16 in typed contents', () => {
       for (const datatype of ['FP16', 'BF16']) {
