@@ -27,6 +27,7 @@ import { DataPlane } from '../pipeline/dataplane.js';
 import { standardPolicies } from '../pipeline/standard.js';
 import type { Policy } from '../pipeline/types.js';
 import { adminRoutes } from './admin/routes.js';
+import { servingPolicies } from './serving-policies.js';
 import type { FrontDoor } from './front-door.js';
 import { GrpcDoor } from './grpc/door.js';
 import { createServerLogger } from '../observability/logger.js';
@@ -104,6 +105,7 @@ export class InferdServer {
     });
 
     // The request pipeline (src/pipeline/chain.ts tells its order).
+    const serving = servingPolicies({ config, metrics, logger });
     const plane = new DataPlane(manager, {
       policies: (self) => {
         const chain = standardPolicies({
@@ -114,6 +116,7 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
+          optional: { cache: serving.policies(self) },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
@@ -135,6 +138,7 @@ export class InferdServer {
           });
         },
         adminRoutes({ manager, plane, control, logger, ...(registry ? { registry } : {}) }),
+        serving.adminRoutes,
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);

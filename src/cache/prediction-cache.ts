@@ -1,0 +1,222 @@
+/**
+ * The prediction cache: an in-process LRU bounded by bytes in front of an optional Redis shared
+ * by every replica. Concurrent misses of one key share one computation (single-flight), so a
+ * hot key reaching a cold cache runs the model once. Redis is best effort: when it is down or
+ * slow, the cache carries on with memory alone, logs the outage once and counts the errors;
+ * callers never see it.
+ */
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { CounterFamily, GaugeFamily } from '../observability/instruments.js';
+import { KEY_PREFIX, modelPrefix } from './key.js';
+
+export interface PredictionCacheOptions {
+  /** Bound of the in-process tier, in bytes of stored answers. */
+  memoryBytes: number;
+  /** `redis://host:port/db`; no shared tier without it. */
+  redisUrl?: string;
+  /** Bound on one Redis command; past it the cache answers from memory alone. */
+  redisTimeoutMs: number;
+  logger?: Logger;
+  /** Where the cache's metrics are registered (the server's /metrics registry). */
+  registry?: Registry;
+}
+
+export type Lookup = { tier: 'memory' | 'redis'; value: Buffer } | { tier: 'coalesced'; value: Buffer } | undefined;
+
+interface Stored {
+  value: Buffer;
+  model: string;
+}
+
+export class PredictionCache {
+  private readonly memory: LRUCache<string, Stored>;
+  private readonly redis: Redis | undefined;
+  private readonly inFlight = new Map<string, Promise<Buffer | undefined>>();
+  private redisHealthy = true;
+  private readonly log: Logger | undefined;
+  readonly metrics: {
+    hits: CounterFamily;
+    misses: CounterFamily;
+    evictions: CounterFamily;
+    coalesced: CounterFamily;
+    bytes: GaugeFamily;
+    entries: GaugeFamily;
+    redisErrors: CounterFamily;
+  };
+
+  constructor(private readonly options: PredictionCacheOptions) {
+    this.log = options.logger;
+    const r = options.registry;
+    this.metrics = {
+      hits: new CounterFamily('inferd_cache_hits_total', 'Inferences answered from the prediction cache, by tier.', ['model', 'tier'], r),
+      misses: new CounterFamily('inferd_cache_misses_total', 'Inferences the prediction cache could not answer.', ['model'], r),
+      evictions: new CounterFamily('inferd_cache_evictions_total', 'Answers evicted from the in-process cache to stay within its byte bound.', [], r),
+      coalesced: new CounterFamily('inferd_cache_coalesced_total', 'Misses that waited for an identical request already computing instead of running the model.', ['model'], r),
+      bytes: new GaugeFamily('inferd_cache_bytes', 'Bytes of answers held by the in-process cache.', [], r),
+      entries: new GaugeFamily('inferd_cache_entries', 'Answers held by the in-process cache.', [], r),
+      redisErrors: new CounterFamily('inferd_cache_redis_errors_total', 'Redis commands of the prediction cache that failed or timed out (the cache then uses memory alone).', [], r),
+    };
+    const evictions = this.metrics.evictions.child();
+    this.memory = new LRUCache<string, Stored>({
+      maxSize: Math.max(1, options.memoryBytes),
+      sizeCalculation: (s, key) => s.value.byteLength + key.length,
+      // An answer larger than the whole bound is not kept.
+      maxEntrySize: Math.max(1, options.memoryBytes),
+      ttlAutopurge: false,
+      dispose: (_value, _key, reason) => {
+        if (reason === 'evict') evictions.inc();
+      },
+    });
+    if (options.redisUrl) {
+      this.redis = new Redis(options.redisUrl, {
+        // Commands fail at once while disconnected instead of queueing behind an outage.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: options.redisTimeoutMs,
+        connectTimeout: Math.max(500, options.redisTimeoutMs * 10),
+        retryStrategy: (times) => Math.min(200 * times, 2000),
+        lazyConnect: false,
+      });
+      this.redis.on('error', (error: Error) => this.redisFailed(error));
+      this.redis.on('ready', () => {
+        if (!this.redisHealthy) this.log?.info('prediction cache: Redis is back; answers are shared again');
+        this.redisHealthy = true;
+      });
+    }
+  }
+
+  /** Memory bytes in use (for the gauge and tests). */
+  get memoryBytes(): number {
+    return this.memory.calculatedSize;
+  }
+
+  get memoryEntries(): number {
+    return this.memory.size;
+  }
+
+  /**
+   * The cached answer of `key`, or the answer `compute` produces (stored with `ttlMs`, 0 = no
+   * expiry). `compute` resolving undefined means "do not store" (a fallback answer). Concurrent
+   * calls for one key share one `compute`; `onLookup` tells where the answer came from.
+   */
+  async getOrCompute(
+    key: string,
+    model: string,
+    ttlMs: number,
+    compute: () => Promise<Buffer | undefined>,
+    onLookup: (lookup: 'memory' | 'redis' | 'coalesced' | 'miss') => void,
+  ): Promise<Buffer | undefined> {
+    const local = this.memory.get(key);
+    if (local) {
+      this.metrics.hits.child(model, 'memory').inc();
+      onLookup('memory');
+      return local.value;
+    }
+    const pending = this.inFlight.get(key);
+    if (pending) {
+      this.metrics.coalesced.child(model).inc();
+      onLookup('coalesced');
+      return pending;
+    }
+    const flight = this.lookupThenCompute(key, model, ttlMs, compute, onLookup);
+    this.inFlight.set(key, flight);
+    try {
+      return await flight;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async lookupThenCompute(
+    key: string,
+    model: string,
+    ttlMs: number,
+    compute: () => Promise<Buffer | undefined>,
+    onLookup: (lookup: 'memory' | 'redis' | 'coalesced' | 'miss') => void,
+  ): Promise<Buffer | undefined> {
+    const shared = await this.redisGet(key);
+    if (shared) {
+      this.remember(key, model, shared, ttlMs);
+      this.metrics.hits.child(model, 'redis').inc();
+      onLookup('redis');
+      return shared;
+    }
+    this.metrics.misses.child(model).inc();
+    onLookup('miss');
+    const value = await compute();
+    if (value !== undefined) {
+      this.remember(key, model, value, ttlMs);
+      void this.redisSet(key, value, ttlMs);
+    }
+    return value;
+  }
+
+  private remember(key: string, model: string, value: Buffer, ttlMs: number): void {
+    this.memory.set(key, { value, model }, ttlMs > 0 ? { ttl: ttlMs } : {});
+    this.metrics.bytes.child().set(this.memory.calculatedSize);
+    this.metrics.entries.child().set(this.memory.size);
+  }
+
+  /** Drops every cached answer of `model` (all models when absent), in memory and in Redis. */
+  async clear(model?: string): Promise<{ memory: number; redis: number }> {
+    let memory = 0;
+    const prefix = model === undefined ? KEY_PREFIX : modelPrefix(model);
+    for (const key of [...this.memory.keys()]) {
+      if (key.startsWith(prefix)) {
+        this.memory.delete(key);
+        memory++;
+      }
+    }
+    this.metrics.bytes.child().set(this.memory.calculatedSize);
+    this.metrics.entries.child().set(this.memory.size);
+    let redis = 0;
+    if (this.redis && this.redis.status === 'ready') {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) redis += await this.redis.unlink(...keys);
+      } while (cursor !== '0');
+    }
+    return { memory, redis };
+  }
+
+  async close(): Promise<void> {
+    this.memory.clear();
+    if (this.redis) this.redis.disconnect();
+  }
+
+  private async redisGet(key: string): Promise<Buffer | undefined> {
+    const redis = this.redis;
+    if (!redis || redis.status !== 'ready') return undefined;
+    try {
+      const value = await redis.getBuffer(key);
+      return value ?? undefined;
+    } catch (error) {
+      this.redisFailed(error as Error);
+      return undefined;
+    }
+  }
+
+  private async redisSet(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    const redis = this.redis;
+    if (!redis || redis.status !== 'ready') return;
+    try {
+      if (ttlMs > 0) await redis.set(key, value, 'PX', ttlMs);
+      else await redis.set(key, value);
+    } catch (error) {
+      this.redisFailed(error as Error);
+    }
+  }
+
+  private redisFailed(error: Error): void {
+    this.metrics.redisErrors.child().inc();
+    if (this.redisHealthy) {
+      this.redisHealthy = false;
+      this.log?.warn({ err: { message: error.message } }, 'prediction cache: Redis failed; answering from memory alone until it is back');
+    }
+  }
+}
