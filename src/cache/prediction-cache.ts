@@ -36,6 +36,7 @@ export class PredictionCache {
   private readonly redis: Redis | undefined;
   private readonly inFlight = new Map<string, Promise<Buffer | undefined>>();
   private redisHealthy = true;
+  private closing = false;
   private readonly log: Logger | undefined;
   readonly metrics: {
     hits: CounterFamily;
@@ -81,6 +82,10 @@ export class PredictionCache {
         lazyConnect: false,
       });
       this.redis.on('error', (error: Error) => this.redisFailed(error));
+      // A dropped connection is an outage even before a command or a reconnect fails.
+      this.redis.on('close', () => {
+        if (!this.closing) this.redisFailed(new Error('the connection to Redis closed'));
+      });
       this.redis.on('ready', () => {
         if (!this.redisHealthy) this.log?.info('prediction cache: Redis is back; answers are shared again');
         this.redisHealthy = true;
@@ -185,6 +190,7 @@ export class PredictionCache {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     this.memory.clear();
     if (this.redis) this.redis.disconnect();
   }

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { InferdError } from '../core/errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerBenchCommand } from './bench.js';
+import { registerCacheCommand } from './cache.js';
 import { registerDriftCommand } from './drift.js';
 import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerDriftCommand(program);
   registerKeysCommand(program);
   registerAuditCommand(program);
+  registerCacheCommand(program);
   return program;
 }
 

@@ -6,7 +6,8 @@
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/index.js';
 import type { CachePolicy } from '../../src/cache/policy.js';
 import type { InferenceResponse } from '../../src/core/types.js';
 import { callContext } from '../../src/pipeline/context.js';
@@ -196,5 +197,25 @@ describe('prediction cache', () => {
     expect(ctx.responseHeaders?.['x-inferd-cache']).toBe('miss');
     const bad = await postJson(`${url}/v2/admin/cache/clear`, { model: 3 });
     expect(bad.status).toBe(400);
+
+    // The command line goes through the same endpoint.
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      await main(['node', 'inferd', 'cache', 'clear', '--url', url, '--model', 'scale']);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written.join('')).toMatch(/cleared 1 cached answers in memory and \d+ in Redis for model 'scale'/);
+    const after = callContext('scale');
+    await server.plane.infer(after, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([9, 9, 9, 9]) }] });
+    expect(after.responseHeaders?.['x-inferd-cache']).toBe('miss');
+    // Other models' answers stay.
+    const other = callContext('other');
+    await server.plane.infer(other, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([7, 8, 9, 10]) }] });
+    expect(other.responseHeaders?.['x-inferd-cache']).toBe('hit');
   });
 });
