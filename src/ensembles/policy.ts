@@ -7,6 +7,7 @@
 import { InvalidInputError, RuntimeError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse, Tensor } from '../core/types.js';
 import { callContext } from '../pipeline/context.js';
+import { copyTensor } from '../resilience/copy.js';
 import type { NextInfer, PipelineContext, Policy, ServingPlane } from '../pipeline/types.js';
 
 export class EnsemblePolicy implements Policy {
@@ -26,9 +27,19 @@ export class EnsemblePolicy implements Policy {
       if (!t) throw new InvalidInputError(`ensemble '${v.name}' needs input '${declared.name}'`);
       if (t.datatype !== declared.datatype) throw new InvalidInputError(`ensemble '${v.name}': input '${declared.name}' must be ${declared.datatype}, got ${t.datatype}`);
     }
+    // Reads still to come of each tensor: a step's run may take its inputs' buffers, so a
+    // tensor read again later (or answered) is handed over as a copy.
+    const readsLeft = new Map<string, number>();
+    for (const step of spec.steps) for (const source of Object.values(step.inputs)) readsLeft.set(source, (readsLeft.get(source) ?? 0) + 1);
+    for (const out of v.outputs) readsLeft.set(out.name, (readsLeft.get(out.name) ?? 0) + 1);
     try {
       for (const step of spec.steps) {
-        const inputs = Object.entries(step.inputs).map(([input, source]) => ({ ...tensors.get(source)!, name: input }));
+        const inputs = Object.entries(step.inputs).map(([input, source]) => {
+          const left = (readsLeft.get(source) ?? 1) - 1;
+          readsLeft.set(source, left);
+          const t = tensors.get(source)!;
+          return { ...(left > 0 ? copyTensor(t) : t), name: input };
+        });
         const child = callContext(step.model, step.version, { requestId: ctx.requestId });
         if (ctx.deadline !== undefined) child.deadline = ctx.deadline;
         if (ctx.signal) child.signal = ctx.signal;

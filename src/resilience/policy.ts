@@ -11,6 +11,7 @@ import type { InferenceRequest, InferenceResponse, Tensor } from '../core/types.
 import type { ModelVersion } from '../models/model-version.js';
 import { callContext } from '../pipeline/context.js';
 import type { NextInfer, PipelineContext, Policy, ServingPlane } from '../pipeline/types.js';
+import { consumesInputs, copyRequest } from './copy.js';
 import { markFallback, staticOutputs } from './fallback.js';
 import { VersionGuard } from './guard.js';
 import type { ResilienceMetrics } from './metrics.js';
@@ -43,12 +44,15 @@ export class ResiliencePolicy implements Policy {
     const guard = v ? this.guardOf(v) : undefined;
     if (!v || !guard) return next(ctx, request);
     const callerDeadline = ctx.deadline;
+    const r = v.config.resilience!;
+    // The request may be sent again (retry, fallback): keep it whole if a run would consume it.
+    const resend = (r.retry !== undefined || r.fallback !== undefined) && consumesInputs(v.config.runtime);
     try {
       return await guard.run((attemptDeadline) => {
         // Queued work of an attempt past its timeout is dropped by the scheduler.
         const d = attemptDeadline === undefined ? callerDeadline : callerDeadline === undefined ? attemptDeadline : Math.min(callerDeadline, attemptDeadline);
         if (d !== undefined) ctx.deadline = d;
-        return next(ctx, request);
+        return next(ctx, resend ? copyRequest(request) : request);
       });
     } catch (error) {
       const e = toInferdError(error);
