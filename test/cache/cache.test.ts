@@ -67,6 +67,7 @@ beforeAll(async () => {
     scale: { config: CONFIG, files: { '1/model.mjs': scaleModel(2) } },
     other: { config: CONFIG, files: { '1/model.mjs': scaleModel(3) } },
     versioned: { config: CONFIG, files: { '1/model.mjs': scaleModel(10) } },
+    brief: { config: CONFIG.replace('ttl_seconds: 60', 'ttl_seconds: 1'), files: { '1/model.mjs': scaleModel(4) } },
   });
 }, 60_000);
 
@@ -186,6 +187,20 @@ describe('prediction cache', () => {
     expect(Array.from(v2.outputs[0]!.data as Float32Array)).toEqual([100, 200, 300, 400]);
     expect(server.manager.serving.resolve('versioned', '2').stats.snapshot().execution_count).toBe(1);
   }, 60_000);
+
+  it('answers expire after their TTL, in memory and in Redis', async () => {
+    const first = callContext('brief');
+    await server.plane.infer(first, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([5, 5, 5, 5]) }] });
+    expect(first.responseHeaders?.['x-inferd-cache']).toBe('miss');
+    const second = callContext('brief');
+    await server.plane.infer(second, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([5, 5, 5, 5]) }] });
+    expect(second.responseHeaders?.['x-inferd-cache']).toBe('hit');
+    await new Promise((r) => setTimeout(r, 1200));
+    const third = callContext('brief');
+    await server.plane.infer(third, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([5, 5, 5, 5]) }] });
+    expect(third.responseHeaders?.['x-inferd-cache']).toBe('miss');
+    expect(statsOf(server, 'brief').execution_count).toBe(2);
+  });
 
   it('the admin endpoint clears a model’s answers', async () => {
     await infer(server, 'scale', [9, 9, 9, 9]);
