@@ -7,6 +7,7 @@ import { UnavailableError, type InferdError } from '../core/errors.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import { EnsembleExecutor } from '../ensembles/executor.js';
 import { RemoteExecutor } from '../runtimes/remote/executor.js';
+import { GrpcRemoteExecutor } from '../runtimes/remote/grpc-executor.js';
 import type { RunTimings } from '../runtimes/types.js';
 import type { ModelConfig } from './config.js';
 
@@ -23,6 +24,7 @@ export interface VersionExecutor {
 export function createExecutor(config: ModelConfig): VersionExecutor | undefined {
   if (config.runtime === 'remote') {
     if (!config.remote) throw new UnavailableError(`model '${config.name}' has runtime remote but no 'remote' section`);
+    if (config.remote.url.startsWith('grpc://')) return new GrpcRemoteExecutor(config.name, config.remote, config.execution.timeout_ms);
     return new RemoteExecutor(config.name, config.remote, config.execution.timeout_ms);
   }
   if (config.runtime === 'ensemble') return new EnsembleExecutor(config);

@@ -32,8 +32,8 @@ export const CacheSection = Type.Optional(
 export const RemoteSection = Type.Optional(
   Type.Object(
     {
-      /** Base URL of the other Open Inference Protocol server (http:// or https://). */
-      url: Type.String({ pattern: '^https?://' }),
+      /** The other Open Inference Protocol server: `http(s)://host:port` (REST) or `grpc://host:port`. */
+      url: Type.String({ pattern: '^(https?|grpc)://' }),
       /** The model's name there; default this model's name. */
       model: Type.Optional(Type.String({ minLength: 1 })),
       /** A version to pin there; default the remote's own choice. */

@@ -22,11 +22,11 @@ let upstream: Upstream;
 let server: InferdServer;
 let url: string;
 
-function remoteConfig(model: string, extra: string, maxBatch = 8): string {
+function remoteConfig(model: string, extra: string, maxBatch = 8, url = upstream.url): string {
   return `runtime: remote
 max_batch_size: ${maxBatch}
 dynamic_batching: { max_queue_delay_microseconds: 0 }
-remote: { url: ${upstream.url}, model: ${model}, timeout_ms: 5000 }
+remote: { url: ${url}, model: ${model}, timeout_ms: 5000 }
 ${extra}`;
 }
 
@@ -57,6 +57,7 @@ beforeAll(async () => {
 `,
       ),
     },
+    remote_scale_grpc: { config: remoteConfig('scale', '', 8, upstream.grpcUrl) },
     remote_slow: { config: remoteConfig('slow', 'resilience: { timeout_ms: 300 }\n') },
     remote_failing: {
       config: remoteConfig('failing', 'resilience:\n  retry: { max_attempts: 3, initial_delay_ms: 1, max_delay_ms: 5, budget_ratio: 0.1, budget_min_per_second: 0 }\n', 0),
@@ -89,6 +90,15 @@ describe('remote models', () => {
     const answers = await Promise.all(Array.from({ length: 16 }, (_, i) => server.plane.infer(callContext('remote_scale'), x(i))));
     answers.forEach((a, i) => expect(Array.from(a.outputs[0]!.data as Float32Array)).toEqual([2 * i, 2 * i + 2, 2 * i + 4, 2 * i + 6]));
     expect(server.manager.serving.resolve('remote_scale').stats.snapshot().execution_count).toBeLessThan(17);
+  });
+
+  it('over gRPC too: signature from the upstream, answers as it gives them', async () => {
+    const meta = await fetch(`${url}/v2/models/remote_scale_grpc`).then((r) => r.json() as Promise<{ inputs: unknown[] }>);
+    expect(meta.inputs).toEqual([{ name: 'x', datatype: 'FP32', shape: [-1, 4] }]);
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => server.plane.infer(callContext('remote_scale_grpc'), x(i))));
+    answers.forEach((a, i) => expect(Array.from(a.outputs[0]!.data as Float32Array)).toEqual([2 * i, 2 * i + 2, 2 * i + 4, 2 * i + 6]));
+    const bad = await postJson(`${url}/v2/models/remote_scale_grpc/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] });
+    expect(bad.status).toBe(400);
   });
 
   it('upstream killed: the circuit opens within its window and the fallback answers; it closes when the upstream returns', async () => {

@@ -10,6 +10,8 @@ import { freePort } from './server.js';
 export interface Upstream {
   url: string;
   port: number;
+  /** Its gRPC address, `grpc://127.0.0.1:port`. */
+  grpcUrl: string;
   /** SIGKILL: an outage, not a drain. */
   kill(): Promise<void>;
   /** Starts it again on the same port and waits for readiness. */
@@ -19,11 +21,12 @@ export interface Upstream {
 
 export async function startUpstream(repository: string): Promise<Upstream> {
   const port = await freePort();
+  const grpcPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let out = '';
   const start = async (): Promise<void> => {
-    const proc = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'inferd.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--model-repository', repository, '--log-level', 'warn'], {
+    const proc = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'inferd.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--grpc-port', String(grpcPort), '--model-repository', repository, '--log-level', 'warn'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -48,5 +51,5 @@ export async function startUpstream(repository: string): Promise<Upstream> {
     });
   };
   await start();
-  return { url, port, kill, start, output: () => out };
+  return { url, port, grpcUrl: `grpc://127.0.0.1:${grpcPort}`, kill, start, output: () => out };
 }
