@@ -6,8 +6,8 @@
  */
 import { InvalidInputError, RuntimeError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse, Tensor } from '../core/types.js';
-import { callContext } from '../pipeline/context.js';
 import { copyTensor } from '../resilience/copy.js';
+import { innerContext } from './inner-call.js';
 import type { NextInfer, PipelineContext, Policy, ServingPlane } from '../pipeline/types.js';
 
 export class EnsemblePolicy implements Policy {
@@ -40,11 +40,7 @@ export class EnsemblePolicy implements Policy {
           const t = tensors.get(source)!;
           return { ...(left > 0 ? copyTensor(t) : t), name: input };
         });
-        const child = callContext(step.model, step.version, { requestId: ctx.requestId });
-        if (ctx.deadline !== undefined) child.deadline = ctx.deadline;
-        if (ctx.signal) child.signal = ctx.signal;
-        if (ctx.identity) child.identity = ctx.identity;
-        if (ctx.priority !== undefined) child.priority = ctx.priority;
+        const child = innerContext(ctx, step.model, step.version);
         const answer = await this.plane.infer(child, { inputs, outputs: Object.keys(step.outputs).map((name) => ({ name })) });
         for (const out of answer.outputs) {
           const as = step.outputs[out.name];

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { toInferdError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse, Tensor } from '../core/types.js';
 import type { ModelVersion } from '../models/model-version.js';
-import { callContext } from '../pipeline/context.js';
+import { innerContext } from '../ensembles/inner-call.js';
 import type { NextInfer, PipelineContext, Policy, ServingPlane } from '../pipeline/types.js';
 import { consumesInputs, copyRequest } from './copy.js';
 import { markFallback, staticOutputs } from './fallback.js';
@@ -75,11 +75,7 @@ export class ResiliencePolicy implements Policy {
         if (request.id !== undefined) response.id = request.id;
         return markFallback(ctx, response, 'static');
       }
-      const child = callContext(fallback.model, fallback.version, { requestId: ctx.requestId });
-      if (ctx.deadline !== undefined) child.deadline = ctx.deadline;
-      if (ctx.signal) child.signal = ctx.signal;
-      if (ctx.identity) child.identity = ctx.identity;
-      if (ctx.priority !== undefined) child.priority = ctx.priority;
+      const child = innerContext(ctx, fallback.model, fallback.version);
       const response = await this.plane.infer(child, request);
       return markFallback(ctx, response, `${response.model_name}/${response.model_version}`);
     }
