@@ -19,9 +19,18 @@ export interface PredictionCacheOptions {
   redisUrl?: string;
   /** Bound on one Redis command; past it the cache answers from memory alone. */
   redisTimeoutMs: number;
+  /**
+   * Across replicas, one computes a missing answer while the others wait for it in Redis, up to
+   * this long (the lock's lifetime); 0 turns that off (each replica computes its own misses).
+   */
+  sharedLockMs?: number;
   logger?: Logger;
   /** Where the cache's metrics are registered (the server's /metrics registry). */
   registry?: Registry;
+}
+
+function lockKey(key: string): string {
+  return `${key}:computing`;
 }
 
 export type Lookup = { tier: 'memory' | 'redis'; value: Buffer } | { tier: 'coalesced'; value: Buffer } | undefined;
@@ -149,14 +158,71 @@ export class PredictionCache {
       onLookup('redis');
       return shared;
     }
+    // Another replica may be computing this answer: wait for it rather than compute it again.
+    const lockMs = this.options.sharedLockMs ?? 0;
+    const lock = lockMs > 0 ? await this.redisLock(key, lockMs) : 'none';
+    if (lock === 'taken') {
+      const waited = await this.waitForShared(key, lockMs);
+      if (waited) {
+        this.remember(key, model, waited, ttlMs);
+        this.metrics.coalesced.child(model).inc();
+        onLookup('coalesced');
+        return waited;
+      }
+    }
     this.metrics.misses.child(model).inc();
     onLookup('miss');
-    const value = await compute();
-    if (value !== undefined) {
-      this.remember(key, model, value, ttlMs);
-      void this.redisSet(key, value, ttlMs);
+    let storing: Promise<void> | undefined;
+    try {
+      const value = await compute();
+      if (value !== undefined) {
+        this.remember(key, model, value, ttlMs);
+        storing = this.redisSet(key, value, ttlMs);
+      }
+      return value;
+    } finally {
+      // The lock goes once the answer is in Redis, so waiting replicas find it there.
+      if (lock === 'held') {
+        void (storing ?? Promise.resolve())
+          .then(() => this.redis?.del(lockKey(key)))
+          .catch((error: Error) => this.redisFailed(error));
+      }
     }
-    return value;
+  }
+
+  /** 'held': this replica computes; 'taken': another one is; 'none': no shared tier now. */
+  private async redisLock(key: string, lockMs: number): Promise<'held' | 'taken' | 'none'> {
+    const redis = this.redis;
+    if (!redis || redis.status !== 'ready') return 'none';
+    try {
+      const ok = await redis.set(lockKey(key), '1', 'PX', lockMs, 'NX');
+      return ok === 'OK' ? 'held' : 'taken';
+    } catch (error) {
+      this.redisFailed(error as Error);
+      return 'none';
+    }
+  }
+
+  /** Polls for the answer another replica is computing; undefined when it gave up or failed. */
+  private async waitForShared(key: string, lockMs: number): Promise<Buffer | undefined> {
+    const redis = this.redis;
+    const until = Date.now() + lockMs;
+    let pause = 5;
+    while (redis && redis.status === 'ready' && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(50, pause * 2);
+      try {
+        const results = await redis.pipeline().getBuffer(key).exists(lockKey(key)).exec();
+        const value = results?.[0]?.[1] as Buffer | null | undefined;
+        if (value) return value;
+        // The lock is gone and no answer was stored (it failed, or was not cacheable).
+        if (results?.[1]?.[1] === 0) return undefined;
+      } catch (error) {
+        this.redisFailed(error as Error);
+        return undefined;
+      }
+    }
+    return undefined;
   }
 
   private remember(key: string, model: string, value: Buffer, ttlMs: number): void {

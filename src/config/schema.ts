@@ -73,6 +73,8 @@ export const ServerConfigSchema = Type.Object(
         redis_url: Type.Optional(Type.String({ pattern: '^rediss?://' })),
         /** Bound on one Redis command; past it the request carries on without the shared tier. */
         redis_timeout_ms: Type.Integer({ minimum: 1, default: 100 }),
+        /** With Redis: one replica computes a missing answer while the others wait for it, up to this long; 0 = off. */
+        shared_lock_ms: Type.Integer({ minimum: 0, default: 2000 }),
       },
       { additionalProperties: false, default: {} },
     ),

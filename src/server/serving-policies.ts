@@ -31,6 +31,7 @@ export function servingPolicies(parts: { config: Pick<ServerConfig, 'cache'>; me
   const cache = new PredictionCache({
     memoryBytes: c.memory_bytes,
     redisTimeoutMs: c.redis_timeout_ms,
+    sharedLockMs: c.shared_lock_ms,
     ...(c.redis_url !== undefined ? { redisUrl: c.redis_url } : {}),
     ...(parts.logger ? { logger: parts.logger } : {}),
     ...(registry ? { registry } : {}),

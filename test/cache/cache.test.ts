@@ -67,6 +67,10 @@ beforeAll(async () => {
     scale: { config: CONFIG, files: { '1/model.mjs': scaleModel(2) } },
     other: { config: CONFIG, files: { '1/model.mjs': scaleModel(3) } },
     versioned: { config: CONFIG, files: { '1/model.mjs': scaleModel(10) } },
+    slow: {
+      config: CONFIG,
+      files: { '1/model.mjs': 'export function predict({ x }) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200); return { y: { datatype: "FP32", shape: x.shape, data: x.data } }; }' },
+    },
     brief: { config: CONFIG.replace('ttl_seconds: 60', 'ttl_seconds: 1'), files: { '1/model.mjs': scaleModel(4) } },
   });
 }, 60_000);
@@ -154,6 +158,14 @@ describe('prediction cache', () => {
     expect(stats.execution_count).toBe(0);
     expect(stats.inference_stats.cache_hit.count).toBe(1);
   });
+
+  it('a burst over two replicas runs the model once in all (one computes, the other waits in Redis)', async () => {
+    const replica = servers[1] ?? (await start()).server;
+    const burst = (s: InferdServer) => Array.from({ length: 100 }, () => infer(s, 'slow', [4, 3, 2, 1]));
+    const answers = await Promise.all([...burst(server), ...burst(replica)]);
+    for (const a of answers) expect(Array.from(a.outputs[0]!.data as Float32Array)).toEqual([4, 3, 2, 1]);
+    expect(statsOf(server, 'slow').execution_count + statsOf(replica, 'slow').execution_count).toBe(1);
+  }, 30_000);
 
   it('Redis killed mid-test: every request is still answered, from memory and the model', async () => {
     await redis.stop();
