@@ -14,7 +14,7 @@ export function copyRequest(request: InferenceRequest): InferenceRequest {
   return { ...request, inputs: request.inputs.map(copyTensor) };
 }
 
-/** Whether a version's runs take ownership of their inputs (worker threads). */
+/** Whether a version's runs take ownership of their inputs (worker threads, or an ensemble's first steps). */
 export function consumesInputs(runtime: string): boolean {
-  return runtime === 'onnx' || runtime === 'js';
+  return runtime !== 'remote';
 }

@@ -26,6 +26,14 @@ beforeAll(async () => {
       config: `runtime: js\nmax_batch_size: 8\n${SIGNATURE}resilience: { fallback: { model: backup } }\n`,
       files: { '1/model.mjs': 'export function predict() { throw new Error("weights corrupted"); }' },
     },
+    ping: {
+      config: `runtime: js\nmax_batch_size: 8\n${SIGNATURE}resilience: { fallback: { model: pong } }\n`,
+      files: { '1/model.mjs': 'export function predict() { throw new Error("down"); }' },
+    },
+    pong: {
+      config: `runtime: js\nmax_batch_size: 8\n${SIGNATURE}resilience: { fallback: { model: ping } }\n`,
+      files: { '1/model.mjs': 'export function predict() { throw new Error("down too"); }' },
+    },
     backup: {
       config: `runtime: js\nmax_batch_size: 8\n${SIGNATURE}`,
       files: { '1/model.mjs': 'export function predict({ x }) { return { y: { datatype: "FP32", shape: x.shape, data: x.data.map(() => 0.5) } }; }' },
@@ -60,6 +68,12 @@ describe('resilience on local models', () => {
     expect(r.headers.get('x-inferd-fallback')).toBe('backup/1');
     const metrics = await fetch(`${url}/metrics`).then((m) => m.text());
     expect(metrics).toMatch(/inferd_fallback_answers_total\{model="broken",reason="error"\} 1/);
+  });
+
+  it('fallbacks that form a cycle end with an error naming it', async () => {
+    const r = await postJson(`${url}/v2/models/ping/infer`, body);
+    expect(r.status).toBe(409);
+    expect(r.body.error).toContain('form a cycle');
   });
 
   it('bad input is the caller’s fault: no fallback', async () => {

@@ -30,8 +30,6 @@ export class RemoteExecutor {
   private readonly base: string;
   private readonly running = new Set<AbortController>();
   private closed = false;
-  /** Upstream calls made (inferences), for diagnostics and tests. */
-  calls = 0;
 
   constructor(
     private readonly name: string,
@@ -59,7 +57,6 @@ export class RemoteExecutor {
     });
     text += `],"outputs":${JSON.stringify(outputs.map((name) => ({ name })))}}`;
     const started = performance.now();
-    this.calls++;
     const body = await this.call('POST', `${this.base}/infer`, text, Math.min(this.options.timeout_ms, this.executionTimeoutMs), 'run');
     const inferNs = (performance.now() - started) * 1e6;
     const raw = (body as { outputs?: unknown }).outputs;
