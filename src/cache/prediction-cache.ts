@@ -33,8 +33,6 @@ function lockKey(key: string): string {
   return `${key}:computing`;
 }
 
-export type Lookup = { tier: 'memory' | 'redis'; value: Buffer } | { tier: 'coalesced'; value: Buffer } | undefined;
-
 interface Stored {
   value: Buffer;
   model: string;
