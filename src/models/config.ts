@@ -33,7 +33,7 @@
 import Type, { type Static } from 'typebox';
 import { DATATYPES } from '../core/datatypes.js';
 import { ConfigError, validate } from '../config/validate.js';
-import { CacheSection, EnsembleSection, RemoteSection, ResilienceSection } from './serving-options.js';
+import { CacheSection, EnsembleSection, RemoteSection, ResilienceSection, checkServingOptions } from './serving-options.js';
 
 const TensorSpec = Type.Object(
   {
@@ -166,14 +166,6 @@ export function parseModelConfig(raw: unknown, name: string, where: string): Mod
   if (config.queue.default_priority > config.queue.priority_levels) {
     throw new ConfigError(`${where}: 'queue.default_priority' (${config.queue.default_priority}) is above 'queue.priority_levels' (${config.queue.priority_levels})`);
   }
-  if ((config.runtime === 'remote') !== (config.remote !== undefined)) {
-    throw new ConfigError(`${where}: 'runtime: remote' and a 'remote' section go together`);
-  }
-  if ((config.runtime === 'ensemble') !== (config.ensemble !== undefined)) {
-    throw new ConfigError(`${where}: 'runtime: ensemble' and an 'ensemble' section go together`);
-  }
-  if (config.runtime === 'ensemble' && (config.inputs === undefined || config.outputs === undefined)) {
-    throw new ConfigError(`${where}: an ensemble declares its 'inputs' and 'outputs'`);
-  }
+  checkServingOptions(config, where);
   return { ...config, name };
 }

@@ -16,6 +16,7 @@
  *       - { model: text_encoder_tiny, inputs: { input_ids: ids, attention_mask: mask }, outputs: { embeddings: embeddings } }
  */
 import Type from 'typebox';
+import { ConfigError } from '../config/validate.js';
 import { DATATYPES } from '../core/datatypes.js';
 
 export const CacheSection = Type.Optional(
@@ -130,3 +131,35 @@ export const EnsembleSection = Type.Optional(
     { additionalProperties: false },
   ),
 );
+
+interface ServingOptions {
+  name?: string;
+  runtime: string;
+  inputs?: unknown[];
+  outputs?: unknown[];
+  remote?: unknown;
+  ensemble?: unknown;
+  resilience?: { fallback?: { model: string } | { response: { outputs: Array<{ name: string; shape: number[]; data: unknown[] }> } } };
+}
+
+/** Checks between sections that the schema cannot express; throws ConfigError naming the key. */
+export function checkServingOptions(config: ServingOptions, where: string): void {
+  if ((config.runtime === 'remote') !== (config.remote !== undefined)) {
+    throw new ConfigError(`${where}: 'runtime: remote' and a 'remote' section go together`);
+  }
+  if ((config.runtime === 'ensemble') !== (config.ensemble !== undefined)) {
+    throw new ConfigError(`${where}: 'runtime: ensemble' and an 'ensemble' section go together`);
+  }
+  if (config.runtime === 'ensemble' && (config.inputs === undefined || config.outputs === undefined)) {
+    throw new ConfigError(`${where}: an ensemble declares its 'inputs' and 'outputs'`);
+  }
+  const fallback = config.resilience?.fallback;
+  if (fallback && 'response' in fallback) {
+    for (const o of fallback.response.outputs) {
+      const count = o.shape.reduce((a, b) => a * b, 1);
+      if (count !== o.data.length) {
+        throw new ConfigError(`${where}: resilience.fallback output '${o.name}' has ${o.data.length} values but shape [${o.shape.join(', ')}] holds ${count}`);
+      }
+    }
+  }
+}

@@ -4,6 +4,7 @@
  * caller's fault and never falls back; the retry budget's arithmetic over its window.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseModelConfig } from '../../src/models/config.js';
 import { RetryBudget } from '../../src/resilience/budget.js';
 import type { InferdServer } from '../../src/server/index.js';
 import { makeRepository, postJson, startInProcess } from '../support/server.js';
@@ -103,5 +104,19 @@ describe('retry budget', () => {
       allowed++;
     }
     expect(allowed).toBe(10);
+  });
+});
+
+describe('serving options in a model config', () => {
+  const parse = (raw: unknown) => () => parseModelConfig(raw, 'm', 'm/config.yaml');
+  it('refuses inconsistent sections, naming the key', () => {
+    expect(parse({ runtime: 'remote' })).toThrow(/'runtime: remote' and a 'remote' section go together/);
+    expect(parse({ runtime: 'remote', remote: { url: 'ftp://x' } })).toThrow(/'remote.url' must match/);
+    expect(parse({ runtime: 'ensemble', ensemble: { steps: [{ model: 'a', inputs: {}, outputs: {} }] } })).toThrow(/declares its 'inputs' and 'outputs'/);
+    expect(parse({ resilience: { fallback: { response: { outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: [1] }] } } } })).toThrow(
+      /fallback output 'y' has 1 values but shape \[1, 2\] holds 2/,
+    );
+    expect(parse({ resilience: { retry: { max_attempts: 0 } } })).toThrow(/max_attempts/);
+    expect(parse({ cache: { ttl_seconds: 30 }, resilience: { timeout_ms: 100, bulkhead: { max_concurrent: 2 } } })()).toMatchObject({ cache: { enabled: true, ttl_seconds: 30 } });
   });
 });
