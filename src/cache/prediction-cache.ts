@@ -93,6 +93,8 @@ export class PredictionCache {
       this.redis.on('close', () => {
         if (!this.closing) this.redisFailed(new Error('the connection to Redis closed'));
       });
+      // The shared tier never keeps a process alive by itself (the server's listeners do).
+      this.redis.on('connect', () => (this.redis as unknown as { stream?: { unref?: () => void } }).stream?.unref?.());
       this.redis.on('ready', () => {
         if (!this.redisHealthy) this.log?.info('prediction cache: Redis is back; answers are shared again');
         this.redisHealthy = true;
