@@ -58,7 +58,9 @@ export class ResiliencePolicy implements Policy {
       const e = toInferdError(error);
       const fallback = v.config.resilience?.fallback;
       const calleeFault = e.code === 'UNAVAILABLE' || e.code === 'DEADLINE_EXCEEDED' || e.code === 'INTERNAL';
-      if (!fallback || !calleeFault || ctx.signal?.aborted) throw e;
+      // No stand-in for a caller who has stopped waiting.
+      const callerGone = ctx.signal?.aborted === true || (callerDeadline !== undefined && Date.now() >= callerDeadline);
+      if (!fallback || !calleeFault || callerGone) throw e;
       if (callerDeadline === undefined) delete ctx.deadline;
       else ctx.deadline = callerDeadline;
       const reason = e.code === 'DEADLINE_EXCEEDED' ? 'timeout' : /circuit breaker open/.test(e.message) ? 'circuit_open' : 'error';
