@@ -5,6 +5,7 @@ import { InferdError } from '../core/errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerBatchCommands } from './batch.js';
 import { registerBenchCommand } from './bench.js';
+import { registerCacheCommand } from './cache.js';
 import { registerDriftCommand } from './drift.js';
 import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerTrafficCommand(program);
   registerExperimentCommand(program);
   registerBatchCommands(program);
+  registerCacheCommand(program);
   return program;
 }
 

@@ -67,6 +67,19 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** The prediction cache (src/cache): memory bound, and Redis shared by every replica. Models opt in with `cache:` in their config. */
+    cache: Type.Object(
+      {
+        memory_bytes: Type.Integer({ minimum: 0, default: 64 * 1024 * 1024 }),
+        /** `redis://host:port/db`; without it answers are cached per replica only. */
+        redis_url: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+        /** Bound on one Redis command; past it the request carries on without the shared tier. */
+        redis_timeout_ms: Type.Integer({ minimum: 1, default: 100 }),
+        /** With Redis: one replica computes a missing answer while the others wait for it, up to this long; 0 = off. */
+        shared_lock_ms: Type.Integer({ minimum: 0, default: 2000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     model_control: Type.Object(
       {
         /** none: load every model at start; explicit: load/unload by API only; poll: also watch the repository and the registry. */

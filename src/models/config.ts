@@ -3,7 +3,8 @@
  * the model is served (Triton's config.pbtxt, in YAML). Every key is optional except where noted;
  * unknown keys are errors.
  *
- *   runtime: onnx                 # or js (a module exporting predict())
+ *   runtime: onnx                 # or js (a module exporting predict()), remote, ensemble
+ *   cache / remote / resilience / ensemble: see serving-options.ts
  *   max_batch_size: 64            # rows per execution; 0 = the model has no batch dimension
  *   version_policy: { latest: 1 } # or { all: true } or { specific: [1, 3] }
  *   instances: 1                  # worker threads, each with its own session
@@ -34,6 +35,7 @@ import Type, { type Static } from 'typebox';
 import { DATATYPES } from '../core/datatypes.js';
 import { ConfigError, validate } from '../config/validate.js';
 import { DriftConfigSchema } from '../monitoring/config.js';
+import { CacheSection, EnsembleSection, RemoteSection, ResilienceSection, checkServingOptions } from './serving-options.js';
 
 const TensorSpec = Type.Object(
   {
@@ -49,7 +51,7 @@ const WarmupInput = Type.Union([Type.Literal('zero'), Type.Literal('random'), Ty
 export const ModelConfigSchema = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1 })),
-    runtime: Type.Union([Type.Literal('onnx'), Type.Literal('js')], { default: 'onnx' }),
+    runtime: Type.Union([Type.Literal('onnx'), Type.Literal('js'), Type.Literal('remote'), Type.Literal('ensemble')], { default: 'onnx' }),
     /** File name inside each version directory; default model.onnx or model.js / model.mjs. */
     artifact: Type.Optional(Type.String({ minLength: 1 })),
     max_batch_size: Type.Integer({ minimum: 0, default: 64 }),
@@ -147,6 +149,11 @@ export const ModelConfigSchema = Type.Object(
     ),
     /** Drift monitoring of served traffic (src/monitoring/config.ts). */
     drift: Type.Optional(DriftConfigSchema),
+    /** Serving options: prediction cache, remote model, resilience, ensemble (serving-options.ts). */
+    cache: CacheSection,
+    remote: RemoteSection,
+    resilience: ResilienceSection,
+    ensemble: EnsembleSection,
     /** Free-form values handed to js models' load(). */
     parameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
   },
@@ -163,5 +170,6 @@ export function parseModelConfig(raw: unknown, name: string, where: string): Mod
   if (config.queue.default_priority > config.queue.priority_levels) {
     throw new ConfigError(`${where}: 'queue.default_priority' (${config.queue.default_priority}) is above 'queue.priority_levels' (${config.queue.priority_levels})`);
   }
+  checkServingOptions(config, where);
   return { ...config, name };
 }

@@ -7,8 +7,9 @@ import { InferdError, RuntimeError, UnavailableError, toInferdError } from '../c
 import type { InferenceRequest, InferenceResponse, Parameters, RequestContext, Tensor, TensorMetadata } from '../core/types.js';
 import { Scheduler } from '../batching/scheduler.js';
 import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
-import type { RuntimeSpec } from '../runtimes/types.js';
+import type { RuntimeKind, RuntimeSpec } from '../runtimes/types.js';
 import { ExecutionTimeoutError, ModelWorkerPool } from '../workers/pool.js';
+import { createExecutor, type VersionExecutor } from './executor.js';
 import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
 import { RangeGuard } from './input-ranges.js';
@@ -35,7 +36,7 @@ export interface ModelVersionOptions {
 }
 
 /** Request parameters inferd itself interprets; all others are echoed back in the response. */
-const OWN_PARAMETERS = new Set(['priority', 'timeout', 'binary_data_output', 'headers']);
+export const OWN_PARAMETERS = new Set(['priority', 'timeout', 'binary_data_output', 'headers']);
 
 export interface LoadedResult {
   response: InferenceResponse;
@@ -56,7 +57,7 @@ export class ModelVersion {
   /** Identifies the artifact and config this instance was loaded from, to detect changes. */
   fingerprint = '';
   loadMs = 0;
-  private pool: ModelWorkerPool | undefined;
+  private pool: VersionExecutor | undefined;
   private scheduler: Scheduler | undefined;
   private readonly outputNames: string[] = [];
   private profile: InputProfile | null;
@@ -113,7 +114,7 @@ export class ModelVersion {
     const c = this.config;
     this.fingerprint = this.options.fingerprint ?? (await ModelVersion.fingerprintOf(this.path, c));
     const spec: RuntimeSpec = {
-      kind: c.runtime,
+      kind: c.runtime as RuntimeKind,
       model: this.name,
       version: this.version,
       path: this.path,
@@ -140,12 +141,15 @@ export class ModelVersion {
         ),
       })),
     };
-    const pool = new ModelWorkerPool({
-      instances: c.instances,
-      spec,
-      executionTimeoutMs: c.execution.timeout_ms,
-      maxOldGenerationSizeMb: c.execution.worker_heap_mb,
-    });
+    // Worker threads for onnx and js; remote and ensemble versions run on this thread (I/O only).
+    const pool =
+      createExecutor(c) ??
+      new ModelWorkerPool({
+        instances: c.instances,
+        spec,
+        executionTimeoutMs: c.execution.timeout_ms,
+        maxOldGenerationSizeMb: c.execution.worker_heap_mb,
+      });
     this.pool = pool;
     try {
       const signature = await pool.ready();

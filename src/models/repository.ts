@@ -108,6 +108,11 @@ export class ModelRepository {
     const versions: VersionArtifact[] = [];
     for (const v of chosen) {
       const vdir = join(dir, String(v));
+      if (config.runtime === 'remote' || config.runtime === 'ensemble') {
+        // Nothing to load from disk: the version directory itself identifies the version.
+        versions.push({ version: String(v), path: vdir });
+        continue;
+      }
       const candidates = config.artifact ? [config.artifact] : config.runtime === 'onnx' ? ['model.onnx'] : ['model.js', 'model.mjs', 'model.ts'];
       let path: string | undefined;
       for (const c of candidates) {

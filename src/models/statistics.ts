@@ -20,6 +20,8 @@ export class VersionStatistics {
   private readonly computeInput = zero();
   private readonly computeInfer = zero();
   private readonly computeOutput = zero();
+  private readonly cacheHit = zero();
+  private readonly cacheMiss = zero();
   private readonly batches = new Map<number, BatchStat>();
 
   constructor(
@@ -51,6 +53,22 @@ export class VersionStatistics {
     add(this.computeOutput, timings.outputNs);
   }
 
+  /**
+   * A request answered from the prediction cache (Triton counts it as a success, with the
+   * lookup time, and not as an execution).
+   */
+  recordCacheHit(rows: number, lookupNs: number): void {
+    this.lastInference = Date.now();
+    this.inferenceCount += rows;
+    add(this.success, lookupNs);
+    add(this.cacheHit, lookupNs);
+  }
+
+  /** A request the cache could not answer: the time spent looking it up and storing the answer. */
+  recordCacheMiss(ns: number): void {
+    add(this.cacheMiss, ns);
+  }
+
   recordFailure(totalNs: number): void {
     add(this.fail, totalNs);
   }
@@ -69,8 +87,8 @@ export class VersionStatistics {
         compute_input: { ...this.computeInput },
         compute_infer: { ...this.computeInfer },
         compute_output: { ...this.computeOutput },
-        cache_hit: zero(),
-        cache_miss: zero(),
+        cache_hit: { ...this.cacheHit },
+        cache_miss: { ...this.cacheMiss },
       },
       batch_stats: [...this.batches.entries()]
         .sort((a, b) => a[0] - b[0])

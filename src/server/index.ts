@@ -32,6 +32,7 @@ import { createSecurityLayer, startupWarnings, type SecurityLayer } from '../sec
 import { createTrafficServing, type TrafficServing } from '../routing/serving.js';
 import { createStreamingServing, type StreamingServing } from '../streaming/serving.js';
 import { adminRoutes } from './admin/routes.js';
+import { servingPolicies, type ServingPolicies } from './serving-policies.js';
 import type { FrontDoor } from './front-door.js';
 import { GrpcDoor } from './grpc/door.js';
 import { createServerLogger } from '../observability/logger.js';
@@ -57,6 +58,8 @@ export class InferdServer {
   registry: RegistryLink | undefined;
   /** Drift monitoring of served traffic (models with a `drift:` section). */
   drift: DriftServing | undefined;
+  /** Prediction cache, resilience and ensembles. */
+  servingPolicies: ServingPolicies | undefined;
   private shuttingDown: Promise<ShutdownResult> | undefined;
   tracing: Tracing | undefined;
   /** Authentication, authorisation, rate limits, TLS and audit (off unless configured). */
@@ -140,6 +143,7 @@ export class InferdServer {
     });
 
     // The request pipeline (src/pipeline/chain.ts tells its order).
+    const serving = servingPolicies({ config, metrics, logger });
     const plane = new DataPlane(manager, {
       policies: (self) => {
         const chain = standardPolicies({
@@ -150,7 +154,7 @@ export class InferdServer {
           logger,
           accessLog: config.logging.access_log,
           maxInFlight: config.server.max_inflight_requests,
-          optional: { security: security.policies, routing: [traffic.policy, traffic.guard], capture: [drift.policy] },
+          optional: { security: security.policies, routing: [traffic.policy, traffic.guard], cache: serving.policies(self), capture: [drift.policy] },
         });
         return hooks.policies ? hooks.policies(chain) : chain;
       },
@@ -177,6 +181,7 @@ export class InferdServer {
         (app, p) => traffic.routes(app, p),
         (app, p) => streaming.routes(app, p),
         drift.adminRoutes,
+        serving.adminRoutes,
       ],
     });
     const rest = new RestDoor(http, config.server.host, config.server.http_port);
@@ -205,6 +210,7 @@ export class InferdServer {
     server.control = control;
     server.registry = registry;
     server.drift = drift;
+    server.servingPolicies = serving;
     const started: FrontDoor[] = [];
     try {
       // The HTTP port opens first, so liveness and startup probes answer while models load.
@@ -220,6 +226,7 @@ export class InferdServer {
       await registry?.close();
       await security.close().catch(() => undefined);
       await drift.close().catch(() => undefined);
+      await serving.close().catch(() => undefined);
       throw error;
     }
     server.httpPort = rest.port;
@@ -300,6 +307,7 @@ export class InferdServer {
     await this.traffic?.close().catch(() => undefined);
     await this.streaming?.close().catch(() => undefined);
     await this.drift?.close().catch(() => undefined);
+    await this.servingPolicies?.close().catch(() => undefined);
     await this.registry?.close();
     await this.security?.close().catch(() => undefined);
     await this.tracing?.shutdown().catch(() => undefined);
