@@ -35,6 +35,7 @@ interface BenchCliOptions {
   batchSize?: number;
   shape: string[];
   binary?: boolean;
+  header: string[];
   seed: number;
   json?: string;
   csv?: string;
@@ -92,6 +93,15 @@ export function benchOptionsFromCli(o: BenchCliOptions): BenchOptions {
     : { kind: 'concurrency', values: parseRange(o.concurrencyRange ?? '1', { integer: true, what: '--concurrency-range' }) };
   if (!o.rawUrl && !o.model) throw new InvalidArgumentError('-m/--model is required (or --raw-url with --raw-body)');
   if (o.rawUrl && !o.rawBody) throw new InvalidArgumentError('--raw-url needs --raw-body');
+  if (o.header.length > 0 && o.protocol === 'grpc') {
+    throw new InvalidArgumentError('--header applies to HTTP; over gRPC send metadata with a gRPC client of your own');
+  }
+  const headers: Record<string, string> = {};
+  for (const h of o.header) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) throw new InvalidArgumentError(`--header takes 'Name: value', got '${h}'`);
+    headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+  }
   const shapes: Record<string, number[]> = {};
   for (const s of o.shape) {
     const { name, shape } = parseShapeArg(s);
@@ -113,6 +123,7 @@ export function benchOptionsFromCli(o: BenchCliOptions): BenchOptions {
     batchSize: o.batchSize,
     shapes,
     binary: o.binary ?? false,
+    ...(Object.keys(headers).length > 0 ? { headers } : {}),
     seed: o.seed,
     raw: o.rawUrl
       ? { url: o.rawUrl, body: readRawBody(o.rawBody!), method: o.rawMethod, contentType: o.rawContentType }
@@ -171,6 +182,7 @@ export function registerBenchCommand(program: Command): Command {
     .option('-b, --batch-size <n>', 'size of a dynamic first dimension (samples per request)', positiveInt)
     .option('--shape <name:dims>', 'shape of an input with dynamic dimensions, e.g. features:1,30 (repeatable)', collectWhole, [])
     .option('--binary', 'binary tensor extension over HTTP; raw_input_contents over gRPC')
+    .option('-H, --header <header>', "extra HTTP request header, 'Name: value' (repeatable), e.g. credentials", (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--seed <n>', 'seed of random input data and of the Poisson schedule', nonNegativeInt, 1)
     .option('--json <file>', 'write the full report as JSON')
     .option('--csv <file>', 'write one CSV row per load step')

@@ -62,6 +62,8 @@ export interface BenchOptions {
   readonly shapes?: Readonly<Record<string, readonly number[]>>;
   /** Binary tensor extension over HTTP, raw_input_contents over gRPC. */
   readonly binary?: boolean;
+  /** Extra request headers (credentials, a correlation id...); HTTP only. */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly seed?: number;
   readonly raw?: RawTarget;
   /** `raw`: the built-in minimal HTTP/1.1 client; `node`: node:http. */
@@ -224,7 +226,7 @@ async function prepare(opts: BenchOptions): Promise<Prepared> {
     const spec: HttpRequestSpec = {
       method: opts.raw.method ?? 'POST',
       path: `${u.pathname}${u.search}`,
-      headers: { 'Content-Type': opts.raw.contentType ?? 'application/json' },
+      headers: { 'Content-Type': opts.raw.contentType ?? 'application/json', ...opts.headers },
       body: opts.raw.body,
     };
     return {
@@ -278,11 +280,11 @@ async function prepare(opts: BenchOptions): Promise<Prepared> {
       return {
         method: 'POST',
         path,
-        headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(b.headerLength) },
+        headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(b.headerLength), ...opts.headers },
         body: b.body,
       };
     }
-    return { method: 'POST', path, headers: { 'Content-Type': 'application/json' }, body: encodeJsonRequest(inp) };
+    return { method: 'POST', path, headers: { 'Content-Type': 'application/json', ...opts.headers }, body: encodeJsonRequest(inp) };
   });
   return {
     makeTransport: (n) => httpTransport(client, target, specs, n, timeoutMs),
