@@ -41,6 +41,7 @@ class UsageError extends Error {}
 
 interface CommonOptions {
   registry?: string;
+  artifacts?: string;
   json?: boolean;
 }
 
@@ -200,6 +201,7 @@ function eventRows(events: RegistryEvent[]): string {
 function withCommon(command: Command): Command {
   return command
     .option('--registry <url>', 'registry URL: sqlite:<file> or postgres://... (default: $INFERD_REGISTRY, else sqlite:$INFERD_HOME/registry.db)')
+    .option('--artifacts <dir|url>', 'artifact store: a directory or s3://bucket/prefix (default: $INFERD_REGISTRY_OPTIONS__ARTIFACTS, else beside the registry)')
     .option('--json', 'print JSON instead of a table');
 }
 
@@ -215,7 +217,8 @@ async function run(command: Command, body: (ctx: Context) => Promise<void>): Pro
   let failure: { message: string; usage: boolean } | undefined;
   let registry: Registry | undefined;
   try {
-    registry = await openRegistry(options.registry ?? defaultRegistryUrl());
+    const artifactsAt = options.artifacts ?? (process.env['INFERD_REGISTRY_OPTIONS__ARTIFACTS'] || undefined);
+    registry = await openRegistry(options.registry ?? defaultRegistryUrl(), artifactsAt !== undefined ? { artifactsAt } : {});
     const ctx: Context = {
       registry,
       json: options.json === true,

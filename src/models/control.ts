@@ -100,6 +100,10 @@ export class ModelControl {
 
   private async pollRepository(): Promise<void> {
     const m = this.manager;
+    // A mirrored remote repository is re-synced first; when the store is down the cached copy serves.
+    await m.repository.refresh().catch((error: unknown) => {
+      this.options.logger?.debug({ err: toInferdError(error).message }, 'model repository refresh failed');
+    });
     try {
       const fromRegistry = new Set(m.served.registry.map((s) => s.name));
       let present: Set<string>;

@@ -35,8 +35,25 @@ function describeFsError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export class ArtifactStore {
+/**
+ * Where a registry keeps artifacts: this directory store, or one in object storage that keeps a
+ * local cache (src/storage/s3-artifacts.ts). `pathOf` is the local file a verified artifact is at.
+ */
+export interface ArtifactStorage {
+  readonly label: string;
+  pathOf(sha256: string): string;
+  ingest<T>(source: string, inspect: (file: string) => Promise<T>): Promise<FileDigest & { path: string; inspected: T }>;
+  exists(sha256: string): Promise<boolean>;
+  verify(sha256: string, what: string): Promise<string>;
+  remove(sha256: string): Promise<void>;
+}
+
+export class ArtifactStore implements ArtifactStorage {
   constructor(readonly root: string) {}
+
+  get label(): string {
+    return this.root;
+  }
 
   pathOf(sha256: string): string {
     if (!isSha256(sha256)) throw new InvalidInputError(`'${sha256}' is not a SHA-256 digest`);

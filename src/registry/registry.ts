@@ -8,7 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InferdError, InvalidInputError, ModelNotFoundError } from '../core/errors.js';
 import { validateProfile, type InputProfile } from '../validation/ranges.js';
-import { ArtifactStore, sha256File } from './artifacts.js';
+import { ArtifactStore, sha256File, type ArtifactStorage } from './artifacts.js';
 import {
   formatSelector,
   parseReference,
@@ -38,8 +38,9 @@ import type {
 } from './types.js';
 
 export interface RegistryOptions {
-  /** Artifacts go to `<home>/artifacts`. */
+  /** Artifacts go to `<home>/artifacts` unless `artifacts` names another store. */
   home: string;
+  artifacts?: ArtifactStorage;
   /** Who the events name; default $INFERD_USER, else the OS user. */
   actor?: string;
   /** Supplied by a server: a serving version cannot be deleted. */
@@ -99,13 +100,13 @@ function validateMetrics(metrics: Record<string, number>): Record<string, number
 
 export class Registry {
   readonly store: RegistryStore;
-  readonly artifacts: ArtifactStore;
+  readonly artifacts: ArtifactStorage;
   readonly actor: string;
   private readonly isServing: ((name: string, version: number) => boolean) | undefined;
 
   constructor(store: RegistryStore, options: RegistryOptions) {
     this.store = store;
-    this.artifacts = new ArtifactStore(path.join(options.home, 'artifacts'));
+    this.artifacts = options.artifacts ?? new ArtifactStore(path.join(options.home, 'artifacts'));
     this.actor = options.actor ?? defaultActor();
     this.isServing = options.isServing;
   }
