@@ -152,12 +152,14 @@ export class RemoteRepository {
         } catch (error) {
           const reason = error instanceof InferdError ? error.message : describeS3Error(error);
           report.refused.push({ path: entry.path, reason });
-          // Said once per cause, not on every poll.
-          if (this.refusedBefore.get(entry.path) !== reason) log?.error({ repository: this.label, file: entry.path, reason }, 'remote artifact refused; keeping the cached copy');
-          this.refusedBefore.set(entry.path, reason);
           // The previous content of this path (if any) stays in the view.
           const previous = known ? await this.cache.find(known.sha256, known.size) : undefined;
           if (previous) wanted.set(entry.path, previous);
+          // Said once per cause, not on every poll.
+          if (this.refusedBefore.get(entry.path) !== reason) {
+            log?.error({ repository: this.label, file: entry.path, reason, keptPrevious: previous !== undefined }, 'remote artifact refused');
+          }
+          this.refusedBefore.set(entry.path, reason);
           continue;
         }
       }
