@@ -14,7 +14,8 @@ export interface TempFile {
   handle: FileHandle;
 }
 
-function alive(pid: number): boolean {
+/** Whether the process that wrote a temporary file (pid in its name) still runs. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -61,15 +62,20 @@ export class BlobCache {
   }
 
   /** Removes temporary files whose writer is gone (a crash or a kill mid-download). */
-  async sweep(): Promise<number> {
-    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
-    let removed = 0;
-    for (const name of names) {
-      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && (pid === process.pid || alive(pid))) continue;
-      await rm(path.join(this.tmpDir, name), { force: true });
-      removed++;
-    }
-    return removed;
+  sweep(): Promise<number> {
+    return removeOrphans(this.tmpDir);
   }
+}
+
+/** Removes the `<pid>-<random>...` files of `dir` whose process is gone. */
+export async function removeOrphans(dir: string): Promise<number> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let removed = 0;
+  for (const name of names) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && (pid === process.pid || alive(pid))) continue;
+    await rm(path.join(dir, name), { force: true });
+    removed++;
+  }
+  return removed;
 }

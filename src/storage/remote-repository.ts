@@ -16,7 +16,7 @@ import { link, mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } fr
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { InferdError } from '../core/errors.js';
-import { BlobCache } from './blob-cache.js';
+import { alive, BlobCache } from './blob-cache.js';
 import { DOWNLOAD_DEFAULTS, mismatch } from './download.js';
 import { parseRemote, type RemoteLocation } from './location.js';
 import { createS3Client, describeS3Error, type S3Options } from './s3-client.js';
@@ -233,8 +233,9 @@ export class RemoteRepository {
         removed += await this.prune(child, childRel, wanted);
         await rmdir(child).catch(() => undefined);
       } else if (!wanted.has(childRel)) {
-        // Another process's link in progress is left alone.
-        if (e.name.startsWith('.') && e.name.endsWith('.tmp')) continue;
+        // Another live process's link in progress is left alone.
+        const writer = /^\..*\.(\d+)-[0-9a-f]+\.tmp$/.exec(e.name)?.[1];
+        if (writer !== undefined && alive(Number(writer))) continue;
         await rm(child, { force: true });
         removed++;
       }

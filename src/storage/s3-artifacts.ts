@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { InferdError, InvalidInputError, UnavailableError } from '../core/errors.js';
 import { ARTIFACT_FILE, ArtifactStore, sha256File, type ArtifactStorage, type FileDigest } from '../registry/artifacts.js';
+import { removeOrphans } from './blob-cache.js';
 import { DOWNLOAD_DEFAULTS, downloadObject } from './download.js';
 import { parseRemote, type S3Location } from './location.js';
 import { describeS3Error, isNotFound } from './s3-client.js';
@@ -33,6 +34,7 @@ export class S3ArtifactStore implements ArtifactStorage {
   readonly location: S3Location;
   readonly cache: ArtifactStore;
   private readonly downloads = new Map<string, Promise<string>>();
+  private swept = false;
 
   constructor(
     url: string,
@@ -121,6 +123,11 @@ export class S3ArtifactStore implements ArtifactStorage {
     const target = this.cache.pathOf(sha256);
     const tmpDir = path.join(this.cache.root, 'tmp');
     await mkdir(tmpDir, { recursive: true });
+    if (!this.swept) {
+      // What a killed process was downloading is never reused.
+      this.swept = true;
+      await removeOrphans(tmpDir);
+    }
     const temp = path.join(tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
     const started = performance.now();
     try {

@@ -12,7 +12,7 @@ import { BC_LABELS, BC_REQUEST, request } from '../models/support.js';
 import { EXAMPLES } from '../support/paths.js';
 import { startInProcess } from '../support/server.js';
 import { filesUnder, logSink } from './support.js';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
 let files: Map<string, Buffer>;
@@ -55,6 +55,17 @@ describe('http(s) repositories', () => {
     expect(report).toMatchObject({ files: 1, downloaded: 1, refused: [] });
     expect(await filesUnder(remote.localRoot)).toEqual(['breast_cancer/1/model.onnx']);
     expect((await remote.sync()).downloaded).toBe(0);
+  });
+
+  it('a partial file a killed process left is removed at the next start, never published', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'inferd-cache-'));
+    await mkdir(join(cacheDir, 'tmp'), { recursive: true });
+    // pid 2^22 + 1 is above Linux's pid_max limit: no live process has it.
+    await writeFile(join(cacheDir, 'tmp', '4194305-deadbeef0000.part'), 'half a download');
+    const remote = new RemoteRepository(`${base}/artifacts/breast_cancer.onnx`, { cacheDir });
+    await remote.sync();
+    expect(await filesUnder(join(cacheDir, 'tmp'))).toEqual([]);
+    expect(await filesUnder(join(cacheDir, 'blobs'))).toHaveLength(1);
   });
 
   it('an index with SHA-256s serves its models', async () => {
