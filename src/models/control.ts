@@ -5,9 +5,10 @@
  *   and unloads by name.
  * - `explicit`: only `startup_models` are made available at start; the others only by
  *   `POST /v2/repository/models/{m}/load`.
- * - `poll`: as none, then the repository directory is rescanned (a remote repository is
- *   re-synced into it first) and the registry's event log read every `poll_interval_ms`: new
- *   and changed models and versions load, removed ones unload, and a registry model whose alias or stage moved is hot-swapped to its new version.
+ * - `poll`: as none, then the repository directory is rescanned and the registry's event log
+ *   read every `poll_interval_ms`: new and changed models and versions load, removed ones
+ *   unload, and a registry model whose alias or stage moved is hot-swapped to its new version.
+ *   A remote repository (s3://, http(s)://) is re-synced into its local copy before each rescan.
  *
  * A reload that fails leaves the serving version serving; polling does not retry the same
  * failing artifact until something changes (an explicit load always retries).
