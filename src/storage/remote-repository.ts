@@ -68,6 +68,7 @@ export class RemoteRepository {
   private readonly source: RemoteSource;
   private readonly statePath: string;
   private state: StateFile | undefined;
+  private savedState: string | undefined;
   private running: Promise<SyncReport> | undefined;
   private unreachable: string | undefined;
   private refusedBefore = new Map<string, string>();
@@ -103,7 +104,9 @@ export class RemoteRepository {
   private async loadState(): Promise<StateFile> {
     if (this.state) return this.state;
     try {
-      const parsed = JSON.parse(await readFile(this.statePath, 'utf8')) as StateFile;
+      const text = await readFile(this.statePath, 'utf8');
+      const parsed = JSON.parse(text) as StateFile;
+      this.savedState = text;
       this.state = parsed.url === this.location.url && typeof parsed.files === 'object' ? parsed : { url: this.location.url, files: {} };
     } catch {
       this.state = { url: this.location.url, files: {} };
@@ -112,10 +115,14 @@ export class RemoteRepository {
   }
 
   private async saveState(state: StateFile): Promise<void> {
+    const text = JSON.stringify(state);
+    // Most polls change nothing: no write then.
+    if (text === this.savedState) return;
     await mkdir(path.dirname(this.statePath), { recursive: true });
     const temp = `${this.statePath}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, JSON.stringify(state));
+    await writeFile(temp, text);
     await rename(temp, this.statePath);
+    this.savedState = text;
   }
 
   private async run(): Promise<SyncReport> {
