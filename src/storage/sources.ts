@@ -112,16 +112,22 @@ export class HttpSource implements RemoteSource {
     });
   }
 
+  private async validators(url: string): Promise<string> {
+    const head = await this.request(url, 'HEAD');
+    const h = head.headers;
+    return `${h.get('etag') ?? ''}:${h.get('last-modified') ?? ''}:${h.get('content-length') ?? ''}`;
+  }
+
   async list(): Promise<RemoteEntry[]> {
     if (!this.isIndex) {
       const url = this.location.url;
       const base = posix.basename(new URL(url).pathname);
       const name = base.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_.-]/g, '_') || 'model';
-      const head = await this.request(url, 'HEAD');
-      const size = Number(head.headers.get('content-length') ?? NaN);
+      const tag = await this.validators(url);
+      const size = Number(tag.split(':').at(-1) || NaN);
       const rel = `${name}/1/${base.endsWith('.onnx') ? 'model.onnx' : base}`;
       this.urls.set(rel, url);
-      return [{ path: rel, size: Number.isFinite(size) ? size : undefined, tag: `${head.headers.get('etag') ?? ''}:${head.headers.get('last-modified') ?? ''}:${size}` }];
+      return [{ path: rel, size: Number.isFinite(size) ? size : undefined, tag }];
     }
     const r = await this.request(this.location.url, 'GET');
     const body = (await r.json()) as { files?: unknown };
@@ -136,7 +142,8 @@ export class HttpSource implements RemoteSource {
       out.push({
         path: f.path,
         size: typeof f.size === 'number' ? f.size : undefined,
-        tag: f.sha256 ?? createHash('sha256').update(url).digest('hex'),
+        // Without a declared hash, the server's validators tell a changed file.
+        tag: f.sha256 ?? (await this.validators(url)),
         ...(f.sha256 !== undefined ? { sha256: f.sha256 } : {}),
       });
     }
