@@ -12,7 +12,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { InferdError } from '../core/errors.js';
@@ -221,10 +221,16 @@ export class RemoteRepository {
     for (const [rel, blob] of wanted) {
       const target = path.join(this.localRoot, ...rel.split('/'));
       const [have, want] = await Promise.all([stat(target).catch(() => undefined), stat(blob)]);
-      if (have && have.ino === want.ino && have.dev === want.dev) continue;
+      if (have && ((have.ino === want.ino && have.dev === want.dev) || (have.nlink === 1 && have.size === want.size && have.mtimeMs >= want.mtimeMs))) continue;
       await mkdir(path.dirname(target), { recursive: true });
       const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-      await link(blob, temp);
+      try {
+        await link(blob, temp);
+      } catch (error) {
+        // A filesystem without hard links gets a copy.
+        if (!['EPERM', 'EXDEV', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error;
+        await copyFile(blob, temp);
+      }
       await rename(temp, target);
     }
     return this.prune(this.localRoot, '', wanted);
