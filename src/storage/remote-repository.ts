@@ -72,6 +72,8 @@ export class RemoteRepository {
   private running: Promise<SyncReport> | undefined;
   private unreachable: string | undefined;
   private refusedBefore = new Map<string, string>();
+  /** Objects refused for their content, by path: the tag they had. */
+  private corrupt = new Map<string, { tag: string; reason: string }>();
   lastSync: SyncReport | undefined;
 
   constructor(
@@ -148,6 +150,14 @@ export class RemoteRepository {
     for (const entry of entries) {
       const known = state.files[entry.path];
       let blob = known && known.tag === entry.tag ? await this.cache.find(known.sha256, known.size) : undefined;
+      const corrupt = this.corrupt.get(entry.path);
+      if (!blob && corrupt?.tag === entry.tag) {
+        // The same damaged object: not downloaded again until it changes.
+        report.refused.push({ path: entry.path, reason: corrupt.reason });
+        const previous = known ? await this.cache.find(known.sha256, known.size) : undefined;
+        if (previous) wanted.set(entry.path, previous);
+        continue;
+      }
       if (!blob) {
         try {
           const got = await this.fetch(entry);
@@ -156,8 +166,10 @@ export class RemoteRepository {
           report.downloaded++;
           report.bytes += got.size;
           this.refusedBefore.delete(entry.path);
+          this.corrupt.delete(entry.path);
         } catch (error) {
           const reason = error instanceof InferdError ? error.message : describeS3Error(error);
+          if (error instanceof InferdError && error.code === 'FAILED_PRECONDITION') this.corrupt.set(entry.path, { tag: entry.tag, reason });
           report.refused.push({ path: entry.path, reason });
           // The previous content of this path (if any) stays in the view.
           const previous = known ? await this.cache.find(known.sha256, known.size) : undefined;
@@ -174,7 +186,8 @@ export class RemoteRepository {
     }
     await this.saveState(state);
     report.removed = await this.updateView(wanted);
-    for (const p of Object.keys(state.files)) if (!entries.some((e) => e.path === p)) delete state.files[p];
+    const listed = new Set(entries.map((e) => e.path));
+    for (const p of Object.keys(state.files)) if (!listed.has(p)) delete state.files[p];
     await this.saveState(state);
     report.ms = Math.round(performance.now() - started);
     this.lastSync = report;
