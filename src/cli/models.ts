@@ -50,6 +50,7 @@ class UsageError extends Error {}
 
 interface CommonOptions {
   registry?: string;
+  artifacts?: string;
   json?: boolean;
 }
 
@@ -238,6 +239,7 @@ function eventRows(events: RegistryEvent[]): string {
 function withCommon(command: Command): Command {
   return command
     .option('--registry <url>', 'registry URL: sqlite:<file> or postgres://... (default: $INFERD_REGISTRY, else sqlite:$INFERD_HOME/registry.db)')
+    .option('--artifacts <dir|url>', 'artifact store: a directory or s3://bucket/prefix (default: $INFERD_REGISTRY_OPTIONS__ARTIFACTS, else beside the registry)')
     .option('--json', 'print JSON instead of a table');
 }
 
@@ -254,7 +256,8 @@ async function run(command: Command, body: (ctx: Context) => Promise<void>): Pro
   let registry: Registry | undefined;
   try {
     const artifactCipher = artifactCipherFromConfig();
-    registry = await openRegistry(options.registry ?? defaultRegistryUrl(), artifactCipher !== undefined ? { artifactCipher } : {});
+    const artifactsAt = options.artifacts ?? (process.env['INFERD_REGISTRY_OPTIONS__ARTIFACTS'] || undefined);
+    registry = await openRegistry(options.registry ?? defaultRegistryUrl(), { ...(artifactCipher !== undefined ? { artifactCipher } : {}), ...(artifactsAt !== undefined ? { artifactsAt } : {}) });
     const ctx: Context = {
       registry,
       json: options.json === true,

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { InferdServer } from '../server/index.js';
 import { createServerLogger } from '../observability/logger.js';
+import { configureStorage, prepareModelRepository, storageSettings } from '../storage/open.js';
+import { progressLine } from '../storage/progress.js';
 
 interface ServeFlags {
   modelRepository?: string;
@@ -26,7 +28,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('serve the models of a model repository over REST and gRPC')
-    .option('--model-repository <dir>', 'the model repository directory (default ./models)')
+    .option('--model-repository <dir|url>', 'the model repository: a directory (default ./models), s3://bucket/prefix, or an http(s) URL of an artifact or index')
     .option('--host <host>', 'address to listen on (default 0.0.0.0)')
     .option('--port <port>', 'HTTP port (default 8000)')
     .option('--grpc-port <port>', 'gRPC port (default 8001; -1 turns gRPC off)')
@@ -47,8 +49,17 @@ export function registerServeCommand(program: Command): void {
       if (flags.logLevel) overrides.logging = { level: flags.logLevel };
       if (flags.modelControlMode) overrides.model_control = { mode: flags.modelControlMode };
       if (flags.registry) overrides.registry = flags.registry;
-      const config = loadConfig({ file: flags.config, overrides });
-      const logger = createServerLogger(config);
+      const loaded = loadConfig({ file: flags.config, overrides });
+      const logger = createServerLogger(loaded);
+      // Object storage: registry artifacts in S3, and a remote repository mirrored into the cache.
+      const storage = storageSettings(loaded, logger);
+      const progress = progressLine();
+      if (progress) storage.onProgress = progress;
+      configureStorage(storage);
+      const { config } = await prepareModelRepository(loaded, storage).catch((error: unknown) => {
+        logger.error({ err: (error as Error).message }, 'model repository unavailable; not starting');
+        throw error;
+      });
       const instance = await InferdServer.start(config, logger);
 
       let signals = 0;

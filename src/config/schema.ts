@@ -23,6 +23,8 @@ export const ServerConfigSchema = Type.Object(
         busy_timeout_ms: Type.Integer({ minimum: 0, default: 5000 }),
         /** How long a PostgreSQL connection attempt may take before failing. */
         connect_timeout_ms: Type.Integer({ minimum: 100, default: 5000 }),
+        /** Where registered artifacts live: a directory, or `s3://bucket/prefix` shared by replicas (see src/storage). */
+        artifacts: Type.Optional(Type.String({ minLength: 1 })),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -155,6 +157,30 @@ export const ServerConfigSchema = Type.Object(
         redis: Type.Optional(Type.String({ minLength: 1 })),
         /** Chunks this server scores at once as a batch worker; 0: not a worker. */
         workers: Type.Integer({ minimum: 0, maximum: 64, default: 0 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Object storage: `s3://` and `http(s)://` model repositories and registry artifacts (src/storage). */
+    storage: Type.Object(
+      {
+        /** Local cache of downloaded artifacts; default $INFERD_HOME/cache. */
+        cache_dir: Type.Optional(Type.String({ minLength: 1 })),
+        s3: Type.Object(
+          {
+            /** S3-compatible endpoint (MinIO, SeaweedFS, Ceph...); default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. */
+            endpoint: Type.Optional(Type.String({ minLength: 1 })),
+            region: Type.Optional(Type.String({ minLength: 1 })),
+            /** Default true with a custom endpoint. */
+            force_path_style: Type.Optional(Type.Boolean()),
+            max_attempts: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
+            connect_timeout_ms: Type.Integer({ minimum: 100, default: 5000 }),
+            request_timeout_ms: Type.Integer({ minimum: 0, default: 120_000 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        /** Objects this large or larger download as parallel ranged GETs of this size. */
+        part_size_bytes: Type.Integer({ minimum: 1024 * 1024, default: 16 * 1024 * 1024 }),
+        concurrency: Type.Integer({ minimum: 1, maximum: 32, default: 4 }),
       },
       { additionalProperties: false, default: {} },
     ),

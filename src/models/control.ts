@@ -8,6 +8,7 @@
  * - `poll`: as none, then the repository directory is rescanned and the registry's event log
  *   read every `poll_interval_ms`: new and changed models and versions load, removed ones
  *   unload, and a registry model whose alias or stage moved is hot-swapped to its new version.
+ *   A remote repository (s3://, http(s)://) is re-synced into its local copy before each rescan.
  *
  * A reload that fails leaves the serving version serving; polling does not retry the same
  * failing artifact until something changes (an explicit load always retries).
@@ -100,6 +101,10 @@ export class ModelControl {
 
   private async pollRepository(): Promise<void> {
     const m = this.manager;
+    // A mirrored remote repository is re-synced first; when the store is down the cached copy serves.
+    await m.repository.refresh().catch((error: unknown) => {
+      this.options.logger?.debug({ err: toInferdError(error).message }, 'model repository refresh failed');
+    });
     try {
       const fromRegistry = new Set(m.served.registry.map((s) => s.name));
       let present: Set<string>;

@@ -51,11 +51,35 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Something that refreshes a repository directory from elsewhere (a bucket it mirrors). */
+export interface RepositorySource {
+  readonly label: string;
+  refresh(): Promise<void>;
+}
+
+const sources = new Map<string, RepositorySource>();
+
+/** Attaches a source to a local repository directory; ModelRepository.refresh() then runs it. */
+export function attachRepositorySource(root: string, source: RepositorySource): () => void {
+  const key = resolve(root);
+  sources.set(key, source);
+  return () => {
+    if (sources.get(key) === source) sources.delete(key);
+  };
+}
+
 export class ModelRepository {
   readonly root: string;
+  readonly source: RepositorySource | undefined;
 
-  constructor(root: string) {
+  constructor(root: string, source?: RepositorySource) {
     this.root = resolve(root);
+    this.source = source ?? sources.get(this.root);
+  }
+
+  /** Brings the directory up to date with its source, if it has one (a poll calls this first). */
+  async refresh(): Promise<void> {
+    await this.source?.refresh();
   }
 
   /** Names of the models in the repository (directories that hold a config or a version). */

@@ -56,7 +56,20 @@ export interface ArtifactStoreOptions {
   plainDir?: string;
 }
 
-export class ArtifactStore {
+/**
+ * Where a registry keeps artifacts: this directory store, or one in object storage that keeps a
+ * local cache (src/storage/s3-artifacts.ts). `pathOf` is the local file a verified artifact is at.
+ */
+export interface ArtifactStorage {
+  readonly label: string;
+  pathOf(sha256: string): string;
+  ingest<T>(source: string, inspect: (file: string) => Promise<T>): Promise<FileDigest & { path: string; inspected: T }>;
+  exists(sha256: string): Promise<boolean>;
+  verify(sha256: string, what: string): Promise<string>;
+  remove(sha256: string): Promise<void>;
+}
+
+export class ArtifactStore implements ArtifactStorage {
   private readonly cipher: ArtifactCipher | undefined;
   private readonly plainDir: string;
 
@@ -66,6 +79,10 @@ export class ArtifactStore {
   ) {
     this.cipher = options.cipher;
     this.plainDir = options.plainDir ?? path.join(os.tmpdir(), `inferd-artifacts-${process.getuid?.() ?? 'user'}`);
+  }
+
+  get label(): string {
+    return this.root;
   }
 
   /** Where the store keeps the artifact as written (plaintext, or ciphertext when encrypting). */

@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { InvalidInputError } from '../core/errors.js';
+import { configuredStorage, defaultStorageSettings, openArtifactStorage } from '../storage/open.js';
 import { Registry, type RegistryOptions } from './registry.js';
 import { PostgresDriver, type PostgresOptions } from './sql/postgres.js';
 import { SqliteDriver, type SqliteOptions } from './sql/sqlite.js';
@@ -27,7 +28,10 @@ export function defaultRegistryUrl(): string {
 
 export type StoreOptions = SqliteOptions & PostgresOptions;
 
-export interface OpenRegistryOptions extends Partial<RegistryOptions>, StoreOptions {}
+export interface OpenRegistryOptions extends Partial<RegistryOptions>, StoreOptions {
+  /** Where artifacts live: a directory or s3://bucket/prefix (default: the configured storage, else `<home>/artifacts`). */
+  artifactsAt?: string;
+}
 
 function sqliteFile(url: string): string {
   // sqlite:relative.db, sqlite:/abs/path.db, sqlite:///abs/path.db
@@ -46,7 +50,8 @@ export async function openStore(url: string, options: StoreOptions = {}): Promis
 /**
  * Opens a registry. Artifacts live under `<home>/artifacts` where home is `options.home`, else
  * for SQLite the directory of the database file (database and artifacts travel together), else
- * `$INFERD_HOME`. Replicas sharing a PostgreSQL registry must share that directory too.
+ * `$INFERD_HOME`. Replicas sharing a PostgreSQL registry must share that directory too, or keep
+ * artifacts in object storage (`artifactsAt: s3://bucket/prefix`, see src/storage).
  */
 export async function openRegistry(url: string = defaultRegistryUrl(), options: OpenRegistryOptions = {}): Promise<Registry> {
   const store = await openStore(url, options);
@@ -54,8 +59,12 @@ export async function openRegistry(url: string = defaultRegistryUrl(), options: 
   if (home === undefined) {
     home = url.startsWith('sqlite:') && sqliteFile(url) !== ':memory:' ? path.dirname(sqliteFile(url)) : inferdHome();
   }
+  const storage = configuredStorage();
+  const artifactsAt = options.artifactsAt ?? storage?.artifacts;
+  const artifacts = options.artifacts ?? (artifactsAt !== undefined ? openArtifactStorage(artifactsAt, storage ?? defaultStorageSettings()) : undefined);
   return new Registry(store, {
     home,
+    ...(artifacts !== undefined ? { artifacts } : {}),
     ...(options.actor !== undefined ? { actor: options.actor } : {}),
     ...(options.isServing !== undefined ? { isServing: options.isServing } : {}),
     ...(options.artifactCipher !== undefined ? { artifactCipher: options.artifactCipher } : {}),

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InferdError, InvalidInputError, ModelNotFoundError } from '../core/errors.js';
 import { validateProfile, type InputProfile } from '../validation/ranges.js';
 import type { ArtifactCipher } from '../security/artifacts/cipher.js';
-import { ArtifactStore, sha256File } from './artifacts.js';
+import { ArtifactStore, sha256File, type ArtifactStorage } from './artifacts.js';
 import {
   formatSelector,
   parseReference,
@@ -51,8 +51,9 @@ export function asActor<T>(actor: string | undefined, fn: () => T): T {
 import { projectVariable } from '../config/environment.js';
 
 export interface RegistryOptions {
-  /** Artifacts go to `<home>/artifacts`. */
+  /** Artifacts go to `<home>/artifacts` unless `artifacts` names another store. */
   home: string;
+  artifacts?: ArtifactStorage;
   /** Who the events name; default $INFERD_USER, else the OS user. */
   actor?: string;
   /** Supplied by a server: a serving version cannot be deleted. */
@@ -114,7 +115,7 @@ function validateMetrics(metrics: Record<string, number>): Record<string, number
 
 export class Registry {
   readonly store: RegistryStore;
-  readonly artifacts: ArtifactStore;
+  readonly artifacts: ArtifactStorage;
   private readonly defaultActor: string;
 
   /** Who a change is recorded under: the caller the admin API is serving, else the configured actor. */
@@ -125,7 +126,7 @@ export class Registry {
 
   constructor(store: RegistryStore, options: RegistryOptions) {
     this.store = store;
-    this.artifacts = new ArtifactStore(path.join(options.home, 'artifacts'), options.artifactCipher !== undefined ? { cipher: options.artifactCipher } : {});
+    this.artifacts = options.artifacts ?? new ArtifactStore(path.join(options.home, 'artifacts'), options.artifactCipher !== undefined ? { cipher: options.artifactCipher } : {});
     this.defaultActor = options.actor ?? defaultActor();
     this.isServing = options.isServing;
   }
