@@ -9,7 +9,7 @@
 set -euo pipefail
 
 SETUP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-SETUP_CACHE="${INFERD_SETUP_CACHE:-$SETUP_ROOT/.cache/setup}"
+SETUP_CACHE="${INFERD_SETUP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inferd/setup}"
 mkdir -p "$SETUP_CACHE"
 export SETUP_ROOT SETUP_CACHE
 

@@ -10,6 +10,8 @@ export const PROJECT_VARIABLES = {
   INFERD_USER: 'who registry events and audit records name when no caller is authenticated (default: the OS user)',
   INFERD_PROTO_DIR: 'directory holding the gRPC .proto files, for layouts where they are not beside the code',
   INFERD_DEBUG: 'set to print stack traces of unexpected CLI errors',
+  INFERD_SETUP_CACHE: 'where the test set-up keeps downloads and builds (default ~/.cache/inferd/setup)',
+  INFERD_SETUP_SKIP: 'set-up components the test command skips, by name',
 } as const satisfies Record<string, string>;
 
 export type ProjectVariable = keyof typeof PROJECT_VARIABLES;

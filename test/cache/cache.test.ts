@@ -4,7 +4,7 @@
  * real Redis; Redis killed mid-test costs no request; a new version never serves the old one's
  * answers; the admin endpoint clears.
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/index.js';

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './server.js';
-import { REPO_ROOT } from './paths.js';
+import { setupCacheDir } from './setup-cache.js';
 
 const run = promisify(execFile);
 
@@ -23,7 +23,7 @@ export interface KafkaBroker {
 }
 
 function libsDir(): string {
-  const cache = process.env['INFERD_SETUP_CACHE'] ?? path.join(REPO_ROOT, '.cache', 'setup');
+  const cache = setupCacheDir();
   const libs = path.join(cache, 'kafka', 'libs');
   if (!existsSync(libs)) throw new Error(`Kafka jars are not in ${libs}; run scripts/setup/test-deps.sh (component: kafka)`);
   return libs;

@@ -11,8 +11,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT } from './paths.js';
 import { freePort } from './server.js';
+import { setupCacheDir } from './setup-cache.js';
 
 export interface S3Server {
   endpoint: string;
@@ -35,7 +35,7 @@ export interface S3Server {
 }
 
 export function weedBinary(): string {
-  const cache = process.env['INFERD_SETUP_CACHE'] ?? path.join(REPO_ROOT, '.cache', 'setup');
+  const cache = setupCacheDir();
   const bin = path.join(cache, 'seaweedfs', 'weed');
   if (!existsSync(bin)) throw new Error(`SeaweedFS is not built (${bin} is missing): run bash scripts/setup/test-deps.sh`);
   return bin;
