@@ -169,11 +169,11 @@ function toSpecs(v: unknown): TensorSpec[] {
   }));
 }
 
-export async function httpModelMetadata(baseUrl: string, model: string, version?: string): Promise<ModelMetadata> {
+export async function httpModelMetadata(baseUrl: string, model: string, version?: string, headers: Readonly<Record<string, string>> = {}): Promise<ModelMetadata> {
   const url = `${baseUrl.replace(/\/+$/, '')}${modelPath(model, version)}`;
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
   } catch (e) {
     throw new BenchError(`cannot reach ${url}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
   }
@@ -271,7 +271,7 @@ async function prepare(opts: BenchOptions): Promise<Prepared> {
   }
   const target = parseTarget(opts.url);
   const baseUrl = `${target.secure ? 'https' : 'http'}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}${target.basePath}`;
-  const meta = await httpModelMetadata(baseUrl, model, opts.modelVersion);
+  const meta = await httpModelMetadata(baseUrl, model, opts.modelVersion, opts.headers);
   const all = buildInputs(meta.inputs, inputOptions(opts));
   const path = `${modelPath(model, opts.modelVersion)}/infer`;
   const specs = all.map((inp): HttpRequestSpec => {
@@ -288,7 +288,7 @@ async function prepare(opts: BenchOptions): Promise<Prepared> {
   });
   return {
     makeTransport: (n) => httpTransport(client, target, specs, n, timeoutMs),
-    stats: useStats ? httpStatsSource(baseUrl, model, opts.modelVersion) : undefined,
+    stats: useStats ? httpStatsSource(baseUrl, model, opts.modelVersion, opts.headers) : undefined,
     inputs: all[0],
     inferencesPerRequest: batchOf(meta.inputs, all[0]!),
     payloadBytes: specs[0]!.body!.length,

@@ -104,13 +104,13 @@ export function mergeSplits(parts: readonly (ServerSplit | undefined)[]): Server
 }
 
 /** Statistics over HTTP: `GET {base}/v2/models/{m}[/versions/{v}]/stats`. */
-export function httpStatsSource(baseUrl: string, model: string, version: string | undefined): StatsSource {
+export function httpStatsSource(baseUrl: string, model: string, version: string | undefined, headers: Readonly<Record<string, string>> = {}): StatsSource {
   const url = `${baseUrl.replace(/\/+$/, '')}/v2/models/${encodeURIComponent(model)}${
     version ? `/versions/${encodeURIComponent(version)}` : ''
   }/stats`;
   return {
     fetch: async () => {
-      const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) });
       if (!res.ok) {
         await res.body?.cancel();
         return undefined;

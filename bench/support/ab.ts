@@ -1,0 +1,111 @@
+/**
+ * A/B throughput of two inferd servers (two builds, or one build with two configurations):
+ * breast_cancer at one concurrency over REST and/or gRPC, rounds alternating A, B, B, A... so
+ * that both meet the same machine load; medians and the ratio B / A, measured in one run.
+ * The load generator is the project's own `inferd bench`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface Side {
+  /** Checkout whose bin/inferd.js serves (built). */
+  checkout: string;
+  /** Configuration file passed with --config. */
+  config?: string;
+  /** Extra HTTP headers the load generator sends (credentials). */
+  headers?: Record<string, string>;
+  env?: Record<string, string>;
+}
+
+export interface AbOptions {
+  a: Side;
+  b: Side;
+  rounds: number;
+  seconds: number;
+  concurrency: number;
+  protocols: Array<'http' | 'grpc'>;
+  model?: string;
+}
+
+const here = resolve(import.meta.dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+async function serve(side: Side): Promise<{ http: number; grpc: number; child: ChildProcess }> {
+  const http = await freePort();
+  const grpc = await freePort();
+  const args = [resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', resolve(side.checkout, 'examples', 'models'), '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
+  if (side.config) args.push('--config', side.config);
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...side.env } });
+  const started = Date.now();
+  for (;;) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${http}/health/ready`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null) throw new Error(`${side.checkout} exited with ${child.exitCode}`);
+    if (Date.now() - started > 120_000) throw new Error(`${side.checkout} did not become ready`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { http, grpc, child };
+}
+
+function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((res, rej) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'inferd-ab-')), 'report.json');
+    const windowMs = String(Math.round((o.seconds * 1000) / 2));
+    const args = [resolve(here, 'bin', 'inferd.js'), 'bench', '-m', o.model ?? 'breast_cancer', '-i', protocol, '-u', url, '--concurrency-range', String(o.concurrency), '--windows', '2', '--window-ms', windowMs, '--warmup-ms', '1000', '--no-progress', '--json', file];
+    if (protocol === 'http') for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('exit', (code) => {
+      if (code !== 0) return rej(new Error(`inferd bench exited ${code}`));
+      const report = JSON.parse(readFileSync(file, 'utf8')) as { steps: Array<{ throughput: number; errorCount: number }> };
+      if (report.steps[0]!.errorCount > 0) return rej(new Error(`${report.steps[0]!.errorCount} requests failed`));
+      res(report.steps[0]!.throughput);
+    });
+  });
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', Record<string, number[]>>; summary: Array<{ protocol: string; a: number; b: number; ratio: number }> }> {
+  const results: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
+  for (let round = 0; round < o.rounds; round++) {
+    for (const label of round % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
+      const side = label === 'A' ? o.a : o.b;
+      const s = await serve(side);
+      try {
+        for (const protocol of o.protocols) {
+          const url = protocol === 'http' ? `http://127.0.0.1:${s.http}` : `127.0.0.1:${s.grpc}`;
+          const rps = await load(protocol, url, o, side.headers);
+          (results[label][protocol] ??= []).push(rps);
+          console.error(`round ${round + 1} ${label} ${protocol}: ${Math.round(rps)} req/s`);
+        }
+      } finally {
+        s.child.kill('SIGTERM');
+        await new Promise((r) => s.child.once('exit', r));
+      }
+    }
+  }
+  const summary = o.protocols.map((p) => {
+    const a = median(results.A[p]!);
+    const b = median(results.B[p]!);
+    return { protocol: p, a: Math.round(a), b: Math.round(b), ratio: Math.round((b / a) * 1000) / 1000 };
+  });
+  return { results, summary };
+}
