@@ -19,7 +19,13 @@ export class CachePolicy implements Policy {
 
   constructor(readonly cache: PredictionCache) {}
 
-  async infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+  infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    // Most models do not use this policy: pass them through without an async frame.
+    if (!(ctx.served?.config.cache?.enabled)) return next(ctx, request);
+    return this.apply(ctx, request, next);
+  }
+
+  private async apply(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const v = ctx.served;
     const settings = v?.config.cache;
     if (!v || !settings?.enabled) return next(ctx, request);

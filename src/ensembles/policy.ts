@@ -15,7 +15,13 @@ export class EnsemblePolicy implements Policy {
 
   constructor(private readonly plane: Pick<ServingPlane, 'infer'>) {}
 
-  async infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+  infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    // Most models do not use this policy: pass them through without an async frame.
+    if (!(ctx.served?.config.runtime === 'ensemble')) return next(ctx, request);
+    return this.apply(ctx, request, next);
+  }
+
+  private async apply(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const v = ctx.served;
     const spec = v?.config.ensemble;
     if (!v || v.config.runtime !== 'ensemble' || !spec) return next(ctx, request);

@@ -15,6 +15,8 @@ export type HeaderReader = (name: string) => string | undefined;
 export interface ContextSource {
   door: DoorName;
   header: HeaderReader;
+  /** The correlation id when the door has already read it (correlationIdOf). */
+  correlation?: { id: string; key: string };
   /** The model and version the request names (path, message fields, Kafka headers). */
   model?: string;
   version?: string;
@@ -87,7 +89,7 @@ export function headerDeadline(header: HeaderReader, now = Date.now()): number |
  * back to `minimalContext`.
  */
 export function createContext(source: ContextSource): PipelineContext {
-  const { id, key } = correlationIdOf(source.header);
+  const { id, key } = source.correlation ?? correlationIdOf(source.header);
   const ctx: PipelineContext = {
     requestId: id,
     requestIdKey: key,
@@ -108,8 +110,8 @@ export function createContext(source: ContextSource): PipelineContext {
 }
 
 /** A context carrying only the correlation id: for answering a request whose headers are malformed. */
-export function minimalContext(source: Pick<ContextSource, 'door' | 'header' | 'model'>): PipelineContext {
-  const { id, key } = correlationIdOf(source.header);
+export function minimalContext(source: Pick<ContextSource, 'door' | 'header' | 'model' | 'correlation'>): PipelineContext {
+  const { id, key } = source.correlation ?? correlationIdOf(source.header);
   const ctx: PipelineContext = { requestId: id, requestIdKey: key, protocol: PROTOCOL[source.door], door: source.door, header: source.header, responseHeaders: {} };
   if (source.model !== undefined) ctx.model = source.model;
   return ctx;

@@ -39,7 +39,13 @@ export class ResiliencePolicy implements Policy {
     return guard;
   }
 
-  async infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+  infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    // Most models do not use this policy: pass them through without an async frame.
+    if (!(ctx.served?.config.resilience)) return next(ctx, request);
+    return this.apply(ctx, request, next);
+  }
+
+  private async apply(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const v = ctx.served;
     const guard = v ? this.guardOf(v) : undefined;
     if (!v || !guard) return next(ctx, request);

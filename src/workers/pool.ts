@@ -43,7 +43,7 @@ export class ModelWorkerPool {
   private closed = false;
   private readonly executionTimeoutMs: number | undefined;
   /** Runs in progress, so a forced shutdown can cut them off. */
-  private readonly running = new Set<AbortController>();
+  private readonly running = new Set<RunAbort>();
 
   constructor(options: WorkerPoolOptions) {
     const entry = workerEntry();
@@ -78,7 +78,7 @@ export class ModelWorkerPool {
     const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
     // Aborting a running piscina task terminates its worker; piscina then starts a replacement,
     // which loads the model again before it takes the next task.
-    const controller = new AbortController();
+    const controller = new RunAbort();
     this.running.add(controller);
     const limit = this.executionTimeoutMs;
     const timer = limit === undefined ? undefined : setTimeout(() => controller.abort(new ExecutionTimeoutError(limit)), limit);
@@ -86,10 +86,10 @@ export class ModelWorkerPool {
     try {
       reply = (await this.piscina.run(task, {
         transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[],
-        signal: controller.signal,
+        signal: controller as unknown as AbortSignal,
       })) as WorkerReply;
     } catch (error) {
-      if (controller.signal.aborted && controller.signal.reason instanceof InferdError) throw controller.signal.reason;
+      if (controller.aborted && controller.reason instanceof InferdError) throw controller.reason;
       if (error instanceof InferdError) throw error;
       const message = (error as Error).message ?? String(error);
       if (/worker exited|terminated/i.test(message)) throw new RuntimeError(`the model's worker thread died while running this request (${message})`, error);
@@ -125,5 +125,33 @@ export class ModelWorkerPool {
     await Promise.race([closes, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     await this.piscina.destroy();
+  }
+}
+
+/**
+ * The abort handle piscina takes for one run (it terminates the worker of a running task when
+ * it fires). A minimal event target: an AbortController per run costs more than the run's own
+ * bookkeeping on the hot path.
+ */
+class RunAbort {
+  aborted = false;
+  reason: unknown;
+  private listener: (() => void) | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listener = listener;
+  }
+
+  removeEventListener(): void {
+    this.listener = undefined;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.();
   }
 }

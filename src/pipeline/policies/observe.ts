@@ -89,24 +89,23 @@ export class ObservePolicy implements Policy {
     const log = this.options.logger;
     if (!log) return;
     if (e && e.code === 'INTERNAL') log.error({ reqId: ctx.requestId, door: ctx.door, route, err: error }, 'request failed');
-    if (!this.options.accessLog || (action !== undefined && PROBES.has(action))) return;
+    if (!this.options.accessLog || (action !== undefined && PROBES.has(action)) || !log.isLevelEnabled('info')) return;
+    // Built field by field: this runs for every request.
+    const line: Record<string, unknown> = { reqId: ctx.requestId, door: ctx.door, route };
     const outcome = ctx.outcome;
-    log.info(
-      {
-        reqId: ctx.requestId,
-        door: ctx.door,
-        route,
-        ...(ctx.model !== undefined ? { model: outcome?.model ?? ctx.model } : {}),
-        ...(ctx.version !== undefined || outcome ? { version: outcome?.version ?? ctx.version } : {}),
-        ...(ctx.variant !== undefined ? { variant: ctx.variant } : {}),
-        ...(ctx.identity ? { caller: ctx.identity.subject } : {}),
-        status,
-        ...(e ? { code: e.code } : {}),
-        latencyMs: round3(ms),
-        ...(outcome ? { batchSize: outcome.batchRows, queueMs: round3(outcome.queueMs), computeMs: round3(outcome.computeMs) } : {}),
-      },
-      'request',
-    );
+    if (ctx.model !== undefined) line['model'] = outcome?.model ?? ctx.model;
+    if (ctx.version !== undefined || outcome) line['version'] = outcome?.version ?? ctx.version;
+    if (ctx.variant !== undefined) line['variant'] = ctx.variant;
+    if (ctx.identity) line['caller'] = ctx.identity.subject;
+    line['status'] = status;
+    if (e) line['code'] = e.code;
+    line['latencyMs'] = round3(ms);
+    if (outcome) {
+      line['batchSize'] = outcome.batchRows;
+      line['queueMs'] = round3(outcome.queueMs);
+      line['computeMs'] = round3(outcome.computeMs);
+    }
+    log.info(line, 'request');
   }
 
   private trace(tracer: Tracer, ctx: PipelineContext, started: number, error: unknown): void {

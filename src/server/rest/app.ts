@@ -64,7 +64,12 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     bodyLimit: options.bodyLimitBytes,
     keepAliveTimeout: options.keepAliveTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
-    genReqId: (req) => correlationIdOf(recordReader(req.headers)).id,
+    // The id is read once here and kept on the raw request for the context built in onRequest.
+    genReqId: (req) => {
+      const correlation = correlationIdOf(recordReader(req.headers));
+      (req as { [CORRELATION]?: typeof correlation })[CORRELATION] = correlation;
+      return correlation.id;
+    },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
@@ -97,7 +102,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   app.decorateRequest('cancellation', null as unknown as { aborted: boolean });
   let httpInFlight = 0;
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     // 'close' fires whether the response finished or the client went away mid-request, so the
     // count cannot leak (onResponse does not run for aborted requests).
     httpInFlight++;
@@ -109,9 +114,11 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     });
     const params = (request.params ?? {}) as ModelParams;
     const url = request.routeOptions.url;
+    const correlation = (request.raw as { [CORRELATION]?: { id: string; key: string } })[CORRELATION];
     const source = {
       door: doorOf(url ?? request.url, request.headers),
       header: recordReader(request.headers),
+      ...(correlation ? { correlation } : {}),
       ...(params.model !== undefined ? { model: params.model } : {}),
       ...(params.version !== undefined ? { version: params.version } : {}),
       signal: cancellation,
@@ -126,15 +133,16 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     request.ctx.route = url ?? 'unmatched';
     if (options.peerCertificate && 'encrypted' in request.raw.socket) options.peerCertificate(request.ctx, request.raw.socket as import('node:tls').TLSSocket);
     reply.header(request.ctx.requestIdKey ?? 'x-request-id', request.ctx.requestId);
+    done();
   });
 
   // Headers the pipeline's policies asked for; while draining every answer closes its
   // connection so keep-alive clients move elsewhere and the listener can close.
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     const extra = request.ctx?.responseHeaders;
     if (extra) for (const name in extra) reply.header(name, extra[name]!);
     if (plane.isDraining) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
   app.setErrorHandler(async (error, request, reply) => {
@@ -171,16 +179,18 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
   // Compressed bodies are decoded (and still bounded by the body limit, which counts decoded
   // bytes); an encoding the server does not know is refused rather than read as plain.
-  app.addHook('preParsing', async (request, _reply, payload) => {
-    const encoding = request.headers['content-encoding']?.trim().toLowerCase();
-    if (encoding === undefined || encoding === '' || encoding === 'identity') return payload;
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const header = request.headers['content-encoding'];
+    if (header === undefined) return done(null, payload);
+    const encoding = header.trim().toLowerCase();
+    if (encoding === '' || encoding === 'identity') return done(null, payload);
     const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : undefined;
-    if (decoder === undefined) throw new InferdError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding '${encoding.slice(0, 40)}' is not supported; send gzip, deflate, br or no encoding`);
+    if (decoder === undefined) return done(new InferdError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding '${encoding.slice(0, 40)}' is not supported; send gzip, deflate, br or no encoding`));
     // Fastify checks Content-Length against the bytes received, not the decoded ones.
     const counted = decoder as typeof decoder & { receivedEncodedLength: number };
     counted.receivedEncodedLength = 0;
     payload.on('data', (chunk: Buffer) => (counted.receivedEncodedLength += chunk.length));
-    return payload.pipe(decoder);
+    done(null, payload.pipe(decoder));
   });
 
   /** Answers the malformed header found in onRequest, if any. */
@@ -319,6 +329,9 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 export function httpInFlightOf(app: FastifyInstance): number {
   return (app as unknown as { httpInFlight: number }).httpInFlight;
 }
+
+/** Where genReqId leaves the correlation id it read, for onRequest. */
+const CORRELATION = Symbol('correlation');
 
 /** Longest path segment (a model name, a version) the router takes. */
 const MAX_PARAM_LENGTH = 256;
