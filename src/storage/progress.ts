@@ -8,14 +8,15 @@ export function progressLine(stream: NodeJS.WriteStream = process.stderr): ((wha
   if (!stream.isTTY) return undefined;
   let current = '';
   let started = 0;
-  let lastDraw = 0;
+  let lastDraw = Number.NEGATIVE_INFINITY;
   const mb = (n: number) => (n / 1e6).toFixed(1);
   return (what, done, total) => {
     const now = performance.now();
     if (what !== current) {
       current = what;
       started = now;
-      lastDraw = 0;
+      // The first update of a file is always drawn, however early in the process it comes.
+      lastDraw = Number.NEGATIVE_INFINITY;
     }
     const finished = total !== undefined && done >= total;
     if (!finished && now - lastDraw < 200) return;
