@@ -146,11 +146,19 @@ export class TrafficStore {
     return (await this.db.run('DELETE FROM traffic_policies WHERE model = $1', [model])) > 0;
   }
 
-  async appendEvent(model: string, action: string, actor: string, details: Record<string, unknown>, at = Date.now()): Promise<void> {
-    await this.db.run('INSERT INTO traffic_events (at_ms, model, action, actor, details) VALUES ($1, $2, $3, $4, $5)', [at, model, action, actor, JSON.stringify(details)]);
+  /** Events are written one after another, so their ids follow the order they happened in. */
+  private eventChain: Promise<unknown> = Promise.resolve();
+
+  appendEvent(model: string, action: string, actor: string, details: Record<string, unknown>, at = Date.now()): Promise<void> {
+    const write = this.eventChain.then(() =>
+      this.db.run('INSERT INTO traffic_events (at_ms, model, action, actor, details) VALUES ($1, $2, $3, $4, $5)', [at, model, action, actor, JSON.stringify(details)]),
+    );
+    this.eventChain = write.catch(() => undefined);
+    return write.then(() => undefined);
   }
 
   async events(model: string, limit = 50): Promise<TrafficEventRecord[]> {
+    await this.eventChain;
     const rows = await this.db.all('SELECT * FROM traffic_events WHERE model = $1 ORDER BY id DESC LIMIT $2', [model, Math.max(1, Math.min(limit, 1000))]);
     return rows.reverse().map((r) => ({
       id: num(r, 'id'),
