@@ -3,24 +3,14 @@
  * server's admin API, output formatting, and error handling (exit 2 for a malformed command
  * line, 1 for an operation that failed).
  */
-import { Command, type ErrorOptions } from 'commander';
+import type { Command } from 'commander';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8000';
 const TIMEOUT_MS = 15_000;
 
-export class UsageError extends Error {}
+import { UsageError } from './command.js';
 
-export class AdminCommand extends Command {
-  override createCommand(name?: string): AdminCommand {
-    return new AdminCommand(name);
-  }
-
-  override error(message: string, errorOptions?: ErrorOptions): never {
-    const code = errorOptions?.code ?? 'commander.error';
-    const usage = code.startsWith('commander.') && code !== 'commander.error' && code !== 'commander.executeSubCommandAsync';
-    return super.error(message, { code, exitCode: usage || code === 'inferd.usage' ? 2 : (errorOptions?.exitCode ?? 1) });
-  }
-}
+export { CliCommand as AdminCommand, UsageError } from './command.js';
 
 export interface Output {
   json: boolean;

@@ -3,7 +3,7 @@
  * `--json` for scripts. Errors are one line on stderr; exit status 1 for a failed operation,
  * 2 for a malformed command line.
  */
-import { Command, InvalidArgumentError, Option, type ErrorOptions } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -16,37 +16,13 @@ import type { Registry } from '../registry/registry.js';
 import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
 import { projectVariable } from '../config/environment.js';
+import { CliCommand, UsageError } from './command.js';
 import { readTable, type Column, type Table } from '../monitoring/dataset.js';
 import { scoreColumns } from '../monitoring/outputs.js';
 import { loadRuntime } from '../runtimes/index.js';
 import { buildDriftProfile } from '../monitoring/profile.js';
 import { computeProfile, profileFromCsv, type InputProfile } from '../validation/ranges.js';
 
-const USAGE_CODES = new Set([
-  'commander.missingArgument',
-  'commander.optionMissingArgument',
-  'commander.missingMandatoryOptionValue',
-  'commander.conflictingOption',
-  'commander.unknownOption',
-  'commander.excessArguments',
-  'commander.unknownCommand',
-  'commander.invalidArgument',
-  'inferd.usage',
-]);
-
-/** Maps command-line mistakes to exit status 2, keeping 1 for operations that failed. */
-class ModelsCommand extends Command {
-  override createCommand(name?: string): ModelsCommand {
-    return new ModelsCommand(name);
-  }
-
-  override error(message: string, errorOptions?: ErrorOptions): never {
-    const code = errorOptions?.code ?? 'commander.error';
-    return super.error(message, { code, exitCode: USAGE_CODES.has(code) ? 2 : (errorOptions?.exitCode ?? 1) });
-  }
-}
-
-class UsageError extends Error {}
 
 interface CommonOptions {
   registry?: string;
@@ -281,7 +257,7 @@ async function run(command: Command, body: (ctx: Context) => Promise<void>): Pro
  * output and exit behaviour (configureOutput, exitOverride): the subcommands copy them.
  */
 export function registerModelsCommand(program: Command): void {
-  const models = new ModelsCommand('models');
+  const models = new CliCommand('models');
   models.copyInheritedSettings(program);
   models.description('manage the model registry: versions, aliases, stages, lineage and input profiles');
   program.addCommand(models);

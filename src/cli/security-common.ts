@@ -3,7 +3,7 @@
  * registry URL and the secrets it names), opening the registry database, output helpers, and
  * the same exit statuses as `inferd models` (1: the operation failed, 2: bad command line).
  */
-import { Command, type ErrorOptions } from 'commander';
+import type { Command } from 'commander';
 import os from 'node:os';
 import { loadConfig } from '../config/load.js';
 import { InferdError } from '../core/errors.js';
@@ -12,30 +12,10 @@ import type { SqlDriver } from '../registry/sql/driver.js';
 import type { SecurityConfig } from '../security/config.js';
 import { openSecurityDatabase } from '../security/database.js';
 
-const USAGE_CODES = new Set([
-  'commander.missingArgument',
-  'commander.optionMissingArgument',
-  'commander.missingMandatoryOptionValue',
-  'commander.conflictingOption',
-  'commander.unknownOption',
-  'commander.excessArguments',
-  'commander.unknownCommand',
-  'commander.invalidArgument',
-  'inferd.usage',
-]);
+/** `inferd keys` and `inferd audit` keep every command's exit statuses. */
+import { UsageError } from './command.js';
 
-export class SecurityCommand extends Command {
-  override createCommand(name?: string): SecurityCommand {
-    return new SecurityCommand(name);
-  }
-
-  override error(message: string, errorOptions?: ErrorOptions): never {
-    const code = errorOptions?.code ?? 'commander.error';
-    return super.error(message, { code, exitCode: USAGE_CODES.has(code) ? 2 : (errorOptions?.exitCode ?? 1) });
-  }
-}
-
-export class UsageError extends Error {}
+export { CliCommand as SecurityCommand, UsageError } from './command.js';
 
 export interface CommonOptions {
   registry?: string;
