@@ -10,9 +10,9 @@
  */
 import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError, UnavailableError } from '../../core/errors.js';
 import type { Tensor, TensorMetadata } from '../../core/types.js';
-import { isDatatype } from '../../core/datatypes.js';
 import { dataJson, decodeTensor } from '../../codecs/json.js';
 import type { RunTimings } from '../types.js';
+import { conformOutputs, readSignature } from './signature.js';
 
 export interface RemoteOptions {
   url: string;
@@ -30,6 +30,8 @@ export class RemoteExecutor {
   private readonly base: string;
   private readonly running = new Set<AbortController>();
   private closed = false;
+  /** The remote's output signature, read by ready(). */
+  private declaredOutputs: TensorMetadata[] = [];
 
   constructor(
     private readonly name: string,
@@ -44,8 +46,10 @@ export class RemoteExecutor {
   /** Reads the signature from the remote's model metadata. */
   async ready(): Promise<{ inputs: TensorMetadata[]; outputs: TensorMetadata[] }> {
     const body = await this.call('GET', this.base, undefined, this.options.connect_timeout_ms, 'read the metadata of');
-    const inputs = signature(body, 'inputs', this.base);
-    const outputs = signature(body, 'outputs', this.base);
+    const fields = body as Record<string, unknown> | null;
+    const inputs = readSignature(fields?.inputs, 'inputs', this.base);
+    const outputs = readSignature(fields?.outputs, 'outputs', this.base);
+    this.declaredOutputs = outputs;
     return { inputs, outputs };
   }
 
@@ -67,7 +71,7 @@ export class RemoteExecutor {
     } catch (error) {
       throw new RuntimeError(`remote model '${this.name}' answered outputs that do not decode: ${(error as Error).message}`);
     }
-    return { outputs: decoded, timings: { inputNs: 0, inferNs, outputNs: 0 } };
+    return { outputs: conformOutputs(this.name, decoded, outputs, this.declaredOutputs), timings: { inputNs: 0, inferNs, outputNs: 0 } };
   }
 
   abortRunning(reason: InferdError): void {
@@ -131,16 +135,4 @@ function upstreamError(name: string, status: number, text: string): InferdError 
   if (status === 400 || status === 413 || status === 422) return new InvalidInputError(said);
   if (status === 504 || status === 408) return new DeadlineExceededError(said);
   return new UnavailableError(said, 1);
-}
-
-function signature(body: unknown, field: 'inputs' | 'outputs', where: string): TensorMetadata[] {
-  const list = (body as Record<string, unknown> | null)?.[field];
-  if (!Array.isArray(list)) throw new RuntimeError(`${where}: the remote's metadata has no '${field}'`);
-  return list.map((t: unknown, i) => {
-    const m = t as { name?: unknown; datatype?: unknown; shape?: unknown };
-    if (typeof m.name !== 'string' || !isDatatype(m.datatype) || !Array.isArray(m.shape) || !m.shape.every((d) => Number.isInteger(d))) {
-      throw new RuntimeError(`${where}: the remote's ${field}[${i}] is not a tensor description`);
-    }
-    return { name: m.name, datatype: m.datatype, shape: m.shape as number[] };
-  });
 }

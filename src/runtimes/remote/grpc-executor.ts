@@ -7,7 +7,6 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError, UnavailableError } from '../../core/errors.js';
-import { isDatatype } from '../../core/datatypes.js';
 import type { Tensor, TensorMetadata } from '../../core/types.js';
 import { decodeInferRequest } from '../../codecs/grpc.js';
 import type { ModelInferRequestMsg, ModelInferResponseMsg } from '../../codecs/grpc-messages.js';
@@ -15,6 +14,7 @@ import { toRawBytes } from '../../codecs/raw.js';
 import { packageDefinition } from '../../server/grpc/proto.js';
 import type { RunTimings } from '../types.js';
 import type { RemoteOptions } from './executor.js';
+import { conformOutputs, readSignature } from './signature.js';
 
 type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: unknown) => void) => grpc.ClientUnaryCall;
 
@@ -24,6 +24,8 @@ export class GrpcRemoteExecutor {
   private readonly running = new Map<grpc.ClientUnaryCall, (reason: InferdError) => void>();
   private readonly model: string;
   private closed = false;
+  /** The remote's output signature, read by ready(). */
+  private declaredOutputs: TensorMetadata[] = [];
 
   constructor(
     private readonly name: string,
@@ -41,7 +43,9 @@ export class GrpcRemoteExecutor {
       inputs?: unknown[];
       outputs?: unknown[];
     };
-    return { inputs: signature(body.inputs, 'inputs', this.options.url), outputs: signature(body.outputs, 'outputs', this.options.url) };
+    const inputs = readSignature(body.inputs, 'inputs', this.options.url);
+    this.declaredOutputs = readSignature(body.outputs, 'outputs', this.options.url);
+    return { inputs, outputs: this.declaredOutputs };
   }
 
   async infer(inputs: Tensor[], outputs: string[]): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
@@ -63,7 +67,7 @@ export class GrpcRemoteExecutor {
     } catch (error) {
       throw new RuntimeError(`remote model '${this.name}' answered outputs that do not decode: ${(error as Error).message}`);
     }
-    return { outputs: decoded, timings: { inputNs: 0, inferNs, outputNs: 0 } };
+    return { outputs: conformOutputs(this.name, decoded, outputs, this.declaredOutputs), timings: { inputNs: 0, inferNs, outputNs: 0 } };
   }
 
   abortRunning(reason: InferdError): void {
@@ -103,16 +107,4 @@ function upstreamError(name: string, error: grpc.ServiceError, what: string, tim
     default:
       return new UnavailableError(said, 1);
   }
-}
-
-function signature(list: unknown[] | undefined, field: 'inputs' | 'outputs', where: string): TensorMetadata[] {
-  if (!Array.isArray(list)) throw new RuntimeError(`${where}: the remote's metadata has no '${field}'`);
-  return list.map((t, i) => {
-    const m = t as { name?: unknown; datatype?: unknown; shape?: unknown };
-    const shape = Array.isArray(m.shape) ? m.shape.map((d) => Number(d)) : [];
-    if (typeof m.name !== 'string' || !isDatatype(m.datatype) || !Array.isArray(m.shape) || !shape.every((d) => Number.isInteger(d))) {
-      throw new RuntimeError(`${where}: the remote's ${field}[${i}] is not a tensor description`);
-    }
-    return { name: m.name, datatype: m.datatype, shape };
-  });
 }
