@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { registerDriftCommand } from '../../src/cli/drift.js';
 import { registerModelsCommand } from '../../src/cli/models.js';
 import { parseCsv } from '../../src/validation/ranges.js';
+import { inferdCli } from '../support/cli.js';
 import { SHARED_MODELS } from '../support/paths.js';
 
 export const BC_DATA = path.join(SHARED_MODELS, 'breast_cancer', 'data');
@@ -42,33 +42,5 @@ export function tempDir(prefix = 'inferd-drift-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
-export interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `inferd drift ...` or `inferd models ...` in-process through a real commander program. */
-export async function runInferd(args: string[]): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const program = new Command('inferd')
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => {
-        stdout += text;
-      },
-      writeErr: (text) => {
-        stderr += text;
-      },
-    });
-  registerModelsCommand(program);
-  registerDriftCommand(program);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    if (error instanceof CommanderError) return { code: error.exitCode, stdout, stderr };
-    throw error;
-  }
-}
+export const runInferd = inferdCli(registerModelsCommand, registerDriftCommand);

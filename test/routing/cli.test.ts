@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerExperimentCommand } from '../../src/cli/experiment.js';
 import { registerTrafficCommand } from '../../src/cli/traffic.js';
@@ -18,6 +17,7 @@ import { mountTrafficRoutes } from '../../src/routing/http.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
 import { TrafficStore } from '../../src/routing/store.js';
+import { inferdCli } from '../support/cli.js';
 import { context, FakePlane, request, seeded } from './fakes.js';
 
 const execFileAsync = promisify(execFile);
@@ -46,24 +46,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function inferd(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  // Output is configured before the commands are added: subcommands copy it when created.
-  const program = new Command('inferd').exitOverride().configureOutput({
-    writeOut: (t) => void (stdout += t),
-    writeErr: (t) => void (stderr += t),
-  });
-  registerTrafficCommand(program);
-  registerExperimentCommand(program);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    if (error instanceof CommanderError) return { code: error.exitCode, stdout, stderr };
-    throw error;
-  }
-}
+const run = inferdCli(registerTrafficCommand, registerExperimentCommand);
+const inferd = (...args: string[]) => run(args);
 
 const server = (...args: string[]) => inferd(...args, '--url', url);
 

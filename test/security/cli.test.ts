@@ -8,30 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAuditCommand } from '../../src/cli/audit.js';
 import { registerKeysCommand } from '../../src/cli/keys.js';
 import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
 import { openSecurityDatabase } from '../../src/security/database.js';
+import { inferdCli } from '../support/cli.js';
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const program = new Command('inferd').exitOverride().configureOutput({
-    writeOut: (t) => void (stdout += t),
-    writeErr: (t) => void (stderr += t),
-  });
-  registerKeysCommand(program);
-  registerAuditCommand(program);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    if (error instanceof CommanderError) return { code: error.exitCode, stdout, stderr };
-    throw error;
-  }
-}
+const cli = inferdCli(registerKeysCommand, registerAuditCommand);
 
 describe('inferd keys / inferd audit', () => {
   let dir: string;
