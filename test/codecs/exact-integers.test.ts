@@ -5,31 +5,12 @@ import { binaryCodec } from '../../src/codecs/binary-request.js';
 import { encodeBinaryResponse, parseBinaryRequest } from '../../src/codecs/binary.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../src/codecs/json.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../src/codecs/v1.js';
-import { InvalidInputError } from '../../src/core/errors.js';
 import type { Tensor } from '../../src/core/types.js';
+import { decodeJsonInput as decode, literalBody as body, refusal } from './support.js';
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
-
-/** A request body written by hand: JSON.stringify cannot write these integers. */
-function body(datatype: string, literals: string[]): string {
-  return `{"inputs":[{"name":"x","datatype":"${datatype}","shape":[${literals.length}],"data":[${literals.join(',')}]}]}`;
-}
-
-function decode(text: string): Tensor {
-  return decodeInferRequest(parseJsonBody(Buffer.from(text))).inputs[0]!;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
 
 const exactNumbers = (text: string) => parseLossless(text, null, (t) => (/^-?\d+$/.test(t) ? BigInt(t) : Number(t)));
 

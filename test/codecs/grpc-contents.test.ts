@@ -2,21 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest, encodeInferResponse } from '../../src/codecs/grpc.js';
 import type { InferTensorContentsMsg, ModelInferRequestMsg } from '../../src/codecs/grpc-messages.js';
-import { InvalidInputError } from '../../src/core/errors.js';
+import { refusal } from './support.js';
 
 function decode(datatype: string, contents: InferTensorContentsMsg, count: number) {
   const msg: ModelInferRequestMsg = { model_name: 'm', model_version: '', id: '', inputs: [{ name: 'x', datatype, shape: [count], contents }], outputs: [], raw_input_contents: [] };
   return decodeInferRequest(msg).request.inputs[0]!;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('gRPC typed contents', () => {

@@ -1,20 +1,10 @@
 // Nested `data` must be nested as the shape says; flat data stays accepted.
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest } from '../../src/codecs/json.js';
-import { InvalidInputError } from '../../src/core/errors.js';
+import { refusal } from './support.js';
 
 function decode(shape: number[], data: unknown) {
   return decodeInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape, data }] }).inputs[0]!;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('nested data', () => {

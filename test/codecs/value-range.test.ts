@@ -1,25 +1,11 @@
 // Values that do not fit their datatype are refused, never saturated or rounded to an integer.
 import { describe, expect, it } from 'vitest';
-import { decodeInferRequest, parseJsonBody } from '../../src/codecs/json.js';
 import { fromHalfBits, fromBfloat16Bits } from '../../src/core/datatypes.js';
-import { InvalidInputError } from '../../src/core/errors.js';
 import { fromValues } from '../../src/core/tensor.js';
 import type { Tensor } from '../../src/core/types.js';
+import { decodeJsonInput, literalBody, refusal } from './support.js';
 
-function decode(datatype: string, literals: string[], name = 'x'): Tensor {
-  const text = `{"inputs":[{"name":"${name}","datatype":"${datatype}","shape":[${literals.length}],"data":[${literals.join(',')}]}]}`;
-  return decodeInferRequest(parseJsonBody(text)).inputs[0]!;
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+const decode = (datatype: string, literals: string[], name = 'x'): Tensor => decodeJsonInput(literalBody(datatype, literals, name));
 
 describe('floats beyond their type', () => {
   it('refuses FP16 values that would become infinite, naming the input and element', () => {
