@@ -15,12 +15,12 @@
  * ~12,000 req/s judges a window (KS against the 426-row reference) more than once a second, the
  * worst case; a larger one measures the capture path with fewer judgements.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync as readText, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { median, startServer } from '../support/ab.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,37 +50,6 @@ function repository(mode: Mode): string {
     writeFileSync(config, `${readFileSync(config, 'utf8')}drift:\n  reference: ${join(data, 'train.csv')}\n  exclude: [label]\n  window: { max_rows: ${Number(values['window-rows'])}, capacity: 10000 }\n`);
   }
   return root;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function serve(repo: string): Promise<{ http: number; grpc: number; child: ChildProcess }> {
-  const http = await freePort();
-  const grpc = await freePort();
-  const child = spawn(
-    process.execPath,
-    [resolve(here, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'],
-    { stdio: 'ignore' },
-  );
-  const started = Date.now();
-  for (;;) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${http}/health/ready`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() - started > 120_000) throw new Error(`${repo} did not become ready`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { http, grpc, child };
 }
 
 /** CPU time of a process (user + system, every thread) in ms, from /proc. */
@@ -125,12 +94,8 @@ async function captured(http: number): Promise<{ rows: number; windows: number; 
   return { rows: v.capture?.rows ?? 0, windows: v.windows_judged ?? 0, dropped: v.capture?.dropped_requests ?? 0 };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
 const repos = { off: repository('off'), on: repository('on') };
+const serve = (repository: string) => startServer({ checkout: here, repository });
 const servers = { off: await serve(repos.off), on: await serve(repos.on) };
 const results: Record<Mode, number[]> = { off: [], on: [] };
 const cpuPerRequest: Record<Mode, number[]> = { off: [], on: [] };

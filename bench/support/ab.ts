@@ -32,7 +32,7 @@ export interface AbOptions {
 
 const here = resolve(import.meta.dirname, '..', '..');
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((res) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -42,12 +42,19 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function serve(side: Side): Promise<{ http: number; grpc: number; child: ChildProcess }> {
+export interface Served {
+  http: number;
+  grpc: number;
+  child: ChildProcess;
+}
+
+/** Starts `inferd serve` of `checkout` (built) on free ports; resolves once it is ready. */
+export async function startServer(o: { checkout: string; repository: string; config?: string; env?: Record<string, string> }): Promise<Served> {
   const http = await freePort();
   const grpc = await freePort();
-  const args = [resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', resolve(side.checkout, 'examples', 'models'), '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
-  if (side.config) args.push('--config', side.config);
-  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...side.env } });
+  const args = [resolve(o.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', o.repository, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
+  if (o.config) args.push('--config', o.config);
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...o.env } });
   const started = Date.now();
   for (;;) {
     try {
@@ -55,12 +62,14 @@ async function serve(side: Side): Promise<{ http: number; grpc: number; child: C
     } catch {
       // not listening yet
     }
-    if (child.exitCode !== null) throw new Error(`${side.checkout} exited with ${child.exitCode}`);
-    if (Date.now() - started > 120_000) throw new Error(`${side.checkout} did not become ready`);
+    if (child.exitCode !== null) throw new Error(`inferd serving ${o.repository} exited with ${child.exitCode}`);
+    if (Date.now() - started > 120_000) throw new Error(`inferd serving ${o.repository} did not become ready`);
     await new Promise((r) => setTimeout(r, 200));
   }
   return { http, grpc, child };
 }
+
+const serve = (side: Side): Promise<Served> => startServer({ ...side, repository: resolve(side.checkout, 'examples', 'models') });
 
 function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((res, rej) => {
