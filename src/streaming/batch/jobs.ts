@@ -9,13 +9,14 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { FlowProducer, Job, Queue, Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { InvalidInputError } from '../../core/errors.js';
+import { writeAtomically } from './files.js';
 import { scoreChunk } from './chunk.js';
 import { readLines, type Line } from './lines.js';
 import type { Scorer } from './scorer.js';
@@ -181,18 +182,6 @@ export async function submitBatchJob(redisUrl: string, spec: BatchJobSpec, optio
     await flows.close();
     await queue.close();
   }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -4,8 +4,9 @@
  * failed rows go to a side file, and after every chunk a checkpoint records how far the input,
  * output and side file have got, so an interrupted run resumes after its last finished chunk.
  */
-import { open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { InvalidInputError } from '../../core/errors.js';
+import { writeAtomically } from './files.js';
 import { scoreChunk, type FailedRow } from './chunk.js';
 import { readLines, type Line } from './lines.js';
 import type { Scorer } from './scorer.js';
@@ -80,18 +81,6 @@ async function readCheckpoint(file: string): Promise<Checkpoint | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
 }
 
 async function sizeOf(file: string): Promise<number> {
