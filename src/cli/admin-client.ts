@@ -11,6 +11,7 @@ const TIMEOUT_MS = 15_000;
 import { UsageError } from './command.js';
 
 export { CliCommand as AdminCommand, UsageError } from './command.js';
+export { table } from './table.js';
 
 export interface Output {
   json: boolean;
@@ -76,16 +77,6 @@ export function withServer(command: Command): Command {
     .option('--url <url>', `server URL (default $INFERD_URL, else ${DEFAULT_URL})`)
     .option('--token <token>', 'bearer token for the admin API (default $INFERD_TOKEN)')
     .option('--json', 'print JSON instead of a table');
-}
-
-export function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
 export function fmt(value: number | null | undefined, digits = 4): string {

@@ -17,6 +17,7 @@ import { formatShape } from '../registry/signature.js';
 import type { ModelVersion, RegistryEvent, Stage } from '../registry/types.js';
 import { projectVariable } from '../config/environment.js';
 import { CliCommand, UsageError } from './command.js';
+import { rowsTable as table } from './table.js';
 import { readTable, type Column, type Table } from '../monitoring/dataset.js';
 import { scoreColumns } from '../monitoring/outputs.js';
 import { loadRuntime } from '../runtimes/index.js';
@@ -119,17 +120,6 @@ async function scoreWithModel(path: string, model: string, version: string, inpu
 }
 
 // ---- output ----
-
-function table(headers: string[], rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
-}
 
 function when(iso: string): string {
   return iso.replace('T', ' ').replace(/\.[0-9]+Z$/, 'Z');

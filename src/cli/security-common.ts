@@ -16,6 +16,7 @@ import { openSecurityDatabase } from '../security/database.js';
 import { UsageError } from './command.js';
 
 export { CliCommand as SecurityCommand, UsageError } from './command.js';
+export { rowsTable as table } from './table.js';
 
 export interface CommonOptions {
   registry?: string;
@@ -77,17 +78,6 @@ export async function runSecurityCommand(command: Command, body: (ctx: CliContex
     await db?.close().catch(() => undefined);
   }
   if (failure !== undefined) command.error(`error: ${failure.message}`, { code: failure.usage ? 'inferd.usage' : 'inferd.failed', exitCode: failure.usage ? 2 : 1 });
-}
-
-export function table(headers: string[], rows: string[][]): string {
-  if (rows.length === 0) return '';
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
 export function when(ms: number | null): string {
