@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 import { setupCacheDir } from './setup-cache.js';
 
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { TensorMetadata } from '../../src/core/types.js';
 import { REPO_ROOT, SHARED_MODELS } from './paths.js';
 import { venvDir } from './python.js';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 
 export interface MLServerModel {
   name: string;

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 import { setupCacheDir } from './setup-cache.js';
 
 export interface S3Server {

@@ -1,13 +1,15 @@
 /** Starts real inferd servers for tests: in-process (fast) or as a child process (signals). */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdtemp, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { InferdServer } from '../../src/server/index.js';
 import { REPO_ROOT } from './paths.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 export async function startInProcess(repository: string, overrides: Record<string, unknown> = {}): Promise<{ server: InferdServer; url: string }> {
   const server = overrides.server as Record<string, unknown> | undefined;
@@ -23,17 +25,6 @@ export async function startInProcess(repository: string, overrides: Record<strin
   });
   const instance = await InferdServer.start(config, pino({ level: 'silent' }));
   return { server: instance, url: `http://127.0.0.1:${instance.httpPort}` };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 export interface ChildServer {
@@ -103,19 +94,15 @@ export async function makeRepository(models: Record<string, { config?: string; f
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await r.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // leave as text
-  }
-  return { status: r.status, body: parsed, headers: r.headers };
+  return readAnswer(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) }));
 }
 
 export async function getJson(url: string): Promise<{ status: number; body: any; headers: Headers }> {
-  const r = await fetch(url);
+  return readAnswer(await fetch(url));
+}
+
+/** The status, the body parsed as JSON (left as text when it is not) and the headers. */
+async function readAnswer(r: Response): Promise<{ status: number; body: any; headers: Headers }> {
   const text = await r.text();
   let parsed: unknown = text;
   try {

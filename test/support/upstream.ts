@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from './paths.js';
-import { freePort } from './server.js';
+import { freePort } from './ports.js';
 
 export interface Upstream {
   url: string;
