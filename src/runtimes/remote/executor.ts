@@ -9,78 +9,45 @@
  * is DEADLINE_EXCEEDED, 400 is the caller's INVALID_ARGUMENT.
  */
 import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError, UnavailableError } from '../../core/errors.js';
-import type { Tensor, TensorMetadata } from '../../core/types.js';
+import type { Tensor } from '../../core/types.js';
 import { dataJson, decodeTensor } from '../../codecs/json.js';
-import type { RunTimings } from '../types.js';
-import { conformOutputs, readSignature } from './signature.js';
+import { RemoteClient, type RemoteOptions } from './client.js';
 
-export interface RemoteOptions {
-  url: string;
-  model?: string;
-  version?: string;
-  timeout_ms: number;
-  connect_timeout_ms: number;
-  headers: Record<string, string>;
-}
+export type { RemoteOptions } from './client.js';
 
 /** Largest upstream answer read, in bytes of text. */
 const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
-export class RemoteExecutor {
+export class RemoteExecutor extends RemoteClient {
   private readonly base: string;
   private readonly running = new Set<AbortController>();
-  private closed = false;
-  /** The remote's output signature, read by ready(). */
-  private declaredOutputs: TensorMetadata[] = [];
 
-  constructor(
-    private readonly name: string,
-    private readonly options: RemoteOptions,
-    private readonly executionTimeoutMs: number,
-  ) {
+  constructor(name: string, options: RemoteOptions, executionTimeoutMs: number) {
+    super(name, options, executionTimeoutMs);
     const root = options.url.replace(/\/+$/, '');
     const model = encodeURIComponent(options.model ?? name);
     this.base = `${root}/v2/models/${model}${options.version ? `/versions/${encodeURIComponent(options.version)}` : ''}`;
   }
 
-  /** Reads the signature from the remote's model metadata. */
-  async ready(): Promise<{ inputs: TensorMetadata[]; outputs: TensorMetadata[] }> {
-    const body = await this.call('GET', this.base, undefined, this.options.connect_timeout_ms, 'read the metadata of');
-    const fields = body as Record<string, unknown> | null;
-    const inputs = readSignature(fields?.inputs, 'inputs', this.base);
-    const outputs = readSignature(fields?.outputs, 'outputs', this.base);
-    this.declaredOutputs = outputs;
-    return { inputs, outputs };
+  protected async fetchMetadata(timeoutMs: number): Promise<{ inputs?: unknown; outputs?: unknown; where: string }> {
+    const body = (await this.call('GET', this.base, undefined, timeoutMs, 'read the metadata of')) as Record<string, unknown> | null;
+    return { inputs: body?.inputs, outputs: body?.outputs, where: this.base };
   }
 
-  async infer(inputs: Tensor[], outputs: string[]): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    if (this.closed) throw new UnavailableError(`remote model '${this.name}' is closed`);
+  protected async run(inputs: Tensor[], outputs: string[], timeoutMs: number): Promise<Tensor[]> {
     let text = '{"inputs":[';
     inputs.forEach((t, i) => {
       text += `${i ? ',' : ''}{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":${JSON.stringify(t.shape)},"data":${dataJson(t)}}`;
     });
     text += `],"outputs":${JSON.stringify(outputs.map((name) => ({ name })))}}`;
-    const started = performance.now();
-    const body = await this.call('POST', `${this.base}/infer`, text, Math.min(this.options.timeout_ms, this.executionTimeoutMs), 'run');
-    const inferNs = (performance.now() - started) * 1e6;
+    const body = await this.call('POST', `${this.base}/infer`, text, timeoutMs, 'run');
     const raw = (body as { outputs?: unknown }).outputs;
     if (!Array.isArray(raw)) throw new RuntimeError(`remote model '${this.name}' answered without 'outputs'`);
-    let decoded: Tensor[];
-    try {
-      decoded = raw.map((o, i) => decodeTensor(o, i));
-    } catch (error) {
-      throw new RuntimeError(`remote model '${this.name}' answered outputs that do not decode: ${(error as Error).message}`);
-    }
-    return { outputs: conformOutputs(this.name, decoded, outputs, this.declaredOutputs), timings: { inputNs: 0, inferNs, outputNs: 0 } };
+    return this.decodeAnswer(() => raw.map((o, i) => decodeTensor(o, i)));
   }
 
   abortRunning(reason: InferdError): void {
     for (const c of this.running) c.abort(reason);
-  }
-
-  close(): Promise<void> {
-    this.closed = true;
-    return Promise.resolve();
   }
 
   private async call(method: 'GET' | 'POST', url: string, body: string | undefined, timeoutMs: number, what: string): Promise<unknown> {

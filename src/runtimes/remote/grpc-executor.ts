@@ -6,50 +6,36 @@
  * its deadline → DEADLINE_EXCEEDED, its INVALID_ARGUMENT → the caller's.
  */
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError, UnavailableError } from '../../core/errors.js';
-import type { Tensor, TensorMetadata } from '../../core/types.js';
+import { DeadlineExceededError, InferdError, InvalidInputError, UnavailableError } from '../../core/errors.js';
+import type { Tensor } from '../../core/types.js';
 import { decodeInferRequest } from '../../codecs/grpc.js';
 import type { ModelInferRequestMsg, ModelInferResponseMsg } from '../../codecs/grpc-messages.js';
 import { toRawBytes } from '../../codecs/raw.js';
 import { packageDefinition } from '../../server/grpc/proto.js';
-import type { RunTimings } from '../types.js';
-import type { RemoteOptions } from './executor.js';
-import { conformOutputs, readSignature } from './signature.js';
+import { RemoteClient, type RemoteOptions } from './client.js';
 
 type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: unknown) => void) => grpc.ClientUnaryCall;
 
-export class GrpcRemoteExecutor {
+export class GrpcRemoteExecutor extends RemoteClient {
   private readonly client: grpc.Client & Record<string, Unary>;
   /** Calls in progress and how to fail each (the shutdown deadline passed). */
   private readonly running = new Map<grpc.ClientUnaryCall, (reason: InferdError) => void>();
   private readonly model: string;
-  private closed = false;
-  /** The remote's output signature, read by ready(). */
-  private declaredOutputs: TensorMetadata[] = [];
 
-  constructor(
-    private readonly name: string,
-    private readonly options: RemoteOptions,
-    private readonly executionTimeoutMs: number,
-  ) {
+  constructor(name: string, options: RemoteOptions, executionTimeoutMs: number) {
+    super(name, options, executionTimeoutMs);
     const address = options.url.replace(/^grpc:\/\//, '').replace(/\/+$/, '');
     const loaded = grpc.loadPackageDefinition(packageDefinition()) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
     this.client = new loaded.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as grpc.Client & Record<string, Unary>;
     this.model = options.model ?? name;
   }
 
-  async ready(): Promise<{ inputs: TensorMetadata[]; outputs: TensorMetadata[] }> {
-    const body = (await this.call('ModelMetadata', { name: this.model, version: this.options.version ?? '' }, this.options.connect_timeout_ms, 'read the metadata of')) as {
-      inputs?: unknown[];
-      outputs?: unknown[];
-    };
-    const inputs = readSignature(body.inputs, 'inputs', this.options.url);
-    this.declaredOutputs = readSignature(body.outputs, 'outputs', this.options.url);
-    return { inputs, outputs: this.declaredOutputs };
+  protected async fetchMetadata(timeoutMs: number): Promise<{ inputs?: unknown; outputs?: unknown; where: string }> {
+    const body = (await this.call('ModelMetadata', { name: this.model, version: this.options.version ?? '' }, timeoutMs, 'read the metadata of')) as { inputs?: unknown; outputs?: unknown };
+    return { inputs: body.inputs, outputs: body.outputs, where: this.options.url };
   }
 
-  async infer(inputs: Tensor[], outputs: string[]): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    if (this.closed) throw new UnavailableError(`remote model '${this.name}' is closed`);
+  protected async run(inputs: Tensor[], outputs: string[], timeoutMs: number): Promise<Tensor[]> {
     const request: ModelInferRequestMsg = {
       model_name: this.model,
       model_version: this.options.version ?? '',
@@ -57,17 +43,9 @@ export class GrpcRemoteExecutor {
       outputs: outputs.map((name) => ({ name })),
       raw_input_contents: inputs.map((t) => toRawBytes(t.datatype, t.data)),
     };
-    const started = performance.now();
-    const answer = (await this.call('ModelInfer', request, Math.min(this.options.timeout_ms, this.executionTimeoutMs), 'run')) as ModelInferResponseMsg;
-    const inferNs = (performance.now() - started) * 1e6;
-    let decoded: Tensor[];
-    try {
-      // An answer's outputs have the layout of a request's inputs: one decoder checks both.
-      decoded = decodeInferRequest({ model_name: this.model, inputs: answer.outputs, raw_input_contents: answer.raw_output_contents }).request.inputs;
-    } catch (error) {
-      throw new RuntimeError(`remote model '${this.name}' answered outputs that do not decode: ${(error as Error).message}`);
-    }
-    return { outputs: conformOutputs(this.name, decoded, outputs, this.declaredOutputs), timings: { inputNs: 0, inferNs, outputNs: 0 } };
+    const answer = (await this.call('ModelInfer', request, timeoutMs, 'run')) as ModelInferResponseMsg;
+    // An answer's outputs have the layout of a request's inputs: one decoder checks both.
+    return this.decodeAnswer(() => decodeInferRequest({ model_name: this.model, inputs: answer.outputs, raw_input_contents: answer.raw_output_contents }).request.inputs);
   }
 
   abortRunning(reason: InferdError): void {
@@ -77,10 +55,9 @@ export class GrpcRemoteExecutor {
     }
   }
 
-  close(): Promise<void> {
-    this.closed = true;
+  override close(): Promise<void> {
     this.client.close();
-    return Promise.resolve();
+    return super.close();
   }
 
   private call(method: 'ModelMetadata' | 'ModelInfer', request: object, timeoutMs: number, what: string): Promise<unknown> {
