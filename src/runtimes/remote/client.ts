@@ -73,7 +73,7 @@ export function readSignature(list: unknown, field: 'inputs' | 'outputs', where:
   return list.map((t: unknown, i) => {
     const m = t as { name?: unknown; datatype?: unknown; shape?: unknown };
     const dims = Array.isArray(m.shape) ? m.shape : undefined;
-    const shape = dims?.map((d) => (typeof d === 'number' || typeof d === 'string' ? Number(d) : Number.NaN)) ?? [];
+    const shape = dims?.map((d) => (typeof d === 'number' ? d : typeof d === 'string' && /^-?\d+$/.test(d) ? Number(d) : Number.NaN)) ?? [];
     if (typeof m.name !== 'string' || !isDatatype(m.datatype) || !dims || !shape.every((d) => Number.isInteger(d))) {
       throw new RuntimeError(`${where}: the remote's ${field}[${i}] is not a tensor description`);
     }
