@@ -14,7 +14,7 @@ import { InferdError } from '../core/errors.js';
 import { checkShape, elementCount, fromValues } from '../core/tensor.js';
 import type { InferenceRequest, Parameters, RequestedOutput, Tensor } from '../core/types.js';
 import { decodeInferRequest, parseJsonBody, parseParameters } from './json.js';
-import { numberEnd, numberIsInteger, scanNumber } from './json-number.js';
+import { scanNumber, scanned } from './json-number.js';
 
 /** Thrown inside the reader when the general decoder must take the body. */
 class NotPlain {}
@@ -225,17 +225,18 @@ class RequestReader {
     let count = 0;
     if (out !== undefined) {
       const limit = sink.limit;
+      const float32 = out instanceof Float32Array;
       let p = this.pos;
       let i = sink.at;
       for (;;) {
         let c = bytes[p];
         while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = bytes[++p];
         if (c !== 0x2d && !(c! >= 0x30 && c! <= 0x39)) break;
-        const x = scanNumber(bytes, p, this.text);
-        if (numberEnd < 0 || x >= limit || x <= -limit || i >= out.length) throw NOT_PLAIN;
+        const x = scanNumber(bytes, p, this.text, float32);
+        if (scanned.end < 0 || x >= limit || x <= -limit || i >= out.length) throw NOT_PLAIN;
         out[i++] = x;
         count++;
-        p = numberEnd;
+        p = scanned.end;
         c = bytes[p];
         if (c !== COMMA && c !== CLOSE_LIST) {
           while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = bytes[++p];
@@ -267,10 +268,10 @@ class RequestReader {
     else {
       const start = this.pos;
       const x = scanNumber(this.bytes, start, this.text);
-      if (numberEnd < 0) throw NOT_PLAIN;
-      this.pos = numberEnd;
+      if (scanned.end < 0) throw NOT_PLAIN;
+      this.pos = scanned.end;
       // The digits of an integer beyond 2^53 matter to INT64/UINT64 only, and only then is a string made.
-      sink.number(x, numberIsInteger && !Number.isSafeInteger(x) ? this.text(start, numberEnd) : undefined);
+      sink.number(x, scanned.integer && !Number.isSafeInteger(x) ? this.text(start, scanned.end) : undefined);
     }
   }
 
@@ -307,9 +308,9 @@ class RequestReader {
     if (c === 0x6e && this.word('null')) return null;
     const start = this.pos;
     const x = scanNumber(this.bytes, start, this.text);
-    if (numberEnd < 0) throw NOT_PLAIN;
-    this.pos = numberEnd;
-    if (numberIsInteger && !Number.isSafeInteger(x)) return BigInt(this.text(start, numberEnd));
+    if (scanned.end < 0) throw NOT_PLAIN;
+    this.pos = scanned.end;
+    if (scanned.integer && !Number.isSafeInteger(x)) return BigInt(this.text(start, scanned.end));
     return x;
   }
 

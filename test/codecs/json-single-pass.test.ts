@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DATATYPES, type Datatype } from '../../src/core/datatypes.js';
 import type { InferenceRequest } from '../../src/core/types.js';
 import { decodeInferRequest, parseJsonBody } from '../../src/codecs/json.js';
-import { numberEnd, scanNumber } from '../../src/codecs/json-number.js';
+import { scanNumber, scanned } from '../../src/codecs/json-number.js';
 import { decodeJsonInferRequest, readInferRequest } from '../../src/codecs/json-request.js';
 
 /** A small seeded generator (mulberry32), so that a failure can be replayed. */
@@ -246,7 +246,7 @@ describe('JSON number reading', () => {
   const read = (text: string) => {
     const bytes = Buffer.from(text);
     const x = scanNumber(bytes, 0, (a, b) => bytes.toString('latin1', a, b));
-    return numberEnd === bytes.length ? x : undefined;
+    return scanned.end === bytes.length ? x : undefined;
   };
 
   it('gives the double JSON.parse gives, on edge cases and on random literals', () => {
@@ -272,6 +272,37 @@ describe('JSON number reading', () => {
       const got = read(text);
       if (!Object.is(got, JSON.parse(text))) expect({ text, got }).toEqual({ text, got: JSON.parse(text) });
     }
+  });
+
+  it('gives, for FP32 data, the FP32 to which the double of JSON.parse rounds', () => {
+    const r = random(4);
+    const f32 = new Float32Array(1);
+    const float32 = (text: string) => {
+      const bytes = Buffer.from(text);
+      const x = scanNumber(bytes, 0, (a, b) => bytes.toString('latin1', a, b), true);
+      f32[0] = x;
+      return scanned.end === bytes.length ? f32[0] : undefined;
+    };
+    for (let i = 0; i < 200_000; i++) {
+      let text: string;
+      if (i % 3 === 0) {
+        f32[0] = (r() - 0.5) * 10 ** Math.floor(r() * 12 - 6);
+        text = String(f32[0]);
+      } else if (i % 3 === 1) {
+        // Halfway between two FP32 values, and just beside it: the hard cases of double rounding.
+        f32[0] = r() * 100;
+        const bits = new Uint32Array(new Float32Array([f32[0]!]).buffer);
+        bits[0] = bits[0]! + 1;
+        const middle = (f32[0]! + new Float32Array(bits.buffer)[0]!) / 2;
+        const k = Math.floor(r() * 3);
+        text = [middle, middle + middle * 2 ** -52, middle - middle * 2 ** -52][k]!.toPrecision(17 + Math.floor(r() * 3));
+      } else text = String((r() - 0.5) * 10 ** Math.floor(r() * 20 - 10));
+      const expected = Math.fround(JSON.parse(text) as number);
+      const got = float32(text);
+      if (!Object.is(got, expected)) expect({ text, got }).toEqual({ text, got: expected });
+    }
+    for (const text of ['3.4028235677973366e38', '3.4028235677973362e38', '1.00000005960464477539', '1.0000000596046448', '1.000000059604644775390625'])
+      expect(Object.is(float32(text), Math.fround(JSON.parse(text) as number)), text).toBe(true);
   });
 
   it('refuses what JSON does not allow', () => {
