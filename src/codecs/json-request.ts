@@ -10,7 +10,6 @@
  * general decoder, so a refusal carries the very message it always had.
  */
 import { allocate, datatypeInfo, isDatatype, type Datatype, type TensorData } from '../core/datatypes.js';
-import { InferdError } from '../core/errors.js';
 import { checkShape, elementCount, fromValues } from '../core/tensor.js';
 import type { InferenceRequest, Parameters, RequestedOutput, Tensor } from '../core/types.js';
 import { decodeInferRequest, parseJsonBody, parseParameters } from './json.js';
@@ -50,11 +49,10 @@ export function decodeJsonInferRequest(body: Uint8Array): InferenceRequest {
 export function readInferRequest(body: Buffer): InferenceRequest | undefined {
   try {
     return new RequestReader(body).request();
-  } catch (error) {
-    if (error === NOT_PLAIN || error instanceof InferdError) return undefined;
-    // A RangeError (an allocation, a stack too deep) is the general decoder's to report too.
-    if (error instanceof RangeError) return undefined;
-    throw error;
+  } catch {
+    // NOT_PLAIN, a refusal, or a RangeError (an allocation, a stack too deep): the general
+    // decoder reads the body again and is the one to answer.
+    return undefined;
   }
 }
 
