@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
+import { syntheticImage } from '../protocols/inputs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = resolve(ROOT, '..', 'shared', 'models');
@@ -142,10 +143,12 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), runs:
 // ---------------------------------------------------------------------------------------------
 async function isolation() {
   const mobilenet = join(SHARED, 'mobilenet_v2');
-  const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], data: new Array(3 * 224 * 224).fill(0.5) }] });
+  // An ImageNet-normalised picture as a client writing a Float32Array sends it: 2.9 MB of JSON.
+  const image = syntheticImage(3 * 224 * 224);
+  const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], data: Array.from(image) }] });
   // The same request with the binary tensor extension: the 602 KB tensor is not JSON-parsed.
   const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3, 224, 224], parameters: { binary_data_size: 3 * 224 * 224 * 4 } }] }));
-  const binaryBody = Buffer.concat([header, Buffer.from(new Float32Array(3 * 224 * 224).fill(0.5).buffer)]);
+  const binaryBody = Buffer.concat([header, Buffer.from(image.buffer)]);
   const binaryHeaders = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) };
   const repo = await repository({ mobilenet_v2: { from: mobilenet, config: 'max_batch_size: 4\ninstances: 1\nonnx: { intra_op_threads: 2 }\nwarmup: []\n' } });
   const rows: Record<string, number[]>[] = [];
@@ -154,6 +157,8 @@ async function isolation() {
     for (const [label, start, binary] of [
       ['inferd (worker threads), binary tensors', () => startInferd(repo), true],
       ['inferd (worker threads), JSON tensors', () => startInferd(repo), false],
+      // Every JSON body decoded on the event loop, as before server.json_offload_bytes.
+      ['inferd (worker threads), JSON tensors decoded on the event loop', () => startInferd(repo, { INFERD_SERVER__JSON_OFFLOAD_BYTES: '0' }), false],
       ['inference on the main thread, JSON tensors', () => startHelper('main-thread', join(mobilenet, '1', 'model.onnx')), false],
     ] as const) {
       const server = await start();

@@ -58,6 +58,10 @@ export const ServerConfigSchema = Type.Object(
         /** 0 picks a free port; -1 turns the gRPC door off. */
         grpc_port: Type.Integer({ minimum: -1, maximum: 65535, default: 8001 }),
         body_limit_bytes: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+        /** JSON infer bodies of at least this many bytes are decoded in a decoder thread, off the event loop; 0 = never. */
+        json_offload_bytes: Type.Integer({ minimum: 0, default: 64 * 1024 }),
+        /** Threads that decode those bodies. */
+        json_decode_threads: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
         grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
         /** Bound on the time a client may take to send a request's headers and body. */

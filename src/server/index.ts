@@ -165,6 +165,8 @@ export class InferdServer {
 
     const http = await createRestApp(plane, {
       bodyLimitBytes: config.server.body_limit_bytes,
+      jsonOffloadBytes: config.server.json_offload_bytes,
+      jsonDecodeThreads: config.server.json_decode_threads,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
       requestTimeoutMs: config.server.request_timeout_ms,
       logger,

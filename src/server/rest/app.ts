@@ -15,6 +15,7 @@ import type { DoorName, InferenceRequest } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
+import { JsonDecodePool } from '../../codecs/json-decode-pool.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codecs/v1.js';
 import { correlationIdOf, createContext, minimalContext, recordReader, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
@@ -34,6 +35,10 @@ export interface RestOptions {
   https?: import('node:tls').TlsOptions;
   /** Tells the context about the caller's verified client certificate (mTLS). */
   peerCertificate?: (ctx: PipelineContext, socket: import('node:tls').TLSSocket) => void;
+  /** JSON infer bodies of at least this many bytes are decoded in a decoder thread; 0 = never. */
+  jsonOffloadBytes?: number;
+  /** Decoder threads for those bodies (default 1). */
+  jsonDecodeThreads?: number;
 }
 
 declare module 'fastify' {
@@ -269,6 +274,11 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   });
 
   // ---- inference: bodies are parsed here, not by Fastify, so the binary extension can share the route ----
+  // Small JSON bodies are decoded in place (a hand-off would cost more than the decode); large
+  // ones in a decoder thread, so that the event loop keeps answering while they are read.
+  const offloadBytes = options.jsonOffloadBytes ?? 0;
+  const decoders = offloadBytes > 0 ? new JsonDecodePool({ threads: options.jsonDecodeThreads ?? 1, maxQueue: 64 }) : undefined;
+  if (decoders) app.addHook('onClose', async () => decoders.close());
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -285,6 +295,8 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
           throw new InvalidInputError(`Inference-Header-Content-Length is ${JSON.stringify(headerLength)} but the body has ${body.length} bytes`);
         }
         request = binaryCodec.decode(body, n);
+      } else if (decoders !== undefined && body.length >= offloadBytes) {
+        request = await decoders.decode(body);
       } else {
         request = decodeInferRequest(parseJsonBody(body));
       }
