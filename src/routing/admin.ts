@@ -19,7 +19,8 @@ import { validate } from '../config/validate.js';
 import { HTTP_STATUS, InferdError, toInferdError } from '../core/errors.js';
 import { parseDuration, parseTrafficConfig, versionsOf } from './config.js';
 import { analyseExperiment } from './experiment.js';
-import { basicStatistics, type ExperimentStatistics } from './experiment-statistics.js';
+import { exactStatistics } from './exact-statistics.js';
+import type { ExperimentStatistics } from './experiment-statistics.js';
 import type { TrafficAction, TrafficService } from './service.js';
 import type { WindowSummary } from './observations.js';
 import { TrafficConflictError } from './store.js';
@@ -188,7 +189,7 @@ export function getExperiment(deps: TrafficAdminDeps, name: string): Promise<Adm
       // A policy set at run time records its start; a configured one started with its first request.
       const startedAt = t.startedAt(model) ?? (await store.firstAssignmentAt(model));
       const outcomes = await store.outcomes(model, startedAt ?? 0);
-      const report = analyseExperiment(model, { ...r, experiment: r.experiment }, outcomes, deps.statistics ?? basicStatistics, { startedAt, now: t.now() });
+      const report = analyseExperiment(model, { ...r, experiment: r.experiment }, outcomes, deps.statistics ?? exactStatistics, { startedAt, now: t.now() });
       return { status: 200, body: report };
     }
     throw new InferdError('NOT_FOUND', `no split policy runs an experiment named '${name}'`);

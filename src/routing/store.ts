@@ -244,7 +244,7 @@ export class TrafficStore {
     const entry = (variant: string, version: string): VariantOutcomes => {
       let e = byVariant.get(variant);
       if (e === undefined) {
-        e = { variant, version, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: {} };
+        e = { variant, version, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: Object.create(null) as Record<string, number> };
         byVariant.set(variant, e);
       }
       return e;
