@@ -104,7 +104,7 @@ function finite(x: number): number | null {
 export function listTraffic(deps: TrafficAdminDeps): Promise<AdminResult> {
   return answer(() => ({
     status: 200,
-    body: { models: deps.traffic.modelsWithPolicies().map((m) => ({ model: m, variants: deps.traffic.view(m)!.variants })) },
+    body: { models: deps.traffic.modelsWithPolicies().map((m) => ({ model: m, variants: deps.traffic.view(m)!.variants })), controller: deps.traffic.controller() },
   }));
 }
 
@@ -222,7 +222,7 @@ export function postFeedback(deps: TrafficAdminDeps, model: string, body: unknow
       label: f.label === undefined ? null : String(f.label),
       receivedAt: t.now(),
     };
-    if (outcome !== null) t.observations.recordOutcome(model, version, outcome, record.receivedAt);
+    if (outcome !== null) t.observeOutcome(model, version, outcome, record.receivedAt);
     if (t.store !== undefined) await t.store.recordFeedback(record);
     return { status: 200, body: { request_id: record.requestId, model, version, variant: record.variant, outcome, label: record.label, stored: t.store !== undefined } };
   });
