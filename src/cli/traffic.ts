@@ -266,9 +266,10 @@ export function registerTrafficCommand(program: Command): void {
       .option('--percent <p>', 'share of requests mirrored', numberArg('--percent', 0, 100))
       .option('--timeout <duration>', 'abandon a mirrored request after this long (default 5s)')
       .option('--compare <how>', 'auto or argmax')
+      .option('--batch-window <duration>', 'gather mirrored requests this long and run them as one batch; 0 runs each alone (default 20ms)')
       .option('--off', 'stop mirroring'),
   ).action(async (model: string, _o: unknown, command: Command) => {
-    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; off?: boolean }>();
+    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; batchWindow?: string; off?: boolean }>();
     await runAdmin(command, async (out, client) => {
       if (o.off === true && (o.version !== undefined || o.percent !== undefined)) throw new UsageError('--off takes no --version or --percent');
       if (o.off !== true && (o.version === undefined || o.percent === undefined)) throw new UsageError('give --version and --percent, or --off');
@@ -287,8 +288,10 @@ export function registerTrafficCommand(program: Command): void {
               percent: o.percent!,
               queue_size: 256,
               concurrency: 2,
+              max_batch: 64,
               compare: (o.compare ?? 'auto') as 'auto' | 'argmax',
               ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+              ...(o.batchWindow !== undefined ? { batch_window: o.batchWindow } : {}),
             },
           };
         }),

@@ -92,6 +92,45 @@ describe.each(backends)('traffic store on $name', (backend) => {
     }
   });
 
+  it('grants the controller lease to one holder, renews it, hands it over once it lapses or is released', async () => {
+    const registry = await openRegistry(await backend.url(), { home: tmp });
+    const store = TrafficStore.fromRegistry(registry);
+    try {
+      expect(await store.acquireLease('l', 'a', 1000, 500)).toBe(true);
+      expect(await store.acquireLease('l', 'b', 1200, 500)).toBe(false);
+      expect(await store.acquireLease('l', 'a', 1400, 500)).toBe(true);
+      expect(await store.leaseHolder('l')).toEqual({ holder: 'a', expiresAt: 1900, acquiredAt: 1000 });
+      expect(await store.acquireLease('l', 'b', 1899, 500)).toBe(false);
+      expect(await store.acquireLease('l', 'b', 1900, 500)).toBe(true);
+      expect(await store.leaseHolder('l')).toEqual({ holder: 'b', expiresAt: 2400, acquiredAt: 1900 });
+      // Racing for a free lease: exactly one wins.
+      await store.releaseLease('l', 'b');
+      const race = await Promise.all(['c', 'd', 'e'].map((h) => store.acquireLease('l', h, 3000, 500)));
+      expect(race.filter(Boolean)).toHaveLength(1);
+      await store.releaseLease('l', 'nobody');
+      expect((await store.leaseHolder('l'))?.holder).toMatch(/^[cde]$/);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it('one replica drives a canary; the other takes over when it closes', async () => {
+    const url = await backend.url();
+    const clock = new ManualClock(1_000_000);
+    const a = await replica(url, clock);
+    const b = await replica(url, clock);
+    try {
+      expect([a.traffic.controller().leader, b.traffic.controller().leader]).toEqual([true, false]);
+      await a.traffic.close();
+      await b.traffic.renewLease();
+      expect(b.traffic.controller().leader).toBe(true);
+    } finally {
+      await b.traffic.close();
+      await a.registry.close();
+      await b.registry.close();
+    }
+  });
+
   it('skips a stored policy it cannot read, with a warning, and serves the rest', async () => {
     const url = await backend.url();
     const registry = await openRegistry(url, { home: tmp });
