@@ -90,6 +90,8 @@ describe.each(backends)('a canary across two replicas on $name', (backend) => {
       const leaderId = (await controllerOf(leader)).replica;
       const followerId = (await controllerOf(follower)).replica;
       expect(leaderId).not.toBe(followerId);
+      const metric = async (server: ChildServer) => /^inferd_traffic_controller_leader (\d)/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1];
+      expect([await metric(leader), await metric(follower)]).toEqual(['1', '0']);
 
       // Started through the follower; every request goes to the follower.
       const policy = {
