@@ -709,7 +709,7 @@ export class TrafficService {
       entry.timer?.cancel();
       entry.shadow?.close();
     }
-    await this.flush();
+    await Promise.all([this.flush(), this.flushCounters()]);
   }
 }
 
