@@ -10,8 +10,8 @@
  * theirs concatenated (same inputs, same trailing dimensions): one call through the data plane
  * and one worker message per window instead of one per request, which is what keeps the
  * callers' tail latency where it was without a shadow. The answer is split back by rows and
- * each part compared with its caller's. A version that refuses a batched call is then run a
- * request at a time.
+ * each part compared with its caller's. A batched call that fails is retried in batches half
+ * as large, down to one request at a time.
  */
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
@@ -145,7 +145,11 @@ export class ShadowMirror {
   private closed = false;
   private pumpScheduled = false;
   private windowTimer: NodeJS.Timeout | undefined;
-  /** Cleared when a batched call fails: the version then runs one request at a time. */
+  /**
+   * Most requests in one batch now: halved each time a batched call fails (a version that takes
+   * smaller batches than max_batch settles at a size it takes); below 2, no batching at all.
+   */
+  private batchLimit: number;
   private batching = true;
   private counts = { mirrored: 0, dropped: 0, completed: 0, errors: 0, timeouts: 0, labels: 0, agreements: 0, values: 0, absErrorSum: 0, maxAbsError: 0 };
   private primaryLatency: number[] = [];
@@ -158,7 +162,9 @@ export class ShadowMirror {
     private readonly run: RunOnVersion,
     private readonly random: () => number = Math.random,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.batchLimit = policy.maxBatch;
+  }
 
   /** Decides whether this request is mirrored; when it is, keeps a copy (the caller's tensors may be handed to a worker). */
   pick(request: InferenceRequest): InferenceRequest | undefined {
@@ -187,7 +193,7 @@ export class ShadowMirror {
     this.queue.push({ ctx, request: copy, primary, primaryMs, ...(shape !== undefined ? shape : {}) });
     if (shape !== undefined) {
       // Gathered for a window, then run together (sooner when a full batch is waiting).
-      if (this.queue.length >= this.policy.maxBatch && this.running < this.policy.concurrency) {
+      if (this.queue.length >= this.batchLimit && this.running < this.policy.concurrency) {
         clearTimeout(this.windowTimer);
         this.windowTimer = undefined;
       } else {
@@ -217,7 +223,7 @@ export class ShadowMirror {
       const batch = [first];
       if (first.signature !== undefined && this.batching) {
         // The jobs that can join it, in arrival order, up to max_batch.
-        for (let i = 0; i < this.queue.length && batch.length < this.policy.maxBatch; ) {
+        for (let i = 0; i < this.queue.length && batch.length < this.batchLimit; ) {
           if (this.queue[i]!.signature === first.signature) batch.push(...this.queue.splice(i, 1));
           else i += 1;
         }
@@ -262,12 +268,15 @@ export class ShadowMirror {
     }
   }
 
-  /** A batched call failed: from now on one request at a time, these ones included. */
+  /** A batched call failed: its jobs run again in batches half as large, or alone. */
   private unbatched(jobs: Job[]): void {
-    this.batching = false;
-    for (const job of jobs) {
-      delete job.signature;
-      delete job.rows;
+    this.batchLimit = Math.min(this.batchLimit, Math.floor(jobs.length / 2));
+    if (this.batchLimit < 2) {
+      this.batching = false;
+      for (const job of this.queue.concat(jobs)) {
+        delete job.signature;
+        delete job.rows;
+      }
     }
     this.queue.unshift(...jobs);
   }

@@ -91,6 +91,25 @@ describe('shadow', () => {
     expect(stats.maxAbsoluteError).toBeCloseTo(0.25, 12);
   });
 
+  it('settles at the batch size a version takes', async () => {
+    const shapes: number[][] = [];
+    const traffic = await open({ percent: 100, batch_window: '20ms', max_batch: 16 }, async (ctx, req) => {
+      const x = req.inputs[0]!;
+      shapes.push(x.shape);
+      if (x.shape[0]! > 5) throw new Error('at most 5 rows');
+      return { model_name: 'fraud', model_version: ctx.version!, outputs: [{ name: 'y', datatype: 'FP32', shape: [x.shape[0]!, 2], data: new Float32Array(x.data.length) }] };
+    });
+    const policy = routingPolicy(traffic);
+    const oneRow = (): InferenceRequest => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: new Float32Array([1, 2]) }] });
+    for (let i = 0; i < 16; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 16);
+    for (let i = 0; i < 8; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 24);
+    // 16 fails, then two batches of 8 at once (concurrency 2) fail, then batches of 4: the 16 first, then the 8 later ones.
+    expect(shapes.map((x) => x[0])).toEqual([16, 8, 8, 4, 4, 4, 4, 4, 4]);
+    expect(traffic.view('fraud')!.shadow).toMatchObject({ errors: 0, dropped: 0, valueComparisons: 24 * 2 });
+  });
+
   it('runs a version whose answers cannot be split one request at a time', async () => {
     const shapes: number[][] = [];
     const traffic = await open({ percent: 100, batch_window: '20ms' }, async (ctx, req) => {
@@ -104,13 +123,14 @@ describe('shadow', () => {
     await settle(traffic, (s) => s!.completed === 6);
     for (let i = 0; i < 3; i++) await policy.infer!(context('fraud'), oneRow(), primary);
     await settle(traffic, (s) => s!.completed === 9);
-    expect(shapes).toEqual([[6, 2], ...Array.from({ length: 9 }, () => [1, 2])]);
+    // 6 rows fail, two batches of 3 fail, then one at a time for good.
+    expect(shapes).toEqual([[6, 2], [3, 2], [3, 2], ...Array.from({ length: 9 }, () => [1, 2])]);
     expect(traffic.view('fraud')!.shadow).toMatchObject({ errors: 0, dropped: 0 });
   });
 
   it('counts label agreement for integer outputs and for top classes with compare: argmax', async () => {
     let n = 0;
-    const traffic = await open({ percent: 100, compare: 'argmax' }, async (ctx) => {
+    const traffic = await open({ percent: 100, compare: 'argmax', batch_window: 0 }, async (ctx) => {
       n += 1;
       // Every other answer puts the top class elsewhere.
       return answer(ctx.version!, n % 2 === 0 ? new Float32Array([0.1, 0.9]) : new Float32Array([0.9, 0.1]));
