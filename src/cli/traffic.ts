@@ -93,7 +93,11 @@ function shadowLine(s: ShadowStats): string {
 export function formatView(view: TrafficView): string {
   const lines = [`model ${view.model} (revision ${view.revision}, from ${view.source})`];
   if (view.variants.length > 0) lines.push(table(['VARIANT', 'VERSION', 'WEIGHT'], view.variants.map((v) => [v.name, v.version, `${fmt(v.weight)}%`])).trimEnd());
-  if (view.canary !== undefined) lines.push(canaryLine(view.canary));
+  if (view.canary !== undefined) {
+    lines.push(canaryLine(view.canary));
+    // Only the replica holding the lease measures and steps; the others apply what it stores.
+    if (view.controller !== undefined) lines.push(`analysis: ${view.controller.leader ? 'driven by this replica' : 'followed from the replica that drives it'} (${view.controller.replica})`);
+  }
   if (view.blueGreen !== undefined && view.blueGreen.previous !== undefined) {
     lines.push(`blue-green: switched from ${view.blueGreen.previous}, kept warm until ${new Date(view.blueGreen.warmUntil ?? 0).toISOString()}`);
   }

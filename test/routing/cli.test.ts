@@ -91,6 +91,7 @@ describe('inferd traffic', () => {
     expect(start.code).toBe(0);
     expect(start.stdout).toMatch(/canary\s+2\s+10%/);
     expect(start.stdout).toMatch(/canary: progressing, step 1, weight 10%/);
+    expect(start.stdout).toMatch(/analysis: driven by this replica \(.+:\d+:[0-9a-f]{6}\)/);
     expect((await server('traffic', 'canary', 'pause', 'fraud', '--reason', 'dinner')).stdout).toMatch(/canary: paused.*reason: dinner/);
     expect((await server('traffic', 'canary', 'promote', 'fraud')).stdout).toMatch(/canary: progressing, step 2, weight 50%/);
     expect((await server('traffic', 'canary', 'abort', 'fraud')).stdout).toMatch(/canary: aborted, step 2, weight 0%/);
