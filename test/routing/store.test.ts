@@ -131,6 +131,42 @@ describe.each(backends)('traffic store on $name', (backend) => {
     }
   });
 
+  it("the leader's measurement adds the other replica's requests from its stored counters", async () => {
+    const url = await backend.url();
+    const clock = new ManualClock(1_000_000);
+    const a = await replica(url, clock);
+    const b = await replica(url, clock);
+    try {
+      const policy = { canary: { baseline: 1, canary: 2, steps: [{ weight: 50, pause: '1h' }, { weight: 100 }], analysis: { interval: '10s', min_requests: 1, max_p99_ms: 1000 } } };
+      expect((await putTraffic({ traffic: a.traffic }, 'fraud', { policy }, 'alice')).status).toBe(200);
+      await b.traffic.refresh();
+      expect([a.traffic.controller().leader, b.traffic.controller().leader]).toEqual([true, false]);
+      clock.advance(100);
+      for (let i = 0; i < 30; i++) b.traffic.observe('fraud', '2', i < 3, 5 + i);
+      for (let i = 0; i < 20; i++) b.traffic.observe('fraud', '1', false, 4);
+      for (let i = 0; i < 7; i++) a.traffic.observe('fraud', '2', false, 2);
+      clock.advance(1000);
+      await b.traffic.flushCounters();
+      clock.advance(8900);
+      // The tick at 10 s reads the other replica's counters (asynchronously).
+      for (let i = 0; i < 200 && (a.traffic.view('fraud')!.canary!.measurements.length === 0); i++) await new Promise((r) => setTimeout(r, 10));
+      const m = a.traffic.view('fraud')!.canary!.measurements[0]!;
+      expect(m).toMatchObject({ canary: { requests: 37, errors: 3 }, baseline: { requests: 20, errors: 0 } });
+      // The default max_error_rate 5% judges the error rate of both replicas: 3 / 37, not a's 0 / 7.
+      expect(m.outcome).toBe('failed');
+      expect(m.checks.find((c) => c.name === 'error_rate')).toMatchObject({ value: 3 / 37, passed: false });
+      // Percentiles over both: b's 5..34 ms from 5% buckets, a's seven 2 ms exactly.
+      expect(m.canary!.p50Ms).toBeGreaterThan(10);
+      expect(m.canary!.p99Ms).toBeGreaterThanOrEqual(34);
+      expect(m.canary!.p99Ms).toBeLessThanOrEqual(34 * 1.05);
+    } finally {
+      await a.traffic.close();
+      await b.traffic.close();
+      await a.registry.close();
+      await b.registry.close();
+    }
+  });
+
   it('skips a stored policy it cannot read, with a warning, and serves the rest', async () => {
     const url = await backend.url();
     const registry = await openRegistry(url, { home: tmp });
