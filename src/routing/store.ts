@@ -78,6 +78,9 @@ export interface LeaseHolder {
   acquiredAt: number;
 }
 
+/** Variant × label counts read for a report at most (a categorical test takes 100 labels). */
+const MAX_LABEL_ROWS = 10_000;
+
 export class TrafficConflictError extends InferdError {
   constructor(
     model: string,
@@ -357,7 +360,9 @@ export class TrafficStore {
       e.sumOfSquares = num(r, 'ss');
     }
     const labels = await this.db.all(
-      'SELECT variant, MAX(version) AS version, label, COUNT(*) AS n FROM traffic_feedback WHERE model = $1 AND at_ms >= $2 AND label IS NOT NULL GROUP BY variant, label',
+      // Bounded: labels that are free text rather than categories must not flood the report.
+      `SELECT variant, MAX(version) AS version, label, COUNT(*) AS n FROM traffic_feedback WHERE model = $1 AND at_ms >= $2 AND label IS NOT NULL
+       GROUP BY variant, label ORDER BY n DESC, variant, label LIMIT ${MAX_LABEL_ROWS}`,
       [model, since],
     );
     for (const r of labels) entry(text(r, 'variant'), text(r, 'version')).labels[text(r, 'label')] = num(r, 'n');
