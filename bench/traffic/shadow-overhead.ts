@@ -6,8 +6,14 @@
  * threads, batcher). The same load runs with the shadow off and on, alternating, and the
  * callers' p50/p99 are compared within the run.
  *
+ * Three settings alternate in every round: no shadow, the shadow as configured by default
+ * (mirrored requests gathered for 20 ms and run as one batch), and the shadow run a request at a
+ * time (batch_window 0). The summary gives the median over rounds of each p99 ratio.
+ *
  *   npx tsx bench/traffic/shadow-overhead.ts [--seconds 4] [--rate 500] [--rounds 2]
  */
+import { loadavg } from 'node:os';
+import { PerformanceObserver, performance as perf } from 'node:perf_hooks';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,15 +47,39 @@ const next = runOnPlane(server.plane);
 const row = new Float32Array(30).map((_, i) => (i % 7) / 7);
 const request = (): InferenceRequest => ({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 30], data: row.slice() }] });
 
-async function measure(shadowPercent: number): Promise<{ p50: number; p99: number; n: number; mirrored: number; dropped: number }> {
+interface Result {
+  p50: number;
+  p99: number;
+  n: number;
+  mirrored: number;
+  dropped: number;
+  completed: number;
+  /** Share of the time the event loop was busy (the callers and the shadows share it). */
+  elu: number;
+  /** CPU of the whole process (event loop and worker threads) per caller request, µs. */
+  cpuUsPerRequest: number;
+  /** Time in garbage collection, ms per second. */
+  gcMsPerSecond: number;
+}
+
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
+async function measure(shadowPercent: number, batchWindow?: string): Promise<Result> {
+  const shadow = shadowPercent > 0 ? { shadow: { version: 2, percent: shadowPercent, queue_size: 4096, ...(batchWindow !== undefined ? { batch_window: batchWindow } : {}) } } : {};
   const traffic = await TrafficService.open(
-    new Map([['breast_cancer', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, ...(shadowPercent > 0 ? { shadow: { version: 2, percent: shadowPercent } } : {}) }, 'breast_cancer')]]),
+    new Map([['breast_cancer', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, ...shadow }, 'breast_cancer')]]),
     { runOnVersion: next },
   );
   const policy = routingPolicy(traffic);
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
   const start = performance.now();
+  const elu0 = perf.eventLoopUtilization();
+  const cpu0 = process.cpuUsage();
+  const gc0 = gcMs;
   const total = Math.round(rate * seconds);
   let sent = 0;
   // Every 2 ms, send the requests the schedule says are due: a fixed arrival rate.
@@ -63,26 +93,55 @@ async function measure(shadowPercent: number): Promise<{ p50: number; p99: numbe
     await new Promise((r) => setTimeout(r, 2));
   }
   await Promise.all(pending);
+  const elu = perf.eventLoopUtilization(elu0).utilization;
+  const cpu = process.cpuUsage(cpu0);
+  const wall = (performance.now() - start) / 1000;
+  const gcPerSecond = (gcMs - gc0) / wall;
+  // Mirrored work still queued belongs to this measurement: let it finish before the next one.
+  for (let i = 0; i < 200 && (traffic.view('breast_cancer')!.shadow?.queued ?? 0) + (traffic.view('breast_cancer')!.shadow?.running ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 10));
   const stats = traffic.view('breast_cancer')!.shadow;
   await traffic.close();
   await server.plane.whenIdle();
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]!;
-  return { p50: q(50), p99: q(99), n: latencies.length, mirrored: stats?.mirrored ?? 0, dropped: stats?.dropped ?? 0 };
+  return { p50: q(50), p99: q(99), n: latencies.length, mirrored: stats?.mirrored ?? 0, dropped: stats?.dropped ?? 0, completed: stats?.completed ?? 0, elu, cpuUsPerRequest: (cpu.user + cpu.system) / latencies.length, gcMsPerSecond: gcPerSecond };
 }
 
 await measure(0); // warm-up
+await measure(100);
 const rows: string[] = [];
+const batchedRatios: number[] = [];
+const singleRatios: number[] = [];
+const loads: number[] = [];
+const cell = (r: Result) => `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`;
+const profile: string[] = [];
+const cost = (r: Result) => `${(100 * r.elu).toFixed(1)}% / ${r.cpuUsPerRequest.toFixed(0)} / ${r.gcMsPerSecond.toFixed(1)}`;
 for (let r = 0; r < rounds; r++) {
-  const off = await measure(0);
-  const on = await measure(100);
+  loads.push(loadavg()[0]!);
+  // The order rotates so no setting always runs first in a round.
+  const order = [0, 1, 2].map((k) => (k + r) % 3);
+  const results: Result[] = [];
+  for (const k of order) results[k] = k === 0 ? await measure(0) : k === 1 ? await measure(100) : await measure(100, '0ms');
+  const [off, batched, single] = results as [Result, Result, Result];
+  profile.push(`| ${r + 1} | ${cost(off)} | ${cost(batched)} | ${cost(single)} |`);
+  batchedRatios.push(batched.p99 / off.p99);
+  singleRatios.push(single.p99 / off.p99);
   rows.push(
-    `| ${r + 1} | ${off.n} | ${off.p50.toFixed(2)} / ${off.p99.toFixed(2)} | ${on.n} | ${on.p50.toFixed(2)} / ${on.p99.toFixed(2)} | ${on.mirrored} / ${on.dropped} | ${(on.p99 / off.p99).toFixed(2)} |`,
+    `| ${r + 1} | ${cell(off)} | ${cell(batched)} | ${batched.completed} / ${batched.dropped} | ${(batched.p99 / off.p99).toFixed(2)} | ${cell(single)} | ${single.completed} / ${single.dropped} | ${(single.p99 / off.p99).toFixed(2)} |`,
   );
 }
-console.log(`shadow overhead: breast_cancer, ${rate} requests/s for ${seconds} s per measurement\n`);
-console.log('| round | requests off | p50 / p99 ms off | requests on | p50 / p99 ms on | mirrored / dropped | p99 on / off |');
-console.log('|---|---|---|---|---|---|---|');
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+console.log(`shadow overhead: breast_cancer, ${rate} requests/s for ${seconds} s per measurement, ${rounds} rounds; load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the rounds' start\n`);
+console.log('| round | off p50 / p99 ms | batched p50 / p99 ms | completed / dropped | p99 ratio | single p50 / p99 ms | completed / dropped | p99 ratio |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
+console.log('\nwhere the time goes: event-loop busy / process CPU µs per caller request (all threads) / GC ms per second\n');
+console.log('| round | off | batched | one at a time |');
+console.log('|---|---|---|---|');
+for (const r of profile) console.log(r);
+console.log(`\nmedian p99 ratio: batched ${median(batchedRatios).toFixed(2)}, one at a time ${median(singleRatios).toFixed(2)}`);
 await server.shutdown(10_000);
 await rm(repo, { recursive: true, force: true });

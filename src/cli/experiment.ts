@@ -10,7 +10,9 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseTrafficConfig, type ExperimentConfig, type SplitPolicy } from '../routing/config.js';
 import { analyseExperiment, minimumDurationDays, outcomesFromCsv, type ExperimentReport } from '../routing/experiment.js';
-import { basicStatistics, twoProportionSampleSize } from '../routing/experiment-statistics.js';
+import { exactStatistics } from '../routing/exact-statistics.js';
+import { twoProportionSampleSize } from '../routing/experiment-statistics.js';
+import { sampleSizeCohenH } from '../stats/experiments.js';
 import { AdminCommand, fmt, runAdmin, table, UsageError, withServer, type Output } from './admin-client.js';
 
 function numberArg(name: string, min: number, max: number, exclusive = true) {
@@ -35,7 +37,16 @@ export function formatReport(r: ExperimentReport): string {
       `${c.treatment} vs ${c.control}: ${c.test} statistic ${fmt(c.statistic)}, p ${fmt(c.pValue)}, difference ${fmt(c.difference)} [${fmt(c.interval[0])}, ${fmt(c.interval[1])}]${c.significant ? ' significant' : ''}`,
     );
   }
+  if (r.categorical !== null) {
+    const c = r.categorical;
+    lines.push(`labels (${c.variants.length} variants x ${c.categories.length} categories):`);
+    lines.push(table(['VARIANT', ...c.categories.map((x) => x.toUpperCase())], c.variants.map((v, i) => [v, ...c.counts[i]!.map(String)])).trimEnd());
+    lines.push(`chi-square (Pearson, no continuity correction) ${fmt(c.statistic)}, dof ${c.dof}, p ${fmt(c.pValue)}${c.significant ? ` significant at alpha ${c.alpha}` : ''}`);
+  } else if (r.categoricalNote !== null && r.categoricalNote !== 'no labelled feedback') {
+    lines.push(`labels: no chi-square test: ${r.categoricalNote}`);
+  }
   lines.push(`required sample per group: ${r.requiredSamplePerGroup ?? '-'}${r.requiredSamplePerGroup !== null ? (r.sampleReached ? ' (reached)' : ' (not reached)') : ''}`);
+  if (r.requiredSamplePerGroupCohenH !== null) lines.push(`required sample per group, Cohen's h form: ${r.requiredSamplePerGroupCohenH}`);
   if (r.minimumDays !== null) lines.push(`minimum duration: ${r.minimumDays} days`);
   lines.push(`decision: ${r.decision}${r.winner !== null ? ` (${r.winner})` : ''}: ${r.reason}`);
   return lines.join('\n') + '\n';
@@ -83,7 +94,7 @@ export function registerExperimentCommand(program: Command): void {
 
   experiment
     .command('sample-size')
-    .description('per-group sample size of a two-proportion test (offline)')
+    .description("per-group sample size of a two-proportion test and in the Cohen's h form (offline)")
     .requiredOption('--baseline <p>', 'control conversion rate', numberArg('--baseline', 0, 1))
     .requiredOption('--mde <x>', 'minimum detectable effect', numberArg('--mde', 0, Number.MAX_VALUE))
     .option('--relative', 'the effect is relative to the baseline (0.2 = +20%); the default')
@@ -99,17 +110,31 @@ export function registerExperimentCommand(program: Command): void {
         if (o.relative === true && o.absolute === true) throw new UsageError('give --relative or --absolute, not both');
         const relative = o.absolute !== true;
         let perGroup: number;
+        let cohenH: number;
         try {
           perGroup = twoProportionSampleSize(o.baseline, o.mde, { relative, alpha: o.alpha, power: o.power });
+          cohenH = sampleSizeCohenH({ baseline: o.baseline, mde: o.mde, relative, alpha: o.alpha, power: o.power }).perGroup;
         } catch (error) {
           throw new UsageError((error as Error).message);
         }
         const groups = Math.round(o.groups);
         const days = o.dailyTraffic === undefined ? null : minimumDurationDays(perGroup, o.dailyTraffic, Array.from({ length: groups }, () => 1));
         const treatment = relative ? o.baseline * (1 + o.mde) : o.baseline + o.mde;
-        const result = { baseline: o.baseline, treatment, relative, alpha: o.alpha, power: o.power, per_group: perGroup, total: perGroup * groups, minimum_days: days };
+        const result = {
+          baseline: o.baseline,
+          treatment,
+          relative,
+          alpha: o.alpha,
+          power: o.power,
+          per_group: perGroup,
+          total: perGroup * groups,
+          per_group_cohen_h: cohenH,
+          total_cohen_h: cohenH * groups,
+          minimum_days: days,
+        };
         if (out.json) return out.printJson(result);
-        out.print(`${perGroup} per group (${perGroup * groups} in total) to detect ${fmt(o.baseline)} -> ${fmt(treatment)} at alpha ${o.alpha}, power ${o.power}`);
+        out.print(`${perGroup} per group (${perGroup * groups} in total) to detect ${fmt(o.baseline)} -> ${fmt(treatment)} at alpha ${o.alpha}, power ${o.power} (two-proportion test)`);
+        out.print(`${cohenH} per group (${cohenH * groups} in total) in the Cohen's h form (normal power of h = 2 asin sqrt(p2) - 2 asin sqrt(p1))`);
         if (days !== null) out.print(`minimum duration: ${days} days`);
       });
     });
@@ -117,7 +142,7 @@ export function registerExperimentCommand(program: Command): void {
   experiment
     .command('analyse')
     .alias('analyze')
-    .description('analyse a CSV of outcomes offline (columns: variant,outcome)')
+    .description('analyse a CSV of outcomes offline (columns: variant,outcome; a non-numeric outcome is a label)')
     .argument('<csv>', 'file with a header row naming variant and outcome')
     .option('--metric <kind>', 'binary or continuous', 'binary')
     .option('--control <variant>', 'the control variant (default: the first in the file)')
@@ -153,7 +178,7 @@ export function registerExperimentCommand(program: Command): void {
           },
           'offline',
         ).routing as SplitPolicy & { experiment: ExperimentConfig };
-        print(out, analyseExperiment('offline', policy, outcomes, basicStatistics, { startedAt: null, now: Date.now() }));
+        print(out, analyseExperiment('offline', policy, outcomes, exactStatistics, { startedAt: null, now: Date.now() }));
       });
     });
 }

@@ -93,7 +93,11 @@ function shadowLine(s: ShadowStats): string {
 export function formatView(view: TrafficView): string {
   const lines = [`model ${view.model} (revision ${view.revision}, from ${view.source})`];
   if (view.variants.length > 0) lines.push(table(['VARIANT', 'VERSION', 'WEIGHT'], view.variants.map((v) => [v.name, v.version, `${fmt(v.weight)}%`])).trimEnd());
-  if (view.canary !== undefined) lines.push(canaryLine(view.canary));
+  if (view.canary !== undefined) {
+    lines.push(canaryLine(view.canary));
+    // Only the replica holding the lease measures and steps; the others apply what it stores.
+    if (view.controller !== undefined) lines.push(`analysis: ${view.controller.leader ? 'driven by this replica' : 'followed from the replica that drives it'} (${view.controller.replica})`);
+  }
   if (view.blueGreen !== undefined && view.blueGreen.previous !== undefined) {
     lines.push(`blue-green: switched from ${view.blueGreen.previous}, kept warm until ${new Date(view.blueGreen.warmUntil ?? 0).toISOString()}`);
   }
@@ -266,9 +270,10 @@ export function registerTrafficCommand(program: Command): void {
       .option('--percent <p>', 'share of requests mirrored', numberArg('--percent', 0, 100))
       .option('--timeout <duration>', 'abandon a mirrored request after this long (default 5s)')
       .option('--compare <how>', 'auto or argmax')
+      .option('--batch-window <duration>', 'gather mirrored requests this long and run them as one batch; 0 runs each alone (default 20ms)')
       .option('--off', 'stop mirroring'),
   ).action(async (model: string, _o: unknown, command: Command) => {
-    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; off?: boolean }>();
+    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; batchWindow?: string; off?: boolean }>();
     await runAdmin(command, async (out, client) => {
       if (o.off === true && (o.version !== undefined || o.percent !== undefined)) throw new UsageError('--off takes no --version or --percent');
       if (o.off !== true && (o.version === undefined || o.percent === undefined)) throw new UsageError('give --version and --percent, or --off');
@@ -287,8 +292,10 @@ export function registerTrafficCommand(program: Command): void {
               percent: o.percent!,
               queue_size: 256,
               concurrency: 2,
+              max_batch: 64,
               compare: (o.compare ?? 'auto') as 'auto' | 'argmax',
               ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+              ...(o.batchWindow !== undefined ? { batch_window: o.batchWindow } : {}),
             },
           };
         }),

@@ -164,6 +164,16 @@ export const ServerConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Traffic management across replicas sharing the registry database (src/routing). */
+    traffic: Type.Object(
+      {
+        /** How often a replica reads policy and canary changes other replicas stored. */
+        refresh_interval_ms: Type.Integer({ minimum: 100, default: 1000 }),
+        /** Term of the lease naming the one replica that drives canaries; renewed every third of it. */
+        lease_ttl_ms: Type.Integer({ minimum: 500, default: 15_000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Object storage: `s3://` and `http(s)://` model repositories and registry artifacts (src/storage). */
     storage: Type.Object(
       {

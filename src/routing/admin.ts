@@ -19,7 +19,8 @@ import { validate } from '../config/validate.js';
 import { HTTP_STATUS, InferdError, toInferdError } from '../core/errors.js';
 import { parseDuration, parseTrafficConfig, versionsOf } from './config.js';
 import { analyseExperiment } from './experiment.js';
-import { basicStatistics, type ExperimentStatistics } from './experiment-statistics.js';
+import { exactStatistics } from './exact-statistics.js';
+import type { ExperimentStatistics } from './experiment-statistics.js';
 import type { TrafficAction, TrafficService } from './service.js';
 import type { WindowSummary } from './observations.js';
 import { TrafficConflictError } from './store.js';
@@ -103,7 +104,7 @@ function finite(x: number): number | null {
 export function listTraffic(deps: TrafficAdminDeps): Promise<AdminResult> {
   return answer(() => ({
     status: 200,
-    body: { models: deps.traffic.modelsWithPolicies().map((m) => ({ model: m, variants: deps.traffic.view(m)!.variants })) },
+    body: { models: deps.traffic.modelsWithPolicies().map((m) => ({ model: m, variants: deps.traffic.view(m)!.variants })), controller: deps.traffic.controller() },
   }));
 }
 
@@ -188,7 +189,7 @@ export function getExperiment(deps: TrafficAdminDeps, name: string): Promise<Adm
       // A policy set at run time records its start; a configured one started with its first request.
       const startedAt = t.startedAt(model) ?? (await store.firstAssignmentAt(model));
       const outcomes = await store.outcomes(model, startedAt ?? 0);
-      const report = analyseExperiment(model, { ...r, experiment: r.experiment }, outcomes, deps.statistics ?? basicStatistics, { startedAt, now: t.now() });
+      const report = analyseExperiment(model, { ...r, experiment: r.experiment }, outcomes, deps.statistics ?? exactStatistics, { startedAt, now: t.now() });
       return { status: 200, body: report };
     }
     throw new InferdError('NOT_FOUND', `no split policy runs an experiment named '${name}'`);
@@ -221,7 +222,7 @@ export function postFeedback(deps: TrafficAdminDeps, model: string, body: unknow
       label: f.label === undefined ? null : String(f.label),
       receivedAt: t.now(),
     };
-    if (outcome !== null) t.observations.recordOutcome(model, version, outcome, record.receivedAt);
+    if (outcome !== null) t.observeOutcome(model, version, outcome, record.receivedAt);
     if (t.store !== undefined) await t.store.recordFeedback(record);
     return { status: 200, body: { request_id: record.requestId, model, version, variant: record.variant, outcome, label: record.label, stored: t.store !== undefined } };
   });

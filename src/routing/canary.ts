@@ -16,7 +16,7 @@
  * (an unmeasured step is never promoted). Reaching weight 100 promotes the canary.
  */
 import type { AnalysisConfig, CanaryPolicy } from './config.js';
-import type { VersionObservations, WindowSummary } from './observations.js';
+import type { PeerWindow, VersionObservations, WindowSummary } from './observations.js';
 
 export type CanaryPhase = 'progressing' | 'paused' | 'promoted' | 'rolled_back' | 'aborted';
 export type MeasurementOutcome = 'successful' | 'failed' | 'inconclusive' | 'error';
@@ -51,6 +51,13 @@ export interface CanaryState {
   consecutiveErrors: number;
   /** End of the last measured window; the next window starts here. */
   measuredUntil: number;
+  /**
+   * Other replicas' counters come in whole seconds, written once a second is over: the seconds
+   * before this one have been counted (each in one measurement); absent until the first.
+   */
+  peersCountedUntil?: number;
+  /** The replica that took the last measurement (its own requests came from its memory, not its counters). */
+  measuredBy?: string;
   /** The most recent measurements, newest last (bounded). */
   measurements: Measurement[];
   pausedBy?: 'analysis' | 'operator';
@@ -166,14 +173,19 @@ export class CanaryController {
     }
   }
 
-  /** Takes one measurement of the window since the last one, then applies the limits and the steps. */
-  tick(now: number): Measurement | undefined {
+  /**
+   * Takes one measurement of the window since the last one, then applies the limits and the
+   * steps. `peers` adds other replicas' requests of the window, by version.
+   */
+  tick(now: number, peers?: ReadonlyMap<string, PeerWindow> | Error): Measurement | undefined {
     if (!this.active) return undefined;
     const from = this.state.measuredUntil;
     let measurement: Measurement;
     try {
-      const canary = this.observations.summary(this.model, this.policy.canary, from, now);
-      const baseline = this.observations.summary(this.model, this.policy.baseline, from, now);
+      // Other replicas' counters could not be read: no measurement of the whole traffic.
+      if (peers instanceof Error) throw new Error(`reading other replicas' counters failed: ${peers.message}`);
+      const canary = this.observations.summary(this.model, this.policy.canary, from, now, peers?.get(this.policy.canary));
+      const baseline = this.observations.summary(this.model, this.policy.baseline, from, now, peers?.get(this.policy.baseline));
       measurement = analyse(this.policy.analysis, canary, baseline, now);
     } catch (error) {
       measurement = { at: now, outcome: 'error', checks: [], message: error instanceof Error ? error.message : String(error) };

@@ -148,6 +148,13 @@ const ShadowSchema = Type.Object(
     concurrency: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
     /** A shadow call taking longer is abandoned and counted as a timeout. */
     timeout: Type.Optional(Duration),
+    /**
+     * Mirrored requests are gathered this long and run as one batch (rows concatenated), so the
+     * shadow costs one call per window instead of one per request; 0 runs each on its own.
+     */
+    batch_window: Type.Optional(Duration),
+    /** Most requests in one shadow batch. */
+    max_batch: Type.Integer({ minimum: 1, maximum: 1024, default: 64 }),
     /** auto: labels for integer/text outputs, errors for floats; argmax: compare each row's top class. */
     compare: Type.Union([Type.Literal('auto'), Type.Literal('argmax')], { default: 'auto' }),
   },
@@ -242,6 +249,8 @@ export interface ShadowPolicy {
   queueSize: number;
   concurrency: number;
   timeoutMs: number;
+  batchWindowMs: number;
+  maxBatch: number;
   compare: 'auto' | 'argmax';
 }
 
@@ -263,6 +272,7 @@ export const DEFAULT_CANARY_STEPS: readonly CanaryStep[] = [
 export const DEFAULT_ANALYSIS_INTERVAL_MS = 60_000;
 export const DEFAULT_KEEP_WARM_MS = 10 * 60_000;
 export const DEFAULT_SHADOW_TIMEOUT_MS = 5000;
+export const DEFAULT_SHADOW_BATCH_WINDOW_MS = 20;
 /** Default ceiling on the canary's error rate when no error check is configured. */
 export const DEFAULT_MAX_ERROR_RATE = 0.05;
 
@@ -428,6 +438,8 @@ export function parseTrafficConfig(raw: unknown, model: string, where = `traffic
       queueSize: s.queue_size,
       concurrency: s.concurrency,
       timeoutMs: s.timeout === undefined ? DEFAULT_SHADOW_TIMEOUT_MS : parseDuration(s.timeout, `${where}.shadow.timeout`),
+      batchWindowMs: s.batch_window === undefined ? DEFAULT_SHADOW_BATCH_WINDOW_MS : parseDuration(s.batch_window, `${where}.shadow.batch_window`),
+      maxBatch: s.max_batch,
       compare: s.compare,
     };
     if (policy.shadow.timeoutMs < 1) throw new ConfigError(`${where}.shadow.timeout: must be at least 1ms`);
@@ -484,7 +496,16 @@ export function trafficConfigOf(policy: TrafficPolicy): TrafficConfig {
   }
   if (policy.shadow !== undefined) {
     const s = policy.shadow;
-    out.shadow = { version: s.version, percent: s.percent, queue_size: s.queueSize, concurrency: s.concurrency, timeout: formatDuration(s.timeoutMs), compare: s.compare };
+    out.shadow = {
+      version: s.version,
+      percent: s.percent,
+      queue_size: s.queueSize,
+      concurrency: s.concurrency,
+      timeout: formatDuration(s.timeoutMs),
+      batch_window: formatDuration(s.batchWindowMs),
+      max_batch: s.maxBatch,
+      compare: s.compare,
+    };
   }
   return out;
 }

@@ -1,9 +1,11 @@
 /**
  * The experiment analysis on the server's statistics library (src/stats, checked against scipy
- * and statsmodels in the test suite): the z-test, Welch's t-test, the sample size, and the
- * mSPRT always-valid p-value that makes reading a running experiment safe.
+ * and statsmodels in the test suite): the z-test, Welch's t-test, the chi-square test of
+ * categorical outcomes, both forms of the sample size, and the mSPRT always-valid p-value that
+ * makes reading a running experiment safe.
  */
-import { sampleSizeTwoProportions, twoProportionZTest, welchTTestFromStats } from '../stats/experiments.js';
+import { chiSquareContingency } from '../stats/chisquare.js';
+import { sampleSizeCohenH, sampleSizeTwoProportions, twoProportionZTest, welchTTestFromStats } from '../stats/experiments.js';
 import { msprtLikelihoodRatio, proportionsObservation } from '../stats/sequential.js';
 import type { ExperimentStatistics } from './experiment-statistics.js';
 
@@ -22,6 +24,15 @@ export const exactStatistics: ExperimentStatistics = {
   },
   twoProportionSampleSize(baseline, mde, options) {
     return sampleSizeTwoProportions({ baseline, mde, relative: options.relative, alpha: options.alpha, power: options.power }).perGroup;
+  },
+  chiSquareIndependence(table) {
+    // Pearson without Yates even for 2x2: its statistic is then the square of the two-proportion z
+    // the report gives beside it, and the two tests agree (Yates' correction is conservative).
+    const r = chiSquareContingency(table, { correction: false });
+    return { statistic: r.statistic, dof: r.dof, pValue: r.pValue };
+  },
+  cohenHSampleSize(baseline, mde, options) {
+    return sampleSizeCohenH({ baseline, mde, relative: options.relative, alpha: options.alpha, power: options.power }).exact;
   },
   sequentialTwoProportion(control, treatment) {
     const look = proportionsObservation(control.successes, control.n, treatment.successes, treatment.n);

@@ -38,6 +38,14 @@ export interface ExperimentStatistics {
    * time. When present, an experiment may stop as soon as it falls below alpha.
    */
   sequentialTwoProportion?(control: { successes: number; n: number }, treatment: { successes: number; n: number }): { pValue: number };
+  /**
+   * Pearson chi-square test of independence on a variants × categories table of counts, with
+   * no continuity correction at any size (2x2 included). Without it, categorical outcomes get
+   * no test in the report.
+   */
+  chiSquareIndependence?(table: readonly (readonly number[])[]): { statistic: number; dof: number; pValue: number };
+  /** Per-group sample size in the Cohen's h form (normal power of h = 2·asin√p2 - 2·asin√p1), unrounded. */
+  cohenHSampleSize?(baseline: number, mde: number, options: { relative: boolean; alpha: number; power: number }): number;
 }
 
 /**

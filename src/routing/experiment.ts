@@ -8,6 +8,10 @@
  * false positives); then a significant difference (Bonferroni-corrected when there are several
  * treatments) names a winner, otherwise there is no difference. When the statistics provide a
  * sequential test (mSPRT), its always-valid p-value may name a better treatment earlier.
+ *
+ * Feedback that carries a label (a category, not a number) is tested separately: a Pearson
+ * chi-square test of independence on the variants × categories table says whether the variants'
+ * label distributions differ. It is reported beside the decision, which stays on the metric.
  */
 import type { ExperimentConfig, SplitPolicy } from './config.js';
 import type { ExperimentStatistics, TestResult } from './experiment-statistics.js';
@@ -38,6 +42,24 @@ export interface Comparison extends TestResult {
   sequentialPValue: number | null;
 }
 
+export interface CategoricalTest {
+  test: 'chi_square_independence';
+  /** Rows of the table: the variants that received labelled feedback. */
+  variants: string[];
+  /** Columns: every label seen, sorted. */
+  categories: string[];
+  /** counts[i][j]: feedback of variants[i] labelled categories[j]. */
+  counts: number[][];
+  statistic: number;
+  dof: number;
+  pValue: number;
+  /** Pearson's statistic as is, no Yates correction, 2x2 included (it is then the two-proportion z squared). */
+  correction: 'none';
+  /** One test over all variants: held to the experiment's alpha. */
+  alpha: number;
+  significant: boolean;
+}
+
 export interface ExperimentReport {
   name: string;
   model: string;
@@ -47,8 +69,14 @@ export interface ExperimentReport {
   power: number;
   variants: VariantReport[];
   comparisons: Comparison[];
-  /** Per group; null when the design gives no baseline rate and effect size. */
+  /** Chi-square test of the labelled feedback; null with `categoricalNote` saying why. */
+  categorical: CategoricalTest | null;
+  categoricalNote: string | null;
+  /** Per group, two-proportion (Fleiss) form; null when the design gives no baseline rate and effect size. */
   requiredSamplePerGroup: number | null;
+  /** Per group in the Cohen's h form (statsmodels NormalIndPower with proportion_effectsize), rounded up and unrounded. */
+  requiredSamplePerGroupCohenH: number | null;
+  cohenHExact: number | null;
   sampleReached: boolean;
   /** max(required sample / daily traffic of the smallest group, min_days); null without daily_traffic. */
   minimumDays: number | null;
@@ -65,6 +93,26 @@ export function minimumDurationDays(samplePerGroup: number, dailyTraffic: number
   const smallest = Math.min(...weights.filter((w) => w > 0));
   const days = Math.ceil(samplePerGroup / (dailyTraffic * (smallest / total)));
   return Math.max(days, minDays);
+}
+
+/** Distinct labels a table may have; beyond it the labels are free text, not categories. */
+export const MAX_CATEGORIES = 100;
+
+/** The variants × labels table of the feedback, and its chi-square test (or why there is none). */
+export function categoricalTest(variants: readonly VariantReport[], statistics: ExperimentStatistics, alpha: number): { test: CategoricalTest | null; note: string | null } {
+  const rows = variants.filter((v) => Object.values(v.labels).some((n) => n > 0));
+  const categories = [...new Set(rows.flatMap((v) => Object.keys(v.labels).filter((k) => v.labels[k]! > 0)))].sort();
+  if (rows.length === 0) return { test: null, note: 'no labelled feedback' };
+  if (statistics.chiSquareIndependence === undefined) return { test: null, note: 'these statistics have no chi-square test' };
+  if (rows.length < 2) return { test: null, note: `labelled feedback from one variant only (${rows[0]!.variant})` };
+  if (categories.length < 2) return { test: null, note: `every label is '${categories[0]}'` };
+  if (categories.length > MAX_CATEGORIES) return { test: null, note: `${categories.length} distinct labels, more than the ${MAX_CATEGORIES} a categorical test takes` };
+  const counts = rows.map((v) => categories.map((c) => v.labels[c] ?? 0));
+  const r = statistics.chiSquareIndependence(counts);
+  return {
+    test: { test: 'chi_square_independence', variants: rows.map((v) => v.variant), categories, counts, statistic: r.statistic, dof: r.dof, pValue: r.pValue, correction: 'none', alpha, significant: r.pValue < alpha },
+    note: null,
+  };
 }
 
 export function analyseExperiment(
@@ -121,6 +169,9 @@ export function analyseExperiment(
     e.metric === 'binary' && e.baselineRate !== undefined && e.mde !== undefined
       ? statistics.twoProportionSampleSize(e.baselineRate, e.mde, { relative: e.relative, alpha: e.alpha, power: e.power })
       : null;
+  const cohenHExact =
+    required !== null && statistics.cohenHSampleSize !== undefined ? statistics.cohenHSampleSize(e.baselineRate!, e.mde!, { relative: e.relative, alpha: e.alpha, power: e.power }) : null;
+  const categorical = categoricalTest(variants, statistics, e.alpha);
   const sampleReached = required !== null && variants.every((v) => v.outcomes >= required);
   const minimumDays = required !== null && e.dailyTraffic !== undefined ? minimumDurationDays(required, e.dailyTraffic, policy.variants.map((v) => v.weight), e.minDays) : null;
   const elapsedDays = timing.startedAt === null ? null : (timing.now - timing.startedAt) / 86_400_000;
@@ -163,7 +214,11 @@ export function analyseExperiment(
     power: e.power,
     variants,
     comparisons,
+    categorical: categorical.test,
+    categoricalNote: categorical.note,
     requiredSamplePerGroup: required,
+    requiredSamplePerGroupCohenH: cohenHExact === null ? null : Math.ceil(cohenHExact),
+    cohenHExact,
     sampleReached,
     minimumDays,
     startedAt: timing.startedAt,
@@ -178,32 +233,43 @@ function round(x: number): number {
   return Number(x.toPrecision(4));
 }
 
-/** Offline: per-variant outcomes from CSV text with columns variant,outcome (header row required). */
+/**
+ * Offline: per-variant outcomes from CSV text with columns variant,outcome (header row required).
+ * An outcome that is a number or true/false counts as one; any other text is a label (a
+ * category). An optional `label` column gives labels beside numeric outcomes.
+ */
 export function outcomesFromCsv(text: string): VariantOutcomes[] {
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   if (lines.length === 0) throw new RangeError('the CSV is empty');
   const header = lines[0]!.split(',').map((h) => h.trim().toLowerCase());
   const vi = header.indexOf('variant');
   const oi = header.indexOf('outcome');
-  if (vi < 0 || oi < 0) throw new RangeError(`the CSV header must name 'variant' and 'outcome' columns (found: ${header.join(', ')})`);
+  const li = header.indexOf('label');
+  if (vi < 0 || (oi < 0 && li < 0)) throw new RangeError(`the CSV header must name a 'variant' column and an 'outcome' or 'label' column (found: ${header.join(', ')})`);
   const byVariant = new Map<string, VariantOutcomes>();
   lines.slice(1).forEach((line, i) => {
     const cells = line.split(',');
     const variant = cells[vi]?.trim();
-    const raw = cells[oi]?.trim();
-    const value = raw === 'true' ? 1 : raw === 'false' ? 0 : Number(raw);
-    if (variant === undefined || variant === '' || raw === undefined || raw === '' || !Number.isFinite(value)) {
-      throw new RangeError(`CSV line ${i + 2}: needs a variant and a numeric outcome, got '${line}'`);
+    const raw = oi < 0 ? '' : (cells[oi]?.trim() ?? '');
+    const extraLabel = li < 0 ? '' : (cells[li]?.trim() ?? '');
+    if (variant === undefined || variant === '' || (raw === '' && extraLabel === '')) {
+      throw new RangeError(`CSV line ${i + 2}: needs a variant and an outcome or label, got '${line}'`);
     }
+    const value = raw === 'true' ? 1 : raw === 'false' ? 0 : raw === '' ? Number.NaN : Number(raw);
     let o = byVariant.get(variant);
     if (o === undefined) {
-      o = { variant, version: variant, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: {} };
+      // Labels are data: a prototype-less map, so a label like '__proto__' is just a label.
+      o = { variant, version: variant, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: Object.create(null) as Record<string, number> };
       byVariant.set(variant, o);
     }
     o.served += 1;
-    o.outcomes += 1;
-    o.sum += value;
-    o.sumOfSquares += value * value;
+    if (Number.isFinite(value)) {
+      o.outcomes += 1;
+      o.sum += value;
+      o.sumOfSquares += value * value;
+    }
+    const label = extraLabel !== '' ? extraLabel : raw !== '' && !Number.isFinite(value) ? raw : '';
+    if (label !== '') o.labels[label] = (o.labels[label] ?? 0) + 1;
   });
   return [...byVariant.values()];
 }

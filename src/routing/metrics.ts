@@ -38,6 +38,25 @@ export function registerTrafficMetrics(registry: Registry, traffic: TrafficServi
     },
   });
 
+  new Gauge({
+    name: 'inferd_traffic_controller_leader',
+    help: 'Whether this replica holds the lease that makes it drive canaries (1) or follows the stored state (0).',
+    registers: [registry],
+    collect() {
+      this.set(traffic.controller().leader ? 1 : 0);
+    },
+  });
+
+  new Counter({
+    name: 'inferd_traffic_counters_dropped_total',
+    help: 'Seconds of per-version request counters not written for the canary leader (buffer full or database errors).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(traffic.counters.droppedCounters);
+    },
+  });
+
   new Counter({
     name: 'inferd_traffic_events_total',
     help: 'Traffic events by model and action (traffic.set, canary.step, canary.rolled_back, blue_green.switched...).',

@@ -18,6 +18,39 @@ export interface WindowSummary {
   quality: number;
 }
 
+/**
+ * Requests of other replicas in a window, as their counters give them: counts, and latencies as
+ * a histogram of log buckets (each 5% wide, so a percentile read from it is at most 5% high).
+ */
+export interface PeerWindow {
+  requests: number;
+  errors: number;
+  /** Bucket index -> count. */
+  latencies: Map<number, number>;
+  qualitySamples: number;
+  qualitySum: number;
+}
+
+const BUCKET_BASE_MS = 0.01;
+const BUCKET_GROWTH = 1.05;
+const LOG_GROWTH = Math.log(BUCKET_GROWTH);
+const MAX_BUCKET = 600;
+
+/** The histogram bucket of a latency: the smallest i with latency <= 0.01 ms · 1.05^i. */
+export function latencyBucket(ms: number): number {
+  if (!(ms > BUCKET_BASE_MS)) return 0;
+  return Math.min(MAX_BUCKET, Math.ceil(Math.log(ms / BUCKET_BASE_MS) / LOG_GROWTH - 1e-9));
+}
+
+/** The latency a bucket stands for: its upper bound. */
+export function bucketLatency(bucket: number): number {
+  return BUCKET_BASE_MS * BUCKET_GROWTH ** bucket;
+}
+
+export function emptyPeerWindow(): PeerWindow {
+  return { requests: 0, errors: 0, latencies: new Map(), qualitySamples: 0, qualitySum: 0 };
+}
+
 class Ring {
   private readonly times: Float64Array;
   private readonly values: Float64Array;
@@ -46,6 +79,31 @@ class Ring {
       if (at >= from && at < to) fn(this.values[i]!, this.flags[i]!);
     }
   }
+}
+
+/** Nearest-rank percentiles over this replica's exact latencies and other replicas' histogram buckets together. */
+function mergedPercentiles(own: Float64Array, buckets: ReadonlyMap<number, number>): (p: number) => number {
+  const peer = [...buckets.entries()].filter(([, n]) => n > 0).sort((a, b) => a[0] - b[0]).map(([b, n]) => [bucketLatency(b), n] as const);
+  const total = own.length + peer.reduce((s, [, n]) => s + n, 0);
+  return (p) => {
+    if (total === 0) return Number.NaN;
+    const rank = Math.min(total, Math.max(1, Math.ceil((p / 100) * total)));
+    let i = 0;
+    let j = 0;
+    let seen = 0;
+    for (;;) {
+      const fromOwn = j >= peer.length || (i < own.length && own[i]! <= peer[j]![0]);
+      if (fromOwn) {
+        seen += 1;
+        if (seen >= rank) return own[i]!;
+        i += 1;
+      } else {
+        seen += peer[j]![1];
+        if (seen >= rank) return peer[j]![0];
+        j += 1;
+      }
+    }
+  };
 }
 
 /** Nearest-rank percentile of sorted values (as Prometheus summaries and Argo's web metrics see it). */
@@ -97,10 +155,10 @@ export class VersionObservations {
     this.ring(this.feedback, model, version, this.feedbackCapacity).push(at, value, 0);
   }
 
-  /** The version's requests and outcomes with from <= time < to. */
-  summary(model: string, version: string, from: number, to: number): WindowSummary {
+  /** The version's requests and outcomes with from <= time < to, with other replicas' when given. */
+  summary(model: string, version: string, from: number, to: number, peers?: PeerWindow): WindowSummary {
     const key = `${model}\u0000${version}`;
-    return this.summarise([this.requests.get(key)], [this.feedback.get(key)], from, to);
+    return this.summarise([this.requests.get(key)], [this.feedback.get(key)], from, to, peers);
   }
 
   /** All versions of the model together (one pod's view, for replica-level canaries). */
@@ -109,7 +167,7 @@ export class VersionObservations {
     return this.summarise(of(this.requests), of(this.feedback), from, to);
   }
 
-  private summarise(requestRings: Array<Ring | undefined>, feedbackRings: Array<Ring | undefined>, from: number, to: number): WindowSummary {
+  private summarise(requestRings: Array<Ring | undefined>, feedbackRings: Array<Ring | undefined>, from: number, to: number, peers?: PeerWindow): WindowSummary {
     const latencies: number[] = [];
     let errors = 0;
     for (const ring of requestRings) {
@@ -127,6 +185,22 @@ export class VersionObservations {
       });
     }
     const sorted = Float64Array.from(latencies).sort();
+    if (peers !== undefined && peers.requests > 0) {
+      const requests = latencies.length + peers.requests;
+      const errorsAll = errors + peers.errors;
+      const samples = qualitySamples + peers.qualitySamples;
+      const quantile = mergedPercentiles(sorted, peers.latencies);
+      return {
+        requests,
+        errors: errorsAll,
+        errorRate: errorsAll / requests,
+        p50Ms: quantile(50),
+        p95Ms: quantile(95),
+        p99Ms: quantile(99),
+        qualitySamples: samples,
+        quality: samples === 0 ? Number.NaN : (qualitySum + peers.qualitySum) / samples,
+      };
+    }
     return {
       requests: latencies.length,
       errors,

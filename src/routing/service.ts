@@ -4,15 +4,17 @@
  * which variant served which request, and persistence. The routing policy (policy.ts) asks it
  * where a request goes; the admin handlers (admin.ts) read and change it.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { InferdError } from '../core/errors.js';
 import type { InferenceRequest, RequestContext } from '../core/types.js';
 import { assign, stickyKeyOf } from './assignment.js';
 import { CanaryController, initialCanaryState, type CanaryAction, type CanaryEvent, type CanaryState } from './canary.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { parseTrafficConfig, trafficConfigOf, versionsOf, type TrafficConfig, type TrafficPolicy, type Variant } from './config.js';
-import { VersionObservations } from './observations.js';
+import { emptyPeerWindow, latencyBucket, VersionObservations, type PeerWindow } from './observations.js';
 import { ShadowMirror, type RunOnVersion, type ShadowStats } from './shadow.js';
-import { TrafficConflictError, type Assignment, type StoredTraffic, type TrafficStore } from './store.js';
+import { TrafficConflictError, type Assignment, type CounterRow, type StoredTraffic, type TrafficStore } from './store.js';
 
 export interface RouteDecision {
   version: string;
@@ -49,10 +51,18 @@ export interface TrafficView {
   blueGreen?: BlueGreenState;
   shadow?: ShadowStats;
   events: TrafficEvent[];
+  /** Which replica answers, and whether it is the one driving canaries. */
+  controller: ControllerView;
+}
+
+export interface ControllerView {
+  replica: string;
+  leader: boolean;
 }
 
 export interface Logger {
   warn(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
 }
 
 export interface TrafficServiceOptions {
@@ -65,8 +75,16 @@ export interface TrafficServiceOptions {
   logger?: Logger;
   /** Actor recorded for changes the controllers make themselves. Default 'inferd'. */
   actor?: string;
-  /** How often the database is read for changes made by other replicas. Default 5 s; 0 = never. */
+  /** How often the database is read for changes made by other replicas. Default 1 s; 0 = never. */
   refreshIntervalMs?: number;
+  /** This replica's name in the lease and the counters. Default host:pid:random. */
+  replicaId?: string;
+  /**
+   * With a store, one replica at a time drives the canaries: the holder of a lease in the
+   * database, renewed every third of this and taken over by another replica once it lapses.
+   * Default 15 s.
+   */
+  leaseTtlMs?: number;
   /** Request ids remembered in memory for joining feedback. Default 100,000. */
   recentAssignments?: number;
   /** Assignments waiting to be written; beyond it they are dropped (counted). Default 10,000. */
@@ -74,8 +92,30 @@ export interface TrafficServiceOptions {
   assignmentFlushMs?: number;
 }
 
+/** The lease of the replica that drives every canary. */
+const CONTROLLER_LEASE = 'traffic-controller';
+/** Seconds of counters waiting to be written; beyond it new ones are dropped (counted). */
+const COUNTER_BUFFER = 10_000;
+/** Other replicas' counters of a second are read this long after it ends: two flushes and a margin. */
+const COUNTER_LAG_MS = 2500;
+/** Counters older than this are deleted from the database. */
+const COUNTER_RETENTION_MS = 3_600_000;
+
+interface CounterSecond {
+  model: string;
+  version: string;
+  secondMs: number;
+  requests: number;
+  errors: number;
+  latencies: Map<number, number>;
+  qualityN: number;
+  qualitySum: number;
+}
+
 class ModelTraffic {
   canary?: CanaryController;
+  /** A measurement is being taken (reading other replicas' counters). */
+  measuring = false;
   blueGreen?: BlueGreenState;
   shadow?: ShadowMirror;
   timer?: Timer;
@@ -130,8 +170,19 @@ export class TrafficService {
   private flushTimer?: Timer;
   private flushing?: Promise<void>;
   private readonly listeners = new Set<(event: TrafficEvent) => void>();
-  /** Counters for metrics: events by model and action, dropped assignments. */
-  readonly counters = { events: new Map<string, number>(), droppedAssignments: 0 };
+  /** Counters for metrics: events by model and action, dropped assignments and counter seconds. */
+  readonly counters = { events: new Map<string, number>(), droppedAssignments: 0, droppedCounters: 0 };
+  readonly replicaId: string;
+  private readonly leaseTtlMs: number;
+  /** This replica drives canaries until then (local clock); 0: it does not. */
+  private leaseValidUntil = 0;
+  private leaseTimer?: Timer;
+  private renewing?: Promise<void>;
+  private readonly counting = new Map<string, CounterSecond>();
+  private writingCounters?: Promise<void>;
+  private lastPrune = 0;
+  /** Stored policies this server cannot read: model -> revision. */
+  private readonly unreadable = new Map<string, number>();
 
   private constructor(private readonly options: TrafficServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -140,6 +191,8 @@ export class TrafficService {
     this.actor = options.actor ?? 'inferd';
     this.recentLimit = options.recentAssignments ?? 100_000;
     this.pendingLimit = options.assignmentBuffer ?? 10_000;
+    this.replicaId = options.replicaId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.leaseTtlMs = options.leaseTtlMs ?? 15_000;
   }
 
   /**
@@ -154,11 +207,56 @@ export class TrafficService {
     }
     if (options.store !== undefined) {
       for (const stored of await options.store.loadAll()) service.installStored(stored);
-      const refresh = options.refreshIntervalMs ?? 5000;
+      const refresh = options.refreshIntervalMs ?? 1000;
       if (refresh > 0) service.refreshTimer = service.clock.every(refresh, () => void service.refresh().catch((error) => service.warn(error, 'traffic: reading the store failed')));
-      service.flushTimer = service.clock.every(options.assignmentFlushMs ?? 1000, () => void service.flush());
+      service.flushTimer = service.clock.every(options.assignmentFlushMs ?? 1000, () => {
+        void service.flush();
+        void service.flushCounters();
+      });
+      await service.renewLease();
+      service.leaseTimer = service.clock.every(Math.max(1, Math.floor(service.leaseTtlMs / 3)), () => void service.renewLease());
     }
     return service;
+  }
+
+  // ---- which replica drives the canaries ----
+
+  /** Whether this replica drives canaries now: always without a store, else while it holds the lease. */
+  leads(): boolean {
+    return this.options.store === undefined || this.clock.now() < this.leaseValidUntil;
+  }
+
+  /**
+   * Takes or renews the lease. A replica that gains it first reads the latest state, so it
+   * continues where the previous holder stopped. It counts itself the holder until 80% of the
+   * term it asked for, so it stops before another replica may take over.
+   */
+  renewLease(): Promise<void> {
+    const store = this.options.store;
+    if (store === undefined) return Promise.resolve();
+    this.renewing ??= (async () => {
+      const asked = this.clock.now();
+      try {
+        const held = await store.acquireLease(CONTROLLER_LEASE, this.replicaId, asked, this.leaseTtlMs);
+        const was = this.leads();
+        if (held && !was) {
+          await this.refresh();
+          this.options.logger?.info?.({ replica: this.replicaId }, 'traffic: this replica now drives the canaries');
+        } else if (!held && was) {
+          this.options.logger?.info?.({ replica: this.replicaId }, 'traffic: another replica drives the canaries now');
+        }
+        this.leaseValidUntil = held ? asked + Math.floor(this.leaseTtlMs * 0.8) : 0;
+      } catch (error) {
+        this.warn(error, 'traffic: renewing the controller lease failed');
+      }
+    })().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  controller(): ControllerView {
+    return { replica: this.replicaId, leader: this.leads() };
   }
 
   private warn(error: unknown, msg: string): void {
@@ -178,7 +276,11 @@ export class TrafficService {
     try {
       policy = parseTrafficConfig(stored.policy, stored.model);
     } catch (error) {
-      this.warn(error, `traffic: the stored policy of model '${stored.model}' (revision ${stored.revision}) is not readable; keeping the current one`);
+      // Warned about once per revision, not at every refresh.
+      if (this.unreadable.get(stored.model) !== stored.revision) {
+        this.warn(error, `traffic: the stored policy of model '${stored.model}' (revision ${stored.revision}) is not readable; keeping the current one`);
+      }
+      this.unreadable.set(stored.model, stored.revision);
       return;
     }
     const entry = new ModelTraffic(stored.model, policy, stored.revision, 'stored');
@@ -215,16 +317,61 @@ export class TrafficService {
     this.models.set(entry.model, entry);
   }
 
+  /**
+   * One measurement and its consequences, on the replica that holds the lease; the others
+   * follow the state it stores. With a store, the window also counts the requests every other
+   * replica wrote to it: whole seconds, read once they are surely written (2.5 s after they
+   * end), each second in exactly one measurement.
+   */
   private tick(entry: ModelTraffic): void {
-    if (this.models.get(entry.model) !== entry || entry.canary === undefined) return;
-    entry.canary.tick(this.clock.now());
+    if (this.models.get(entry.model) !== entry || entry.canary === undefined || !this.leads()) return;
+    const store = this.options.store;
+    const now = this.clock.now();
+    if (store === undefined) {
+      this.measure(entry, now, undefined);
+      return;
+    }
+    if (entry.measuring) return;
+    entry.measuring = true;
+    // Seconds every replica has finished and written (a flush interval and a margin ago).
+    const state = entry.canary.state;
+    const to = Math.floor((now - COUNTER_LAG_MS) / 1000) * 1000;
+    const from = Math.max(state.peersCountedUntil ?? Math.floor(state.measuredUntil / 1000) * 1000, to - COUNTER_RETENTION_MS);
+    // A previous leader counted its own requests up to measuredUntil from memory: not again.
+    const previous = state.measuredBy !== undefined && state.measuredBy !== this.replicaId ? state.measuredBy : undefined;
+    const counted = state.measuredUntil;
+    store
+      .counters(entry.model, from, Math.max(from, to), this.replicaId)
+      .then(
+        (rows) => peerWindows(previous === undefined ? rows : rows.filter((r) => !(r.replica === previous && r.secondMs + 1000 <= counted))),
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      )
+      .then((peers) => {
+        // The lease or the policy may have changed while the counters were read.
+        if (this.models.get(entry.model) !== entry || !this.leads() || entry.canary === undefined) return;
+        if (!(peers instanceof Error)) entry.canary.state.peersCountedUntil = Math.max(from, to);
+        entry.canary.state.measuredBy = this.replicaId;
+        this.measure(entry, now, peers);
+      })
+      .finally(() => {
+        entry.measuring = false;
+      });
+  }
+
+  private measure(entry: ModelTraffic, now: number, peers: ReadonlyMap<string, PeerWindow> | Error | undefined): void {
+    if (entry.canary === undefined) return;
+    entry.canary.tick(now, peers);
     if (!entry.canary.active) entry.timer?.cancel();
     // Every measurement changes the state (counts, the window's end): stored each interval.
     if (this.options.store !== undefined) void this.persist(entry, this.actor, false);
   }
 
   private canaryEvent(entry: ModelTraffic, e: CanaryEvent): void {
-    this.event(entry, e.action, this.acting ?? this.actor, { weight: e.weight, ...(e.reason !== undefined ? { reason: e.reason } : {}) });
+    this.event(entry, e.action, this.acting ?? this.actor, {
+      weight: e.weight,
+      ...(e.reason !== undefined ? { reason: e.reason } : {}),
+      ...(this.options.store !== undefined ? { replica: this.replicaId } : {}),
+    });
   }
 
   private event(entry: ModelTraffic, action: string, actor: string, details: Record<string, unknown>): void {
@@ -266,6 +413,7 @@ export class TrafficService {
     for (const [model, revision] of revisions) {
       const entry = this.models.get(model);
       if (entry !== undefined && entry.source === 'stored' && entry.revision >= revision) continue;
+      if (this.unreadable.get(model) === revision) continue;
       const stored = await store.load(model);
       if (stored !== undefined) this.installStored(stored);
     }
@@ -305,7 +453,79 @@ export class TrafficService {
 
   /** Tells the observations how a routed request ended. */
   observe(model: string, version: string, failed: boolean, latencyMs: number): void {
-    this.observations.recordRequest(model, version, failed, latencyMs, this.clock.now());
+    const at = this.clock.now();
+    this.observations.recordRequest(model, version, failed, latencyMs, at);
+    const second = this.counterSecond(model, version, at);
+    if (second === undefined) return;
+    second.requests += 1;
+    if (failed) second.errors += 1;
+    const bucket = latencyBucket(latencyMs);
+    second.latencies.set(bucket, (second.latencies.get(bucket) ?? 0) + 1);
+  }
+
+  /** A feedback outcome of a version (canary quality checks read it). */
+  observeOutcome(model: string, version: string, value: number, at = this.clock.now()): void {
+    this.observations.recordOutcome(model, version, value, at);
+    if (!Number.isFinite(value)) return;
+    const second = this.counterSecond(model, version, at);
+    if (second === undefined) return;
+    second.qualityN += 1;
+    second.qualitySum += value;
+  }
+
+  /** This second's counters of a version, kept where a canary may need them across replicas. */
+  private counterSecond(model: string, version: string, at: number): CounterSecond | undefined {
+    if (this.options.store === undefined || this.models.get(model)?.canary?.active !== true) return undefined;
+    const secondMs = Math.floor(at / 1000) * 1000;
+    const key = `${model}\u0000${version}\u0000${secondMs}`;
+    let second = this.counting.get(key);
+    if (second === undefined) {
+      if (this.counting.size >= COUNTER_BUFFER) {
+        this.counters.droppedCounters += 1;
+        return undefined;
+      }
+      second = { model, version, secondMs, requests: 0, errors: 0, latencies: new Map(), qualityN: 0, qualitySum: 0 };
+      this.counting.set(key, second);
+    }
+    return second;
+  }
+
+  /** Writes the finished seconds of counters; one write at a time. The leader also prunes old ones. */
+  flushCounters(): Promise<void> {
+    const store = this.options.store;
+    if (store === undefined) return Promise.resolve();
+    this.writingCounters ??= (async () => {
+      const now = this.clock.now();
+      const rows: CounterRow[] = [];
+      for (const [key, s] of this.counting) {
+        if (s.secondMs + 1000 > now) continue;
+        this.counting.delete(key);
+        rows.push({
+          model: s.model,
+          version: s.version,
+          replica: this.replicaId,
+          secondMs: s.secondMs,
+          requests: s.requests,
+          errors: s.errors,
+          latencies: Object.fromEntries(s.latencies),
+          qualityN: s.qualityN,
+          qualitySum: s.qualitySum,
+        });
+      }
+      try {
+        await store.writeCounters(rows);
+        if (this.leads() && now - this.lastPrune >= 60_000) {
+          this.lastPrune = now;
+          await store.pruneCounters(now - COUNTER_RETENTION_MS);
+        }
+      } catch (error) {
+        this.counters.droppedCounters += rows.length;
+        this.warn(error, 'traffic: writing request counters failed');
+      }
+    })().finally(() => {
+      this.writingCounters = undefined;
+    });
+    return this.writingCounters;
   }
 
   /**
@@ -389,6 +609,7 @@ export class TrafficService {
       ...(entry.blueGreen !== undefined ? { blueGreen: { ...entry.blueGreen } } : {}),
       ...(entry.shadow !== undefined ? { shadow: entry.shadow.stats() } : {}),
       events: entry.events.slice(),
+      controller: this.controller(),
     };
   }
 
@@ -477,10 +698,35 @@ export class TrafficService {
   async close(): Promise<void> {
     this.refreshTimer?.cancel();
     this.flushTimer?.cancel();
+    this.leaseTimer?.cancel();
+    await this.renewing;
+    if (this.options.store !== undefined && this.leads()) {
+      this.leaseValidUntil = 0;
+      // Handing over at once: the next replica need not wait for the lease to lapse.
+      await this.options.store.releaseLease(CONTROLLER_LEASE, this.replicaId).catch((error) => this.warn(error, 'traffic: releasing the controller lease failed'));
+    }
     for (const entry of this.models.values()) {
       entry.timer?.cancel();
       entry.shadow?.close();
     }
-    await this.flush();
+    await Promise.all([this.flush(), this.flushCounters()]);
   }
+}
+
+/** Other replicas' counter rows of a window, summed by version. */
+function peerWindows(rows: readonly CounterRow[]): Map<string, PeerWindow> {
+  const byVersion = new Map<string, PeerWindow>();
+  for (const r of rows) {
+    let w = byVersion.get(r.version);
+    if (w === undefined) {
+      w = emptyPeerWindow();
+      byVersion.set(r.version, w);
+    }
+    w.requests += r.requests;
+    w.errors += r.errors;
+    w.qualitySamples += r.qualityN;
+    w.qualitySum += r.qualitySum;
+    for (const [bucket, n] of Object.entries(r.latencies)) w.latencies.set(Number(bucket), (w.latencies.get(Number(bucket)) ?? 0) + n);
+  }
+  return byVersion;
 }

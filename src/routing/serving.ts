@@ -51,6 +51,8 @@ export async function createTrafficServing(deps: {
     ...(store ? { store } : {}),
     runOnVersion: (ctx, request) => runOnPlane(deps.plane())(ctx, request),
     logger: deps.logger,
+    refreshIntervalMs: deps.config.traffic.refresh_interval_ms,
+    leaseTtlMs: deps.config.traffic.lease_ttl_ms,
   });
   if (deps.metrics) registerTrafficMetrics(deps.metrics, service);
   const admin: TrafficAdminDeps = {

@@ -5,6 +5,13 @@
  * timeout, and everything they throw is counted, not propagated. Answers are compared with the
  * caller's: agreement rate for labels (integer or text outputs, or each row's top class with
  * `compare: argmax`), absolute error for values, and both latencies side by side.
+ *
+ * Mirrored requests are gathered for `batchWindowMs` and run as one request whose rows are
+ * theirs concatenated (same inputs, same trailing dimensions): one call through the data plane
+ * and one worker message per window instead of one per request, which is what keeps the
+ * callers' tail latency where it was without a shadow. The answer is split back by rows and
+ * each part compared with its caller's. A batched call that fails is retried in batches half
+ * as large, down to one request at a time.
  */
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
@@ -41,6 +48,71 @@ interface Job {
   request: InferenceRequest;
   primary: InferenceResponse;
   primaryMs: number;
+  /** Rows (first dimension) of the request, and what requests it may be batched with; undefined: alone. */
+  rows?: number;
+  signature?: string;
+}
+
+/** The rows and batching signature of a request, when its inputs can be concatenated with others'. */
+function batchShape(request: InferenceRequest): { rows: number; signature: string } | undefined {
+  if (request.inputs.length === 0 || (request.outputs !== undefined && request.outputs.length > 0)) return undefined;
+  if (request.parameters !== undefined && Object.keys(request.parameters).length > 0) return undefined;
+  let rows: number | undefined;
+  const parts: string[] = [];
+  for (const t of request.inputs) {
+    if (t.shape.length < 1 || (t.parameters !== undefined && Object.keys(t.parameters).length > 0)) return undefined;
+    if (rows !== undefined && t.shape[0] !== rows) return undefined;
+    rows = t.shape[0]!;
+    parts.push(`${t.name}:${t.datatype}:${t.shape.slice(1).join('x')}`);
+  }
+  return rows === undefined || rows < 1 ? undefined : { rows, signature: parts.join('|') };
+}
+
+/**
+ * A copy of a request the caller's path can no longer touch: tensor data copied (typed arrays by
+ * slice, byte strings each), the rest cloned only when present. On the caller's path, so a few
+ * times cheaper than structuredClone of the whole request.
+ */
+function copyRequest(request: InferenceRequest): InferenceRequest {
+  const copy: InferenceRequest = {
+    ...request,
+    inputs: request.inputs.map((t) => {
+      const data = Array.isArray(t.data) ? t.data.map((b) => b.slice()) : (t.data as unknown as Concatenable).slice(0, t.data.length);
+      return { ...t, shape: t.shape.slice(), data: data as TensorData, ...(t.parameters !== undefined ? { parameters: structuredClone(t.parameters) } : {}) };
+    }),
+  };
+  if (request.outputs !== undefined) copy.outputs = structuredClone(request.outputs);
+  if (request.parameters !== undefined) copy.parameters = structuredClone(request.parameters);
+  return copy;
+}
+
+type Concatenable = { length: number; constructor: unknown; subarray?: (a: number, b: number) => unknown; slice: (a: number, b: number) => unknown };
+
+/** The data of several tensors one after another (typed arrays of one kind, or arrays of byte strings). */
+function concatData(parts: readonly TensorData[]): TensorData | undefined {
+  const first = parts[0]!;
+  if (Array.isArray(first)) return (parts as readonly Uint8Array[][]).flat();
+  const Typed = (first as Concatenable).constructor as new (n: number) => { set(a: ArrayLike<unknown>, at: number): void };
+  let total = 0;
+  for (const p of parts) {
+    if ((p as Concatenable).constructor !== Typed) return undefined;
+    total += p.length;
+  }
+  const out = new Typed(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p as ArrayLike<unknown>, at);
+    at += p.length;
+  }
+  return out as unknown as TensorData;
+}
+
+/** Rows from..to of a tensor whose first dimension is rows (a view, not a copy, for typed arrays). */
+function sliceRows(tensor: Tensor, rows: number, from: number, to: number): Tensor {
+  const width = tensor.data.length / rows;
+  const data = tensor.data as unknown as Concatenable;
+  const part = (data.subarray ?? data.slice).call(data, from * width, to * width) as TensorData;
+  return { ...tensor, shape: [to - from, ...tensor.shape.slice(1)], data: part };
 }
 
 const LATENCY_SAMPLES = 2048;
@@ -72,6 +144,13 @@ export class ShadowMirror {
   private running = 0;
   private closed = false;
   private pumpScheduled = false;
+  private windowTimer: NodeJS.Timeout | undefined;
+  /**
+   * Most requests in one batch now: halved each time a batched call fails (a version that takes
+   * smaller batches than max_batch settles at a size it takes); below 2, no batching at all.
+   */
+  private batchLimit: number;
+  private batching = true;
   private counts = { mirrored: 0, dropped: 0, completed: 0, errors: 0, timeouts: 0, labels: 0, agreements: 0, values: 0, absErrorSum: 0, maxAbsError: 0 };
   private primaryLatency: number[] = [];
   private shadowLatency: number[] = [];
@@ -83,7 +162,9 @@ export class ShadowMirror {
     private readonly run: RunOnVersion,
     private readonly random: () => number = Math.random,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.batchLimit = policy.maxBatch;
+  }
 
   /** Decides whether this request is mirrored; when it is, keeps a copy (the caller's tensors may be handed to a worker). */
   pick(request: InferenceRequest): InferenceRequest | undefined {
@@ -94,7 +175,7 @@ export class ShadowMirror {
       return undefined;
     }
     try {
-      return structuredClone(request);
+      return copyRequest(request);
     } catch {
       this.counts.errors += 1;
       return undefined;
@@ -108,7 +189,24 @@ export class ShadowMirror {
       this.counts.dropped += 1;
       return;
     }
-    this.queue.push({ ctx, request: copy, primary, primaryMs });
+    const shape = this.batching && this.policy.batchWindowMs > 0 ? batchShape(copy) : undefined;
+    this.queue.push({ ctx, request: copy, primary, primaryMs, ...(shape !== undefined ? shape : {}) });
+    if (shape !== undefined) {
+      // Gathered for a window, then run together (sooner when a full batch is waiting).
+      if (this.queue.length >= this.batchLimit && this.running < this.policy.concurrency) {
+        clearTimeout(this.windowTimer);
+        this.windowTimer = undefined;
+      } else {
+        if (this.windowTimer === undefined) {
+          this.windowTimer = setTimeout(() => {
+            this.windowTimer = undefined;
+            this.pump();
+          }, this.policy.batchWindowMs);
+          this.windowTimer.unref?.();
+        }
+        return;
+      }
+    }
     // Started on the next turn of the event loop, so the caller's answer is written first.
     if (!this.pumpScheduled) {
       this.pumpScheduled = true;
@@ -121,20 +219,74 @@ export class ShadowMirror {
 
   private pump(): void {
     while (this.running < this.policy.concurrency && this.queue.length > 0) {
-      const job = this.queue.shift()!;
+      const first = this.queue.shift()!;
+      const batch = [first];
+      if (first.signature !== undefined && this.batching) {
+        // The jobs that can join it, in arrival order, up to max_batch.
+        for (let i = 0; i < this.queue.length && batch.length < this.batchLimit; ) {
+          if (this.queue[i]!.signature === first.signature) batch.push(...this.queue.splice(i, 1));
+          else i += 1;
+        }
+      }
       this.running += 1;
-      void this.execute(job).finally(() => {
+      void (batch.length === 1 ? this.execute(first) : this.executeBatch(batch)).finally(() => {
         this.running -= 1;
         this.pump();
       });
     }
   }
 
-  private async execute(job: Job): Promise<void> {
+  /** Runs jobs as one request of their rows concatenated; splits and compares the answer. */
+  private async executeBatch(jobs: Job[]): Promise<void> {
+    const head = jobs[0]!.request;
+    const inputs: Tensor[] = [];
+    let rows = 0;
+    for (const job of jobs) rows += job.rows!;
+    for (let k = 0; k < head.inputs.length; k++) {
+      const data = concatData(jobs.map((j) => j.request.inputs[k]!.data));
+      if (data === undefined) return this.unbatched(jobs);
+      const t = head.inputs[k]!;
+      inputs.push({ name: t.name, datatype: t.datatype, shape: [rows, ...t.shape.slice(1)], data });
+    }
+    const merged: Job = { ctx: jobs[0]!.ctx, request: { inputs }, primary: jobs[0]!.primary, primaryMs: jobs[0]!.primaryMs };
+    const outcome = await this.call(merged, `${jobs.length}`);
+    if (outcome === 'timeout') {
+      this.counts.timeouts += jobs.length;
+      return;
+    }
+    if (outcome instanceof Error) return this.unbatched(jobs);
+    const { response, ms } = outcome;
+    // Every output must have one row per input row, or the answer cannot be split.
+    if (!response.outputs.every((o) => o.shape.length >= 1 && o.shape[0] === rows && o.data.length % rows === 0)) return this.unbatched(jobs);
+    let from = 0;
+    for (const job of jobs) {
+      const to = from + job.rows!;
+      this.counts.completed += 1;
+      this.latency(job.primaryMs, ms);
+      this.compare(job.primary, { ...response, outputs: response.outputs.map((o) => sliceRows(o, rows, from, to)) });
+      from = to;
+    }
+  }
+
+  /** A batched call failed: its jobs run again in batches half as large, or alone. */
+  private unbatched(jobs: Job[]): void {
+    this.batchLimit = Math.min(this.batchLimit, Math.floor(jobs.length / 2));
+    if (this.batchLimit < 2) {
+      this.batching = false;
+      for (const job of this.queue.concat(jobs)) {
+        delete job.signature;
+        delete job.rows;
+      }
+    }
+    this.queue.unshift(...jobs);
+  }
+
+  /** One call on the shadow version with the timeout; never throws. */
+  private async call(job: Job, tag: string): Promise<{ response: InferenceResponse; ms: number } | 'timeout' | Error> {
     const controller = new AbortController();
     const timeoutMs = this.policy.timeoutMs;
     const shadowCtx: RequestContext = {
-      requestId: `${job.ctx.requestId}.shadow`,
+      requestId: `${job.ctx.requestId}.shadow${tag === '1' ? '' : `+${tag}`}`,
       protocol: 'internal',
       door: 'internal',
       model: this.model,
@@ -154,17 +306,25 @@ export class ShadowMirror {
     try {
       const result = await Promise.race([Promise.resolve().then(() => this.run(shadowCtx, job.request)), timedOut]);
       if (result === 'timeout') {
-        this.counts.timeouts += 1;
         controller.abort();
-        return;
+        return 'timeout';
       }
-      this.counts.completed += 1;
-      this.latency(job.primaryMs, this.now() - started);
-      this.compare(job.primary, result);
-    } catch {
-      this.counts.errors += 1;
+      return { response: result, ms: this.now() - started };
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const outcome = await this.call(job, '1');
+    if (outcome === 'timeout') this.counts.timeouts += 1;
+    else if (outcome instanceof Error) this.counts.errors += 1;
+    else {
+      this.counts.completed += 1;
+      this.latency(job.primaryMs, outcome.ms);
+      this.compare(job.primary, outcome.response);
     }
   }
 
@@ -238,6 +398,8 @@ export class ShadowMirror {
   /** Stops taking work; queued jobs are dropped, running ones finish on their own. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.windowTimer);
+    this.windowTimer = undefined;
     this.counts.dropped += this.queue.length;
     this.queue.length = 0;
   }

@@ -57,6 +57,30 @@ export interface VariantOutcomes {
   labels: Record<string, number>;
 }
 
+/** One replica's requests of one model version in one second: what the canary leader aggregates. */
+export interface CounterRow {
+  model: string;
+  version: string;
+  replica: string;
+  /** Start of the second, epoch ms. */
+  secondMs: number;
+  requests: number;
+  errors: number;
+  /** Latency histogram: log-bucket index -> count (see observations.ts latencyBucket). */
+  latencies: Record<string, number>;
+  qualityN: number;
+  qualitySum: number;
+}
+
+export interface LeaseHolder {
+  holder: string;
+  expiresAt: number;
+  acquiredAt: number;
+}
+
+/** Variant × label counts read for a report at most (a categorical test takes 100 labels). */
+const MAX_LABEL_ROWS = 10_000;
+
 export class TrafficConflictError extends InferdError {
   constructor(
     model: string,
@@ -238,13 +262,83 @@ export class TrafficStore {
     };
   }
 
+  /**
+   * Takes or renews the lease `name` for `holder` until now + ttl: granted when nobody holds it,
+   * the holder already does, or the current one's expiry has passed. One statement, so two
+   * replicas racing for it cannot both win (SQLite serialises writers; PostgreSQL re-checks the
+   * condition on the row it waited for). Returns whether `holder` holds it now.
+   */
+  async acquireLease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    const changed = await this.db.run(
+      `INSERT INTO traffic_leases (name, holder, expires_at_ms, acquired_at_ms) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms,
+         acquired_at_ms = CASE WHEN traffic_leases.holder = excluded.holder THEN traffic_leases.acquired_at_ms ELSE excluded.acquired_at_ms END
+       WHERE traffic_leases.holder = excluded.holder OR traffic_leases.expires_at_ms <= excluded.acquired_at_ms`,
+      [name, holder, now + ttlMs, now],
+    );
+    return changed > 0;
+  }
+
+  /** Gives the lease up (a replica shutting down), so another takes over without waiting for the expiry. */
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.db.run('DELETE FROM traffic_leases WHERE name = $1 AND holder = $2', [name, holder]);
+  }
+
+  async leaseHolder(name: string): Promise<LeaseHolder | undefined> {
+    const rows = await this.db.all('SELECT holder, expires_at_ms, acquired_at_ms FROM traffic_leases WHERE name = $1', [name]);
+    const r = rows[0];
+    return r === undefined ? undefined : { holder: text(r, 'holder'), expiresAt: num(r, 'expires_at_ms'), acquiredAt: num(r, 'acquired_at_ms') };
+  }
+
+  /** Writes a replica's finished seconds of counters; a second already written is kept as it was. */
+  async writeCounters(rows: readonly CounterRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (let at = 0; at < rows.length; at += 64) {
+        const params: Param[] = [];
+        const values: string[] = [];
+        for (const c of rows.slice(at, at + 64)) {
+          const n = params.length;
+          values.push(`(${Array.from({ length: 9 }, (_, i) => `$${n + i + 1}`).join(', ')})`);
+          params.push(c.model, c.version, c.replica, c.secondMs, c.requests, c.errors, JSON.stringify(c.latencies), c.qualityN, c.qualitySum);
+        }
+        await tx.run(
+          `INSERT INTO traffic_counters (model, version, replica, second_ms, requests, errors, latencies, quality_n, quality_sum) VALUES ${values.join(', ')}
+           ON CONFLICT (model, version, replica, second_ms) DO NOTHING`,
+          params,
+        );
+      }
+    });
+  }
+
+  /** The model's counters of seconds from <= second < to, of every replica but `except`. */
+  async counters(model: string, from: number, to: number, except: string): Promise<CounterRow[]> {
+    const rows = await this.db.all('SELECT * FROM traffic_counters WHERE model = $1 AND second_ms >= $2 AND second_ms < $3 AND replica <> $4', [model, from, to, except]);
+    return rows.map((r) => ({
+      model: text(r, 'model'),
+      version: text(r, 'version'),
+      replica: text(r, 'replica'),
+      secondMs: num(r, 'second_ms'),
+      requests: num(r, 'requests'),
+      errors: num(r, 'errors'),
+      latencies: parsed<Record<string, number>>(r, 'latencies'),
+      qualityN: num(r, 'quality_n'),
+      qualitySum: num(r, 'quality_sum'),
+    }));
+  }
+
+  /** Forgets counters older than `before` (they only serve analysis windows). */
+  async pruneCounters(before: number): Promise<number> {
+    return this.db.run('DELETE FROM traffic_counters WHERE second_ms < $1', [before]);
+  }
+
   /** Per-variant counts of a model's traffic and feedback since `since` (epoch ms). */
   async outcomes(model: string, since = 0): Promise<VariantOutcomes[]> {
     const byVariant = new Map<string, VariantOutcomes>();
     const entry = (variant: string, version: string): VariantOutcomes => {
       let e = byVariant.get(variant);
       if (e === undefined) {
-        e = { variant, version, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: {} };
+        e = { variant, version, served: 0, outcomes: 0, sum: 0, sumOfSquares: 0, labels: Object.create(null) as Record<string, number> };
         byVariant.set(variant, e);
       }
       return e;
@@ -266,7 +360,9 @@ export class TrafficStore {
       e.sumOfSquares = num(r, 'ss');
     }
     const labels = await this.db.all(
-      'SELECT variant, MAX(version) AS version, label, COUNT(*) AS n FROM traffic_feedback WHERE model = $1 AND at_ms >= $2 AND label IS NOT NULL GROUP BY variant, label',
+      // Bounded: labels that are free text rather than categories must not flood the report.
+      `SELECT variant, MAX(version) AS version, label, COUNT(*) AS n FROM traffic_feedback WHERE model = $1 AND at_ms >= $2 AND label IS NOT NULL
+       GROUP BY variant, label ORDER BY n DESC, variant, label LIMIT ${MAX_LABEL_ROWS}`,
       [model, since],
     );
     for (const r of labels) entry(text(r, 'variant'), text(r, 'version')).labels[text(r, 'label')] = num(r, 'n');

@@ -75,6 +75,7 @@ describe('inferd traffic', () => {
     expect(start.code).toBe(0);
     expect(start.stdout).toMatch(/canary\s+2\s+10%/);
     expect(start.stdout).toMatch(/canary: progressing, step 1, weight 10%/);
+    expect(start.stdout).toMatch(/analysis: driven by this replica \(.+:\d+:[0-9a-f]{6}\)/);
     expect((await server('traffic', 'canary', 'pause', 'fraud', '--reason', 'dinner')).stdout).toMatch(/canary: paused.*reason: dinner/);
     expect((await server('traffic', 'canary', 'promote', 'fraud')).stdout).toMatch(/canary: progressing, step 2, weight 50%/);
     expect((await server('traffic', 'canary', 'abort', 'fraud')).stdout).toMatch(/canary: aborted, step 2, weight 0%/);
@@ -105,8 +106,9 @@ describe('inferd experiment', () => {
     const out = await inferd('experiment', 'sample-size', '--baseline', '0.03', '--mde', '0.2', '--relative');
     expect(out).toMatchObject({ code: 0, stderr: '' });
     expect(out.stdout).toMatch(/^13914 per group \(27828 in total\) to detect 0\.03 -> 0\.036/);
+    expect(out.stdout).toMatch(/\n13887 per group \(27774 in total\) in the Cohen's h form/);
     const json = JSON.parse((await inferd('experiment', 'sample-size', '--baseline', '0.03', '--mde', '0.2', '--daily-traffic', '1000', '--json')).stdout) as { per_group: number; minimum_days: number };
-    expect(json).toMatchObject({ per_group: 13_914, minimum_days: 28 });
+    expect(json).toMatchObject({ per_group: 13_914, per_group_cohen_h: 13_887, minimum_days: 28 });
     expect(await inferd('experiment', 'sample-size', '--baseline', '3', '--mde', '0.2')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--baseline must be a number in \(0, 1\)/) });
   });
 
@@ -120,10 +122,19 @@ describe('inferd experiment', () => {
       const response = await fetch(`${url}/v2/models/fraud/feedback`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ request_id: `cli-${u}`, outcome: ctx.variant === 'treatment' ? u % 4 === 0 : u % 10 === 0 }),
+        body: JSON.stringify({
+          request_id: `cli-${u}`,
+          outcome: ctx.variant === 'treatment' ? u % 4 === 0 : u % 10 === 0,
+          label: ctx.variant === 'treatment' ? ['ok', 'ok', 'late', 'lost'][u % 4] : ['ok', 'late'][u % 2],
+        }),
       });
       expect(response.status).toBe(200);
     }
+    const report = (await server('experiment', 'show', 'checkout', '--json')).stdout;
+    const parsed = JSON.parse(report) as { categorical: { categories: string[]; counts: number[][]; dof: number; correction: string }; requiredSamplePerGroupCohenH: number };
+    expect(parsed.categorical).toMatchObject({ categories: ['late', 'lost', 'ok'], dof: 2, correction: 'none' });
+    expect(parsed.categorical.counts.flat().reduce((a, b) => a + b, 0)).toBe(200);
+    expect(parsed.requiredSamplePerGroupCohenH).toBeGreaterThan(0);
     const cliFeedback = await server('experiment', 'feedback', 'fraud', 'cli-0', '--outcome', 'true');
     expect(cliFeedback).toMatchObject({ code: 0, stdout: expect.stringMatching(/^recorded for cli-0: variant (control|treatment) \(version [12]\)/) });
     expect(await server('experiment', 'feedback', 'fraud', 'cli-0', '--outcome', 'maybe')).toMatchObject({ code: 2 });
@@ -133,6 +144,9 @@ describe('inferd experiment', () => {
     expect(shown.stdout).toMatch(/experiment checkout on model fraud \(binary, control control/);
     expect(shown.stdout).toMatch(/treatment vs control: two_proportion_z/);
     expect(shown.stdout).toMatch(/required sample per group: 686 \(not reached\)/);
+    expect(shown.stdout).toMatch(/labels \(2 variants x 3 categories\):/);
+    expect(shown.stdout).toMatch(/chi-square \(Pearson, no continuity correction\) [0-9.e+-]+, dof 2, p [0-9.e+-]+/);
+    expect(shown.stdout).toMatch(/required sample per group, Cohen's h form: \d+/);
     expect(shown.stdout).toMatch(/decision: keep_running/);
     expect(await server('experiment', 'show', 'nope')).toMatchObject({ code: 1, stderr: expect.stringMatching(/no split policy runs an experiment named 'nope'/) });
   });
@@ -146,6 +160,22 @@ describe('inferd experiment', () => {
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/a\s+a\s+50%\s+1000\s+1000\s+0\.1/);
     expect(out.stdout).toMatch(/decision: winner \(b\)/);
+  });
+
+  it('analyses labels in a CSV offline with the chi-square test', async () => {
+    const file = path.join(dir, 'labels.csv');
+    const rows = ['variant,outcome'];
+    for (let i = 0; i < 300; i++) rows.push(`a,${['red', 'green', 'blue'][i % 3]}`, `b,${['red', 'red', 'green', 'blue'][i % 4]}`);
+    await writeFile(file, rows.join('\n'));
+    const out = await inferd('experiment', 'analyse', file, '--json');
+    expect(out.code).toBe(0);
+    const r = JSON.parse(out.stdout) as { categorical: { categories: string[]; counts: number[][]; statistic: number; dof: number; pValue: number } };
+    expect(r.categorical).toMatchObject({ categories: ['blue', 'green', 'red'], counts: [[100, 100, 100], [75, 75, 150]], dof: 2 });
+    // Expected counts 87.5 / 87.5 / 125 in each row: sum of (o - e)^2 / e.
+    expect(r.categorical.statistic).toBeCloseTo((2 * 2 * 12.5 ** 2) / 87.5 + (2 * 25 ** 2) / 125, 10);
+    expect(r.categorical.pValue).toBeCloseTo(Math.exp(-r.categorical.statistic / 2), 12);
+    const text = await inferd('experiment', 'analyse', file);
+    expect(text.stdout).toMatch(/labels \(2 variants x 3 categories\):\nVARIANT\s+BLUE\s+GREEN\s+RED\na\s+100\s+100\s+100\nb\s+75\s+75\s+150/);
   });
 
   it('exits as a real process (sample-size offline)', async () => {

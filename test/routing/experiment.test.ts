@@ -86,8 +86,11 @@ describe('experiment decision', () => {
     expect(r.comparisons[0]).toMatchObject({ test: 'welch_t', difference: 2 });
     expect(r.comparisons[0]!.pValue).toBeLessThan(1e-6);
     expect(r.decision).toBe('keep_running');
-    expect(() => outcomesFromCsv('variant,value\na,1')).toThrow(/'variant' and 'outcome'/);
-    expect(() => outcomesFromCsv('variant,outcome\na,x')).toThrow(/CSV line 2/);
+    expect(() => outcomesFromCsv('variant,value\na,1')).toThrow(/a 'variant' column and an 'outcome' or 'label' column/);
+    expect(() => outcomesFromCsv('variant,outcome\na,')).toThrow(/CSV line 2/);
+    // Text that is not a number is a label; a label column goes beside numeric outcomes.
+    expect(outcomesFromCsv('variant,outcome\na,x\na,1')[0]).toMatchObject({ served: 2, outcomes: 1, sum: 1, labels: { x: 1 } });
+    expect(outcomesFromCsv('variant,outcome,label\na,0,__proto__\na,1,')[0]).toMatchObject({ outcomes: 2, labels: { ['__proto__']: 1 } });
   });
 });
 

@@ -31,6 +31,9 @@ describe('traffic metrics', () => {
     let text = await registry.metrics();
     expect(text).toContain('inferd_traffic_variant_weight_percent{model="fraud",variant="canary",version="2"} 50');
     expect(text).toContain('inferd_traffic_canary_phase{model="fraud",phase="progressing"} 1');
+    // No database: this replica is the only one, and drives its canaries.
+    expect(text).toContain('inferd_traffic_controller_leader 1');
+    expect(text).toContain('inferd_traffic_counters_dropped_total 0');
     const policy = routingPolicy(traffic, plane.now);
     for (let i = 0; i < 40; i++) await policy.infer!(context('fraud'), request(), plane.next).catch(() => undefined);
     clock.advance(1000);

@@ -42,7 +42,7 @@ async function settle(traffic: TrafficService, until: (s: NonNullable<ReturnType
 describe('shadow', () => {
   it('mirrors every request at 100%, on the shadow version, with the input intact, and compares values', async () => {
     const seen: Array<{ version?: string; input: number[]; variant?: string }> = [];
-    const traffic = await open({ percent: 100 }, async (ctx, req) => {
+    const traffic = await open({ percent: 100, batch_window: 0 }, async (ctx, req) => {
       seen.push({ version: ctx.version!, input: [...(req.inputs[0]!.data as Float32Array)], variant: ctx.variant! });
       return answer(ctx.version!, new Float32Array([0.75, 0.25]));
     });
@@ -62,9 +62,75 @@ describe('shadow', () => {
     expect(stats.latencyMs.shadow.p99).not.toBeNull();
   });
 
+  it('gathers mirrored requests into one batched call and splits the answer back by rows', async () => {
+    const calls: Array<{ shape: number[]; input: number[]; requestId: string }> = [];
+    const traffic = await open({ percent: 100, batch_window: '30ms', max_batch: 8 }, async (ctx, req) => {
+      const x = req.inputs[0]!;
+      calls.push({ shape: x.shape, input: [...(x.data as Float32Array)], requestId: ctx.requestId });
+      // One output row per input row: the row's first value, plus 0.25.
+      const rows = x.shape[0]!;
+      const width = x.data.length / rows;
+      return { model_name: 'fraud', model_version: ctx.version!, outputs: [{ name: 'y', datatype: 'FP32', shape: [rows, 1], data: Float32Array.from({ length: rows }, (_, r) => (x.data as Float32Array)[r * width]! + 0.25) }] };
+    });
+    const policy = routingPolicy(traffic);
+    const rowRequest = (i: number): InferenceRequest => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: new Float32Array([i, i + 1]) }] });
+    const callerAnswer = async (ctx: RequestContext, req: InferenceRequest): Promise<InferenceResponse> => {
+      const first = (req.inputs[0]!.data as Float32Array)[0]!;
+      return { model_name: 'fraud', model_version: ctx.version!, outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 1], data: new Float32Array([first]) }] };
+    };
+    for (let i = 0; i < 20; i++) await policy.infer!(context('fraud'), rowRequest(i), callerAnswer);
+    await settle(traffic, (s) => s!.completed === 20);
+    // 20 requests in batches of at most 8: three calls, rows in arrival order.
+    expect(calls.map((c) => c.shape)).toEqual([[8, 2], [8, 2], [4, 2]]);
+    expect(calls.flatMap((c) => c.input.filter((_, k) => k % 2 === 0))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(calls[0]!.requestId).toMatch(/\.shadow\+8$/);
+    // Each part is compared with its own caller's answer: every shadow row is 0.25 off.
+    const stats = traffic.view('fraud')!.shadow!;
+    expect(stats).toMatchObject({ mirrored: 20, completed: 20, errors: 0, valueComparisons: 20 });
+    expect(stats.meanAbsoluteError).toBeCloseTo(0.25, 12);
+    expect(stats.maxAbsoluteError).toBeCloseTo(0.25, 12);
+  });
+
+  it('settles at the batch size a version takes', async () => {
+    const shapes: number[][] = [];
+    const traffic = await open({ percent: 100, batch_window: '20ms', max_batch: 16 }, async (ctx, req) => {
+      const x = req.inputs[0]!;
+      shapes.push(x.shape);
+      if (x.shape[0]! > 5) throw new Error('at most 5 rows');
+      return { model_name: 'fraud', model_version: ctx.version!, outputs: [{ name: 'y', datatype: 'FP32', shape: [x.shape[0]!, 2], data: new Float32Array(x.data.length) }] };
+    });
+    const policy = routingPolicy(traffic);
+    const oneRow = (): InferenceRequest => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: new Float32Array([1, 2]) }] });
+    for (let i = 0; i < 16; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 16);
+    for (let i = 0; i < 8; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 24);
+    // 16 fails, then two batches of 8 at once (concurrency 2) fail, then batches of 4: the 16 first, then the 8 later ones.
+    expect(shapes.map((x) => x[0])).toEqual([16, 8, 8, 4, 4, 4, 4, 4, 4]);
+    expect(traffic.view('fraud')!.shadow).toMatchObject({ errors: 0, dropped: 0, valueComparisons: 24 * 2 });
+  });
+
+  it('runs a version whose answers cannot be split one request at a time', async () => {
+    const shapes: number[][] = [];
+    const traffic = await open({ percent: 100, batch_window: '20ms' }, async (ctx, req) => {
+      shapes.push(req.inputs[0]!.shape);
+      // Always one row, however many came in: a batched answer cannot be split.
+      return { model_name: 'fraud', model_version: ctx.version!, outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 2], data: new Float32Array([0.5, 0.25]) }] };
+    });
+    const policy = routingPolicy(traffic);
+    const oneRow = (): InferenceRequest => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: new Float32Array([1, 2]) }] });
+    for (let i = 0; i < 6; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 6);
+    for (let i = 0; i < 3; i++) await policy.infer!(context('fraud'), oneRow(), primary);
+    await settle(traffic, (s) => s!.completed === 9);
+    // 6 rows fail, two batches of 3 fail, then one at a time for good.
+    expect(shapes).toEqual([[6, 2], [3, 2], [3, 2], ...Array.from({ length: 9 }, () => [1, 2])]);
+    expect(traffic.view('fraud')!.shadow).toMatchObject({ errors: 0, dropped: 0 });
+  });
+
   it('counts label agreement for integer outputs and for top classes with compare: argmax', async () => {
     let n = 0;
-    const traffic = await open({ percent: 100, compare: 'argmax' }, async (ctx) => {
+    const traffic = await open({ percent: 100, compare: 'argmax', batch_window: 0 }, async (ctx) => {
       n += 1;
       // Every other answer puts the top class elsewhere.
       return answer(ctx.version!, n % 2 === 0 ? new Float32Array([0.1, 0.9]) : new Float32Array([0.9, 0.1]));
@@ -95,7 +161,7 @@ describe('shadow', () => {
 
   it('never lets a hanging shadow slow the caller: the queue drops, the timeout frees the slot', async () => {
     const signals: Array<{ aborted: boolean }> = [];
-    const traffic = await open({ percent: 100, queue_size: 5, concurrency: 2, timeout: '100ms' }, (ctx) => {
+    const traffic = await open({ percent: 100, queue_size: 5, concurrency: 2, timeout: '100ms', batch_window: 0 }, (ctx) => {
       signals.push(ctx.signal as AbortSignal);
       return new Promise<InferenceResponse>(() => undefined);
     });

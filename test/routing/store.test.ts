@@ -92,6 +92,81 @@ describe.each(backends)('traffic store on $name', (backend) => {
     }
   });
 
+  it('grants the controller lease to one holder, renews it, hands it over once it lapses or is released', async () => {
+    const registry = await openRegistry(await backend.url(), { home: tmp });
+    const store = TrafficStore.fromRegistry(registry);
+    try {
+      expect(await store.acquireLease('l', 'a', 1000, 500)).toBe(true);
+      expect(await store.acquireLease('l', 'b', 1200, 500)).toBe(false);
+      expect(await store.acquireLease('l', 'a', 1400, 500)).toBe(true);
+      expect(await store.leaseHolder('l')).toEqual({ holder: 'a', expiresAt: 1900, acquiredAt: 1000 });
+      expect(await store.acquireLease('l', 'b', 1899, 500)).toBe(false);
+      expect(await store.acquireLease('l', 'b', 1900, 500)).toBe(true);
+      expect(await store.leaseHolder('l')).toEqual({ holder: 'b', expiresAt: 2400, acquiredAt: 1900 });
+      // Racing for a free lease: exactly one wins.
+      await store.releaseLease('l', 'b');
+      const race = await Promise.all(['c', 'd', 'e'].map((h) => store.acquireLease('l', h, 3000, 500)));
+      expect(race.filter(Boolean)).toHaveLength(1);
+      await store.releaseLease('l', 'nobody');
+      expect((await store.leaseHolder('l'))?.holder).toMatch(/^[cde]$/);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it('one replica drives a canary; the other takes over when it closes', async () => {
+    const url = await backend.url();
+    const clock = new ManualClock(1_000_000);
+    const a = await replica(url, clock);
+    const b = await replica(url, clock);
+    try {
+      expect([a.traffic.controller().leader, b.traffic.controller().leader]).toEqual([true, false]);
+      await a.traffic.close();
+      await b.traffic.renewLease();
+      expect(b.traffic.controller().leader).toBe(true);
+    } finally {
+      await b.traffic.close();
+      await a.registry.close();
+      await b.registry.close();
+    }
+  });
+
+  it("the leader's measurement adds the other replica's requests from its stored counters", async () => {
+    const url = await backend.url();
+    const clock = new ManualClock(1_000_000);
+    const a = await replica(url, clock);
+    const b = await replica(url, clock);
+    try {
+      const policy = { canary: { baseline: 1, canary: 2, steps: [{ weight: 50, pause: '1h' }, { weight: 100 }], analysis: { interval: '10s', min_requests: 1, max_p99_ms: 1000 } } };
+      expect((await putTraffic({ traffic: a.traffic }, 'fraud', { policy }, 'alice')).status).toBe(200);
+      await b.traffic.refresh();
+      expect([a.traffic.controller().leader, b.traffic.controller().leader]).toEqual([true, false]);
+      clock.advance(100);
+      for (let i = 0; i < 30; i++) b.traffic.observe('fraud', '2', i < 3, 5 + i);
+      for (let i = 0; i < 20; i++) b.traffic.observe('fraud', '1', false, 4);
+      for (let i = 0; i < 7; i++) a.traffic.observe('fraud', '2', false, 2);
+      clock.advance(1000);
+      await b.traffic.flushCounters();
+      clock.advance(8900);
+      // The tick at 10 s reads the other replica's counters (asynchronously).
+      for (let i = 0; i < 200 && (a.traffic.view('fraud')!.canary!.measurements.length === 0); i++) await new Promise((r) => setTimeout(r, 10));
+      const m = a.traffic.view('fraud')!.canary!.measurements[0]!;
+      expect(m).toMatchObject({ canary: { requests: 37, errors: 3 }, baseline: { requests: 20, errors: 0 } });
+      // The default max_error_rate 5% judges the error rate of both replicas: 3 / 37, not a's 0 / 7.
+      expect(m.outcome).toBe('failed');
+      expect(m.checks.find((c) => c.name === 'error_rate')).toMatchObject({ value: 3 / 37, passed: false });
+      // Percentiles over both: b's 5..34 ms from 5% buckets, a's seven 2 ms exactly.
+      expect(m.canary!.p50Ms).toBeGreaterThan(10);
+      expect(m.canary!.p99Ms).toBeGreaterThanOrEqual(34);
+      expect(m.canary!.p99Ms).toBeLessThanOrEqual(34 * 1.05);
+    } finally {
+      await a.traffic.close();
+      await b.traffic.close();
+      await a.registry.close();
+      await b.registry.close();
+    }
+  });
+
   it('skips a stored policy it cannot read, with a warning, and serves the rest', async () => {
     const url = await backend.url();
     const registry = await openRegistry(url, { home: tmp });

@@ -4,7 +4,7 @@ import json
 import sys
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from scipy.spatial.distance import jensenshannon
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
@@ -58,6 +58,21 @@ def run(case):
         h = proportion_effectsize(p2, p1)
         n_h = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=1.0, alternative="two-sided")
         return {"guide": num(n), "guide_ceil": int(np.ceil(n)), "h": num(h), "cohen": num(n_h)}
+    if kind == "cohen_h_sample_size":
+        # proportion_effectsize(p2, p1) and NormalIndPower().solve_power as a user would call them;
+        # solve_power stops at brentq's xtol=1e-5, so the root of statsmodels' own power function
+        # is also found to full precision for the 1e-9 comparison.
+        p1 = case["baseline"]
+        p2 = p1 * (1 + case["mde"]) if case.get("relative", True) else p1 + case["mde"]
+        alpha, power = case["alpha"], case["power"]
+        h = proportion_effectsize(p2, p1)
+        solved = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=1, alternative="two-sided")
+        f = lambda n: NormalIndPower().power(h, n, alpha, ratio=1, alternative="two-sided") - power
+        lo, hi = 1e-6, 2.0
+        while f(hi) < 0:
+            hi *= 2
+        root = optimize.brentq(f, lo, hi, xtol=1e-300, rtol=8.9e-16, maxiter=1000)
+        return {"h": num(h), "solve_power": num(solved), "root": num(root)}
     if kind == "normal_ind_power":
         return {"power": num(NormalIndPower().power(case["effect"], case["nobs1"], case["alpha"], ratio=1.0, alternative="two-sided"))}
     if kind == "proportions_ztest":

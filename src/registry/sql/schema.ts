@@ -265,6 +265,53 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX traffic_feedback_model ON traffic_feedback (model, variant)`,
     ],
   },
+  {
+    // Traffic across replicas: the lease naming the one replica that drives canaries, and each
+    // replica's per-second request counters (latencies as a log-bucket histogram) for its analysis.
+    version: 4,
+    sqlite: [
+      `CREATE TABLE traffic_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        acquired_at_ms INTEGER NOT NULL
+      )`,
+      `CREATE TABLE traffic_counters (
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        second_ms INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latencies TEXT NOT NULL,
+        quality_n INTEGER NOT NULL,
+        quality_sum REAL NOT NULL,
+        PRIMARY KEY (model, version, replica, second_ms)
+      )`,
+      `CREATE INDEX traffic_counters_time ON traffic_counters (model, second_ms)`,
+    ],
+    postgres: [
+      `CREATE TABLE traffic_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        acquired_at_ms BIGINT NOT NULL
+      )`,
+      `CREATE TABLE traffic_counters (
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        second_ms BIGINT NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latencies TEXT NOT NULL,
+        quality_n INTEGER NOT NULL,
+        quality_sum DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (model, version, replica, second_ms)
+      )`,
+      `CREATE INDEX traffic_counters_time ON traffic_counters (model, second_ms)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
