@@ -179,11 +179,15 @@ describe('shared rate limiting through a real Redis', () => {
     expect(limiter.mode).toBe('shared');
     expect(logs).toContain('info rate limiting shared through Redis again');
     expect(await metrics.getSingleMetricAsString('inferd_rate_limit_degraded')).toMatch(/inferd_rate_limit_degraded 0/);
-    // The shared bucket is used again: a second replica sees the first one's spending.
+    // The shared bucket is used again: a second replica sees the first one's spending (give
+    // or take the tokens that refilled while it happened, one per 10 ms).
     const other = replica(100, 10);
     await other.ready();
+    const spentFrom = Date.now();
     for (let i = 0; i < 10; i++) await limiter.take('after');
-    expect((await other.take('after')).allowed).toBe(false);
+    const seen = await other.take('after');
+    const refilled = Math.ceil((Date.now() - spentFrom) / 10);
+    expect(seen.allowed ? seen.remaining + 1 : 0).toBeLessThanOrEqual(Math.min(refilled, 9));
   }, 30_000);
 });
 

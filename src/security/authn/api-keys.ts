@@ -97,6 +97,12 @@ export interface ApiKeyStoreOptions {
 export class ApiKeyStore {
   private readonly pepper: Buffer;
   private readonly cache: LRUCache<string, StoredKey | false> | undefined;
+  /**
+   * Presented keys already proven against a cached record: a repeat request skips the HMAC.
+   * An entry counts only while the record it was proven against is still the cached one, so
+   * a rotation, revocation or cache expiry sends the next request through the full check.
+   */
+  private readonly verified: LRUCache<string, { stored: StoredKey; previous: boolean }> | undefined;
   private readonly now: () => number;
   private readonly onChange: KeyChangeListener | undefined;
 
@@ -111,6 +117,7 @@ export class ApiKeyStore {
     const ttl = options.cacheTtlMs ?? 5000;
     // Misses (false) are cached too, so a flood of made-up ids does not reach the database.
     this.cache = ttl > 0 ? new LRUCache<string, StoredKey | false>({ max: options.cacheMaxEntries ?? 10_000, ttl, ttlAutopurge: false }) : undefined;
+    this.verified = ttl > 0 ? new LRUCache({ max: options.cacheMaxEntries ?? 10_000 }) : undefined;
   }
 
   private hash(id: string, secret: string): Buffer {
@@ -190,6 +197,20 @@ export class ApiKeyStore {
   }
 
   /**
+   * The key a presented string proves when that was already established against the cached
+   * record (no HMAC, no promise); undefined means "not known here": call `authenticate`.
+   */
+  authenticateCached(presented: string): ApiKeyRecord | undefined {
+    const hit = this.verified?.get(presented);
+    if (hit === undefined) return undefined;
+    if (this.cache!.get(hit.stored.record.id) !== hit.stored) {
+      this.verified!.delete(presented);
+      return undefined;
+    }
+    return this.valid(hit.stored, hit.previous) ? hit.stored.record : undefined;
+  }
+
+  /**
    * The key a presented string proves, or undefined (malformed, unknown, wrong secret, expired,
    * revoked, rotated out). The caller learns nothing about which: all are "invalid credentials".
    */
@@ -205,23 +226,30 @@ export class ApiKeyStore {
     // The hash is computed even for unknown ids, so timing does not tell known ids apart.
     const candidate = this.hash(parsed.id, parsed.secret);
     if (stored === false) return undefined;
-    const match = this.check(stored, candidate);
+    const match = this.check(stored, candidate, presented);
     if (match !== undefined || !cached || Date.now() - stored.loadedAt < STALE_RECHECK_MS) return match;
     // The key may have been rotated on another replica since it was cached: read it once more.
     const fresh = await this.load(parsed.id);
     this.cache?.set(parsed.id, fresh ?? false);
-    return fresh === undefined ? undefined : this.check(fresh, candidate);
+    return fresh === undefined ? undefined : this.check(fresh, candidate, presented);
   }
 
-  private check(stored: StoredKey, candidate: Buffer): ApiKeyRecord | undefined {
+  private check(stored: StoredKey, candidate: Buffer, presented: string): ApiKeyRecord | undefined {
+    let previous: boolean;
+    if (timingSafeEqual(candidate, stored.hash)) previous = false;
+    else if (stored.previousHash !== null && timingSafeEqual(candidate, stored.previousHash)) previous = true;
+    else return undefined;
+    if (!this.valid(stored, previous)) return undefined;
+    if (this.cache?.get(stored.record.id) === stored) this.verified?.set(presented, { stored, previous });
+    return stored.record;
+  }
+
+  /** Not revoked, not expired, and a previous secret only within its overlap. */
+  private valid(stored: StoredKey, previous: boolean): boolean {
     const now = this.now();
     const { record } = stored;
-    if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return undefined;
-    if (timingSafeEqual(candidate, stored.hash)) return record;
-    if (stored.previousHash !== null && record.previousExpiresAt !== null && now < record.previousExpiresAt && timingSafeEqual(candidate, stored.previousHash)) {
-      return record;
-    }
-    return undefined;
+    if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return false;
+    return !previous || (record.previousExpiresAt !== null && now < record.previousExpiresAt);
   }
 }
 
