@@ -133,6 +133,10 @@ export const SecurityConfigSchema = Type.Object(
         redis_timeout_ms: Type.Integer({ minimum: 1, default: 50 }),
         /** While degraded, how often Redis is probed for its return. */
         redis_retry_ms: Type.Integer({ minimum: 100, default: 1000 }),
+        /** A replica leases about this much of an identity's traffic in tokens at once; unspent tokens go back after it. */
+        lease_ms: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }),
+        /** The most one lease takes, as a share of the bucket and of one second's allowance (whichever is smaller). */
+        max_lease_share: Type.Number({ exclusiveMinimum: 0, maximum: 0.25, default: 0.02 }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -146,6 +146,8 @@ export async function createSecurityLayer(config: SecurityConfig, deps: Security
         keyPrefix: rl.key_prefix,
         redisTimeoutMs: rl.redis_timeout_ms,
         redisRetryMs: rl.redis_retry_ms,
+        leaseMs: rl.lease_ms,
+        maxLeaseFraction: rl.max_lease_share,
         log,
         ...(rl.redis_url !== undefined ? { redisUrl: rl.redis_url } : {}),
         ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),
