@@ -159,8 +159,12 @@ export const SecurityConfigSchema = Type.Object(
     audit: Type.Object(
       {
         enabled: Type.Boolean({ default: false }),
-        /** Key of the signed checkpoints (HMAC-SHA256); at least 32 bytes. */
+        /** How checkpoints are signed: a shared HMAC-SHA256 secret, or an Ed25519 key pair (verifiable with the public key alone). */
+        signing_algorithm: Type.Union([Type.Literal('hmac-sha256'), Type.Literal('ed25519')], { default: 'hmac-sha256' }),
+        /** Key of the signed checkpoints: the HMAC secret (at least 32 bytes) or the Ed25519 private key (PKCS#8 PEM). */
         signing_key: Type.Optional(SecretSource),
+        /** Ed25519 public key (SPKI PEM) that `inferd audit verify` checks checkpoints with, without the private key. */
+        public_key_file: Type.Optional(Type.String({ minLength: 1 })),
         /** A checkpoint after this many records... */
         checkpoint_every: Type.Integer({ minimum: 1, default: 1000 }),
         /** ...or after this long, whichever comes first. */
