@@ -130,7 +130,7 @@ export const SecurityConfigSchema = Type.Object(
         /** Redis key prefix, so several deployments can share a server. */
         key_prefix: Type.String({ minLength: 1, default: 'inferd:rl:' }),
         /** A Redis call slower than this counts as a failure and the local limiter answers. */
-        redis_timeout_ms: Type.Integer({ minimum: 1, default: 50 }),
+        redis_timeout_ms: Type.Integer({ minimum: 1, default: 200 }),
         /** While degraded, how often Redis is probed for its return. */
         redis_retry_ms: Type.Integer({ minimum: 100, default: 1000 }),
         /** A replica leases about this much of an identity's traffic in tokens at once; unspent tokens go back after it. */

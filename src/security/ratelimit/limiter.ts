@@ -10,7 +10,9 @@
  * - Tokens come out of the shared bucket when leased, so more than the bucket allows can never
  *   be admitted; a lease expires after `leaseMs` and what is left of it is returned, so an idle
  *   replica does not keep other replicas short.
- * - Concurrent requests for one identity wait on one lease call, never one Redis call each.
+ * - Concurrent requests for one identity wait on one lease call, never one Redis call each;
+ *   when a lease of several tokens runs down to a quarter, the next one is asked for in the
+ *   background, so a busy identity's requests do not wait for Redis at all.
  * - When the bucket is empty, Redis says when the next token is due; the replica refuses
  *   locally until then (with that Retry-After) and asks again after.
  *
@@ -67,7 +69,7 @@ export interface SharedRateLimiterOptions extends RateLimitParams {
   /** `redis://host:port/db`; absent: local limiting only. */
   redisUrl?: string;
   keyPrefix?: string;
-  /** A Redis answer slower than this counts as a failure. Default 50 ms. */
+  /** A Redis answer slower than this counts as a failure. Default 200 ms (a busy identity renews its lease ahead of need, so its requests do not wait for it). */
   redisTimeoutMs?: number;
   /** Probe interval while degraded. Default 1000 ms. */
   redisRetryMs?: number;
@@ -93,6 +95,8 @@ interface Lease {
   fullAt: number;
   /** The shared bucket was empty: refuse locally until then. */
   deniedUntil: number;
+  /** At this many tokens left, the next lease is asked for ahead of need. */
+  lowWater: number;
   /** The one lease call in flight for this identity. */
   inFlight: Promise<void> | undefined;
   waiting: number;
@@ -157,7 +161,7 @@ export class SharedRateLimiter {
         // Fail fast instead of queueing: a decision must not wait for a reconnect.
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
-        commandTimeout: options.redisTimeoutMs ?? 50,
+        commandTimeout: options.redisTimeoutMs ?? 200,
         connectTimeout: 1000,
         retryStrategy: (times) => Math.min(times * 100, 2000),
         lazyConnect: false,
@@ -205,11 +209,11 @@ export class SharedRateLimiter {
     if (this.redis === undefined || this.degraded) return this.takeLocally(key);
     let lease = this.leases.get(key);
     if (lease === undefined) {
-      lease = { tokens: 0, expiresAt: 0, sharedRemaining: 0, fullAt: 0, deniedUntil: 0, inFlight: undefined, waiting: 0, seen: 0, lastLeaseAt: 0, ratePerMs: 0 };
+      lease = { tokens: 0, expiresAt: 0, sharedRemaining: 0, fullAt: 0, deniedUntil: 0, lowWater: 0, inFlight: undefined, waiting: 0, seen: 0, lastLeaseAt: 0, ratePerMs: 0 };
       this.leases.set(key, lease);
     }
     lease.seen += 1;
-    return this.fromLease(lease, Date.now());
+    return this.fromLease(key, lease, Date.now());
   }
 
   async take(key: string): Promise<RateDecision> {
@@ -222,7 +226,7 @@ export class SharedRateLimiter {
         if (lease.inFlight === undefined) lease.inFlight = this.renew(key, lease);
         await lease.inFlight;
         if (this.redis === undefined || this.degraded) return this.takeLocally(key);
-        const decision = this.fromLease(lease, Date.now());
+        const decision = this.fromLease(key, lease, Date.now());
         if (decision !== undefined) return decision;
       }
       // Others kept taking what each lease brought: refuse this one for an interval.
@@ -232,9 +236,10 @@ export class SharedRateLimiter {
     }
   }
 
-  private fromLease(lease: Lease, now: number): RateDecision | undefined {
+  private fromLease(key: string, lease: Lease, now: number): RateDecision | undefined {
     if (lease.tokens > 0 && now < lease.expiresAt) {
       lease.tokens -= 1;
+      if (lease.tokens < lease.lowWater && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
       return { allowed: true, limit: this.options.burst, remaining: lease.tokens + lease.sharedRemaining, retryAfterMs: 0, resetMs: Math.max(0, lease.fullAt - now) };
     }
     if (now < lease.deniedUntil) {
@@ -253,8 +258,12 @@ export class SharedRateLimiter {
     lease.seen = 0;
     lease.lastLeaseAt = now;
     const wanted = Math.min(this.maxLease, Math.max(lease.waiting, Math.ceil(lease.ratePerMs * this.leaseMs), 1));
-    const leftover = lease.tokens;
-    lease.tokens = 0;
+    // Tokens of an expired lease go back; those of a live one (asked for ahead of need) stay.
+    let leftover = 0;
+    if (lease.tokens > 0 && now >= lease.expiresAt) {
+      leftover = lease.tokens;
+      lease.tokens = 0;
+    }
     try {
       const redis = this.redis!;
       if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`);
@@ -262,7 +271,8 @@ export class SharedRateLimiter {
       this.leaseCounter?.inc();
       const [granted, remaining, retryAfter, reset] = await this.script(redis, 'lease', this.prefix + key, String(wanted));
       const answeredAt = Date.now();
-      lease.tokens = Number(granted);
+      lease.tokens += Number(granted);
+      lease.lowWater = Number(granted) >= 4 ? Math.floor(Number(granted) / 4) : 0;
       lease.sharedRemaining = Number(remaining);
       lease.fullAt = answeredAt + Number(reset);
       lease.expiresAt = answeredAt + this.leaseMs;
