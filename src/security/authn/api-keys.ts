@@ -37,6 +37,8 @@ interface StoredKey {
   previousHash: Buffer | null;
   /** When this copy was read from the database. */
   loadedAt: number;
+  /** Set when the cache lets go of this copy (rotation, revocation, a re-read, eviction). */
+  released?: boolean;
 }
 
 /** A cached key that does not match is re-read at most this often (a rotation on another replica). */
@@ -103,6 +105,7 @@ export class ApiKeyStore {
    * a rotation, revocation or cache expiry sends the next request through the full check.
    */
   private readonly verified: LRUCache<string, { stored: StoredKey; previous: boolean }> | undefined;
+  private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly onChange: KeyChangeListener | undefined;
 
@@ -116,7 +119,19 @@ export class ApiKeyStore {
     this.onChange = options.onChange;
     const ttl = options.cacheTtlMs ?? 5000;
     // Misses (false) are cached too, so a flood of made-up ids does not reach the database.
-    this.cache = ttl > 0 ? new LRUCache<string, StoredKey | false>({ max: options.cacheMaxEntries ?? 10_000, ttl, ttlAutopurge: false }) : undefined;
+    this.ttlMs = ttl;
+    this.cache =
+      ttl > 0
+        ? new LRUCache<string, StoredKey | false>({
+            max: options.cacheMaxEntries ?? 10_000,
+            ttl,
+            ttlAutopurge: false,
+            // A copy the cache drops can no longer vouch for remembered keys.
+            dispose: (value) => {
+              if (value !== false) value.released = true;
+            },
+          })
+        : undefined;
     this.verified = ttl > 0 ? new LRUCache({ max: options.cacheMaxEntries ?? 10_000 }) : undefined;
   }
 
@@ -203,11 +218,12 @@ export class ApiKeyStore {
   authenticateCached(presented: string): ApiKeyRecord | undefined {
     const hit = this.verified?.get(presented);
     if (hit === undefined) return undefined;
-    if (this.cache!.get(hit.stored.record.id) !== hit.stored) {
+    const { stored } = hit;
+    if (stored.released === true || Date.now() - stored.loadedAt >= this.ttlMs) {
       this.verified!.delete(presented);
       return undefined;
     }
-    return this.valid(hit.stored, hit.previous) ? hit.stored.record : undefined;
+    return this.valid(stored, hit.previous) ? stored.record : undefined;
   }
 
   /**
@@ -240,7 +256,7 @@ export class ApiKeyStore {
     else if (stored.previousHash !== null && timingSafeEqual(candidate, stored.previousHash)) previous = true;
     else return undefined;
     if (!this.valid(stored, previous)) return undefined;
-    if (this.cache?.get(stored.record.id) === stored) this.verified?.set(presented, { stored, previous });
+    if (stored.released !== true) this.verified?.set(presented, { stored, previous });
     return stored.record;
   }
 
