@@ -217,9 +217,14 @@ export class SharedRateLimiter {
   }
 
   async take(key: string): Promise<RateDecision> {
-    const now = this.takeNow(key);
-    if (now !== undefined) return now;
-    const lease = this.leases.get(key)!;
+    return this.takeNow(key) ?? this.takeFromNextLease(key);
+  }
+
+  /** After `takeNow` said undefined: waits for this identity's next lease (one call for all waiters). */
+  async takeFromNextLease(key: string): Promise<RateDecision> {
+    if (this.redis === undefined || this.degraded) return this.takeLocally(key);
+    const lease = this.leases.get(key);
+    if (lease === undefined) return this.take(key);
     lease.waiting += 1;
     try {
       for (let round = 0; round < MAX_LEASE_ROUNDS; round++) {

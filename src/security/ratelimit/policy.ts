@@ -41,7 +41,7 @@ export class RateLimitPolicy implements Policy {
     const subject = ctx.identity?.subject ?? 'anonymous';
     const key = this.options.perModel === true && ctx.model !== undefined ? `${subject}|${ctx.model}` : subject;
     const decision = this.options.limiter.takeNow(key);
-    if (decision === undefined) return this.options.limiter.take(key).then((d) => this.admit(ctx, request, next, subject, d));
+    if (decision === undefined) return this.options.limiter.takeFromNextLease(key).then((d) => this.admit(ctx, request, next, subject, d));
     return this.admit(ctx, request, next, subject, decision);
   }
 
