@@ -21,14 +21,12 @@ function seconds(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000));
 }
 
-export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
-  const headers: Record<string, string> = {
-    'ratelimit-limit': String(decision.limit),
-    'ratelimit-remaining': String(decision.remaining),
-    'ratelimit-reset': String(seconds(decision.resetMs)),
-  };
+/** Writes the RateLimit-* (and, on a refusal, Retry-After) headers of `decision` into `headers`. */
+export function setRateLimitHeaders(headers: Record<string, string>, decision: RateDecision): void {
+  headers['ratelimit-limit'] = String(decision.limit);
+  headers['ratelimit-remaining'] = String(decision.remaining);
+  headers['ratelimit-reset'] = String(seconds(decision.resetMs));
   if (!decision.allowed) headers['retry-after'] = String(Math.max(1, seconds(decision.retryAfterMs)));
-  return headers;
 }
 
 export class RateLimitPolicy implements Policy {
@@ -47,7 +45,7 @@ export class RateLimitPolicy implements Policy {
 
   private admit(ctx: RequestContext, request: InferenceRequest, next: NextInfer, subject: string, decision: RateDecision): Promise<InferenceResponse> {
     ctx.responseHeaders ??= {};
-    Object.assign(ctx.responseHeaders, rateLimitHeaders(decision));
+    setRateLimitHeaders(ctx.responseHeaders, decision);
     if (!decision.allowed) {
       return Promise.reject(new RateLimitedError('rate limit exceeded; retry later', Math.max(1, seconds(decision.retryAfterMs))));
     }
