@@ -245,7 +245,9 @@ export class SharedRateLimiter {
     if (lease.tokens > 0 && now < lease.expiresAt) {
       lease.tokens -= 1;
       if (lease.tokens < lease.lowWater && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
-      return { allowed: true, limit: this.options.burst, remaining: lease.tokens + lease.sharedRemaining, retryAfterMs: 0, resetMs: Math.max(0, lease.fullAt - now) };
+      // Tokens still held from the lease before a renewal were taken while the bucket refilled since: never claim more than the bucket.
+      const remaining = Math.min(this.options.burst, lease.tokens + lease.sharedRemaining);
+      return { allowed: true, limit: this.options.burst, remaining, retryAfterMs: 0, resetMs: Math.max(0, lease.fullAt - now) };
     }
     if (now < lease.deniedUntil) {
       return { allowed: false, limit: this.options.burst, remaining: 0, retryAfterMs: lease.deniedUntil - now, resetMs: Math.max(0, lease.fullAt - now) };
