@@ -1,7 +1,8 @@
 /**
  * The cost of security on the request path: breast_cancer at concurrency 64 over REST with
  * security off (A) and with API-key authentication, authorisation and a Redis-backed rate
- * limit on (B, a limit far above the load so nothing is refused), alternating rounds, one run.
+ * limit on (B, a limit far above the load so nothing is refused: every request spends a token
+ * leased from Redis), alternating rounds, one run; prints the load average around the run.
  *
  *   npx tsx bench/security/overhead.ts [--rounds 5] [--seconds 5]
  *
@@ -11,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
@@ -50,6 +51,7 @@ security:
   rate_limit: { enabled: true, redis_url: redis://127.0.0.1:${port}, rate_per_second: 1000000, burst: 1000000 }
 `,
 );
+const loadBefore = loadavg().map((l) => l.toFixed(2));
 try {
   const out = await runAB({
     a: { checkout: root },
@@ -59,7 +61,7 @@ try {
     concurrency: 64,
     protocols: ['http'],
   });
-  console.log(JSON.stringify(out, null, 2));
+  console.log(JSON.stringify({ ...out, loadAverage: { before: loadBefore, after: loadavg().map((l) => l.toFixed(2)) } }, null, 2));
 } finally {
   redis.kill('SIGKILL');
 }

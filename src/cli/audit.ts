@@ -4,16 +4,18 @@
  * exports records as JSON lines.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import type { CheckpointVerifier } from '../security/audit/chain.js';
+import { checkpointPublicKey, checkpointVerifier } from '../security/audit/keys.js';
 import { AuditLog } from '../security/audit/log.js';
 import { readSecret } from '../security/secrets.js';
 import { runSecurityCommand, SecurityCommand, withCommon, type CliContext } from './security-common.js';
 
 class AuditFailed extends Error {}
 
-function signingKey(ctx: CliContext, file: string | undefined): Buffer | undefined {
-  if (file !== undefined) return readSecret({ file }, 'audit signing key');
-  const source = ctx.security.audit.signing_key;
-  return source === undefined ? undefined : readSecret(source, 'security.audit.signing_key');
+function verifier(ctx: CliContext, o: { signingKeyFile?: string; publicKeyFile?: string }): Buffer | CheckpointVerifier | undefined {
+  if (o.publicKeyFile !== undefined) return checkpointPublicKey(o.publicKeyFile);
+  if (o.signingKeyFile !== undefined) return readSecret({ file: o.signingKeyFile }, 'audit signing key');
+  return checkpointVerifier(ctx.security.audit);
 }
 
 function seqArg(text: string): number {
@@ -31,11 +33,12 @@ export function registerAuditCommand(program: Command): void {
     audit
       .command('verify')
       .description('check every record\'s hash and link and every signed checkpoint; exit status 1 names what was tampered with')
-      .option('--signing-key-file <file>', 'checkpoint key (default: the configuration\'s security.audit.signing_key)'),
+      .option('--signing-key-file <file>', 'HMAC checkpoint secret (default: the configuration\'s security.audit.signing_key)')
+      .option('--public-key-file <file>', 'Ed25519 public key (PEM) of the checkpoints (default: security.audit.public_key_file, else the signing key)'),
   ).action(async (_options: unknown, command: Command) => {
-    const o = command.opts<{ signingKeyFile?: string }>();
+    const o = command.opts<{ signingKeyFile?: string; publicKeyFile?: string }>();
     await runSecurityCommand(command, async (ctx) => {
-      const key = signingKey(ctx, o.signingKeyFile);
+      const key = verifier(ctx, o);
       const result = await new AuditLog(ctx.db).verify(key);
       if (ctx.json) ctx.printJson(result);
       else {

@@ -6,6 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/validate.js';
+import { checkpointSigner } from '../security/audit/keys.js';
 import { AuditLog } from '../security/audit/log.js';
 import { ApiKeyStore, type ApiKeyRecord } from '../security/authn/api-keys.js';
 import { readSecret, requireLength } from '../security/secrets.js';
@@ -24,7 +25,7 @@ function keyStore(ctx: CliContext, pepperFile: string | undefined, needsPepper =
   }
   const pepper = source === undefined ? Buffer.alloc(32) : requireLength(readSecret(source, 'API key pepper'), 32, 'the API key pepper');
   const audit = ctx.security.audit.enabled && ctx.security.audit.signing_key !== undefined
-    ? new AuditLog(ctx.db, { signingKey: readSecret(ctx.security.audit.signing_key, 'security.audit.signing_key'), checkpointEvery: ctx.security.audit.checkpoint_every })
+    ? new AuditLog(ctx.db, { signingKey: checkpointSigner(ctx.security.audit)!, checkpointEvery: ctx.security.audit.checkpoint_every })
     : undefined;
   return new ApiKeyStore(ctx.db, {
     pepper,

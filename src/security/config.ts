@@ -130,9 +130,13 @@ export const SecurityConfigSchema = Type.Object(
         /** Redis key prefix, so several deployments can share a server. */
         key_prefix: Type.String({ minLength: 1, default: 'inferd:rl:' }),
         /** A Redis call slower than this counts as a failure and the local limiter answers. */
-        redis_timeout_ms: Type.Integer({ minimum: 1, default: 50 }),
+        redis_timeout_ms: Type.Integer({ minimum: 1, default: 200 }),
         /** While degraded, how often Redis is probed for its return. */
         redis_retry_ms: Type.Integer({ minimum: 100, default: 1000 }),
+        /** A replica leases about this much of an identity's traffic in tokens at once; unspent tokens go back after it. */
+        lease_ms: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }),
+        /** The most one lease takes, as a share of the bucket and of one second's allowance (whichever is smaller). */
+        max_lease_share: Type.Number({ exclusiveMinimum: 0, maximum: 0.25, default: 0.02 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -155,8 +159,12 @@ export const SecurityConfigSchema = Type.Object(
     audit: Type.Object(
       {
         enabled: Type.Boolean({ default: false }),
-        /** Key of the signed checkpoints (HMAC-SHA256); at least 32 bytes. */
+        /** How checkpoints are signed: a shared HMAC-SHA256 secret, or an Ed25519 key pair (verifiable with the public key alone). */
+        signing_algorithm: Type.Union([Type.Literal('hmac-sha256'), Type.Literal('ed25519')], { default: 'hmac-sha256' }),
+        /** Key of the signed checkpoints: the HMAC secret (at least 32 bytes) or the Ed25519 private key (PKCS#8 PEM). */
         signing_key: Type.Optional(SecretSource),
+        /** Ed25519 public key (SPKI PEM) that `inferd audit verify` checks checkpoints with, without the private key. */
+        public_key_file: Type.Optional(Type.String({ minLength: 1 })),
         /** A checkpoint after this many records... */
         checkpoint_every: Type.Integer({ minimum: 1, default: 1000 }),
         /** ...or after this long, whichever comes first. */

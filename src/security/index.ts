@@ -13,6 +13,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Policy } from '../pipeline/types.js';
 import type { SqlDriver } from '../registry/sql/driver.js';
 import { ArtifactCipher } from './artifacts/cipher.js';
+import { checkpointSigner } from './audit/keys.js';
 import { AuditLog } from './audit/log.js';
 import { AuditPolicy } from './audit/policy.js';
 import { ApiKeyStore } from './authn/api-keys.js';
@@ -90,7 +91,7 @@ export async function createSecurityLayer(config: SecurityConfig, deps: Security
     }
 
     if (config.audit.enabled) {
-      const signingKey = requireLength(readSecret(config.audit.signing_key!, 'security.audit.signing_key', env), 32, 'security.audit.signing_key');
+      const signingKey = checkpointSigner(config.audit, env)!;
       const auditLog = new AuditLog(await database(), { signingKey, checkpointEvery: config.audit.checkpoint_every });
       auditLog.startCheckpoints(config.audit.checkpoint_interval_ms, (error) => log.error({ err: String(error) }, 'audit checkpoint failed'));
       closers.push(() => auditLog.stopCheckpoints());
@@ -146,6 +147,8 @@ export async function createSecurityLayer(config: SecurityConfig, deps: Security
         keyPrefix: rl.key_prefix,
         redisTimeoutMs: rl.redis_timeout_ms,
         redisRetryMs: rl.redis_retry_ms,
+        leaseMs: rl.lease_ms,
+        maxLeaseFraction: rl.max_lease_share,
         log,
         ...(rl.redis_url !== undefined ? { redisUrl: rl.redis_url } : {}),
         ...(deps.metrics !== undefined ? { metrics: deps.metrics } : {}),

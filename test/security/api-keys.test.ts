@@ -85,6 +85,30 @@ describe.each(backends)('API keys on $name', (backend) => {
     expect(listed.find((r) => r.id === record.id)?.revokedAt).toBe(now);
   });
 
+  it('a verified key is remembered without its HMAC, but never past expiry, rotation or revocation', async () => {
+    const { key, record } = await store.create({ name: 'remembered', roles: ['reader'], expiresAt: now + 10_000 }, 't');
+    expect(store.authenticateCached(key)).toBeUndefined();
+    expect(await store.authenticate(key)).toBeDefined();
+    expect(store.authenticateCached(key)?.id).toBe(record.id);
+    // A wrong secret for the same id is never remembered.
+    const wrong = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+    expect(await store.authenticate(wrong)).toBeUndefined();
+    expect(store.authenticateCached(wrong)).toBeUndefined();
+
+    const { key: second } = await store.rotate(record.id, 0, 't');
+    expect(store.authenticateCached(key)).toBeUndefined();
+    expect(await store.authenticate(key)).toBeUndefined();
+    expect(await store.authenticate(second)).toBeDefined();
+    expect(store.authenticateCached(second)?.id).toBe(record.id);
+    now += 10_000;
+    expect(store.authenticateCached(second)).toBeUndefined();
+    now -= 10_000;
+    expect(store.authenticateCached(second)?.id).toBe(record.id);
+    await store.revoke(record.id, 't');
+    expect(store.authenticateCached(second)).toBeUndefined();
+    expect(await store.authenticate(second)).toBeUndefined();
+  });
+
   it('a key rotated on another replica is accepted without waiting for the cache to expire', async () => {
     const replicaA = new ApiKeyStore(db, { pepper, cacheTtlMs: 60_000 });
     const replicaB = new ApiKeyStore(db, { pepper, cacheTtlMs: 60_000 });

@@ -3,11 +3,11 @@
  * from concurrent writers, and editing, deleting, swapping or rewriting any record, truncating
  * the tail and forging a checkpoint are each detected and named.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InferdError } from '../../src/core/errors.js';
 import type { SqlDriver } from '../../src/registry/sql/driver.js';
-import { canonicalJson, GENESIS_HASH, recordHash } from '../../src/security/audit/chain.js';
+import { canonicalJson, Ed25519CheckpointSigner, Ed25519CheckpointVerifier, GENESIS_HASH, recordHash } from '../../src/security/audit/chain.js';
 import { AuditLog } from '../../src/security/audit/log.js';
 import { AuditPolicy } from '../../src/security/audit/policy.js';
 import { openSecurityDatabase } from '../../src/security/database.js';
@@ -173,5 +173,75 @@ describe.each(backends)('audit chain on $name', (backend) => {
       ['key:0123456789abcdef', 'auth.failure', 'model/fraud', 'denied'],
     ]);
     expect(JSON.parse(records[0]!.details)).toMatchObject({ alias: 'champion', to: 3 });
+  });
+});
+
+function ed25519Pair(): { privatePem: string; publicPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return { privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+describe('Ed25519-signed checkpoints', () => {
+  let db: SqlDriver;
+  let cleanup: () => Promise<void>;
+  const pair = ed25519Pair();
+  const signer = new Ed25519CheckpointSigner(pair.privatePem);
+  /** What a verifier holds: the public key only. */
+  const publicOnly = new Ed25519CheckpointVerifier(pair.publicPem);
+
+  beforeAll(async () => {
+    ({ db, cleanup } = await tempSqlite());
+  });
+
+  afterAll(async () => {
+    await cleanup();
+  });
+
+  beforeEach(async () => {
+    await db.run('DELETE FROM audit_log');
+    await db.run('DELETE FROM audit_checkpoints');
+    const log = new AuditLog(db, { signingKey: signer, checkpointEvery: 4 });
+    for (let i = 1; i <= 9; i++) await log.append({ actor: `key:${i}`, action: 'model.load', target: `model/m${i}`, outcome: 'ok' });
+  });
+
+  it('verifies with the public key alone', async () => {
+    const checkpoints = await new AuditLog(db).checkpoints();
+    expect(checkpoints.map((c) => c.seq)).toEqual([4, 8]);
+    expect(checkpoints[0]!.keyId).toBe(signer.keyId);
+    expect(signer.keyId).toMatch(/^ed25519:[0-9a-f]{16}$/);
+    expect(publicOnly.keyId).toBe(signer.keyId);
+    expect(await new AuditLog(db).verify(publicOnly)).toMatchObject({ ok: true, checkpoints: 2, signaturesChecked: 2, problems: [] });
+    // The PEM the server can hand out is the same key.
+    expect(new Ed25519CheckpointVerifier(signer.publicKeyPem()).keyId).toBe(signer.keyId);
+  });
+
+  it('a forged signature, an edited checkpoint and a checkpoint signed by another key under this key id are each caught', async () => {
+    const log = new AuditLog(db);
+    await db.run('UPDATE audit_checkpoints SET signature = $1 WHERE seq = 4', [randomBytes(64).toString('base64url')]);
+    expect((await log.verify(publicOnly)).problems.map((p) => [p.kind, p.seq])).toEqual([['bad_signature', 4]]);
+
+    // Moving a checkpoint's hash (to cover a rewritten chain) breaks its signature and its match.
+    await db.run(`UPDATE audit_checkpoints SET hash = $1 WHERE seq = 8`, ['ab'.repeat(32)]);
+    expect((await log.verify(publicOnly)).problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['bad_signature', 4],
+      ['bad_signature', 8],
+      ['checkpoint_mismatch', 8],
+    ]);
+
+    // An attacker's own key pair, claiming this key's id: a valid Ed25519 signature, but not by this key.
+    await db.run('DELETE FROM audit_checkpoints');
+    const forger = new Ed25519CheckpointSigner(ed25519Pair().privatePem);
+    const head = (await db.all('SELECT hash, at FROM audit_log WHERE seq = 9'))[0]!;
+    const at = String(head['at']);
+    await db.run('INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES ($1, $2, $3, $4, $5)', [9, at, String(head['hash']), signer.keyId, forger.sign(9, at, String(head['hash']))]);
+    expect((await log.verify(publicOnly)).problems.map((p) => [p.kind, p.seq])).toEqual([['bad_signature', 9]]);
+    // Verified with another public key, the checkpoint is named as signed by an unknown key.
+    expect((await log.verify(new Ed25519CheckpointVerifier(ed25519Pair().publicPem))).problems.map((p) => p.kind)).toEqual(['unknown_key']);
+  });
+
+  it('refuses keys that are not Ed25519, naming the problem', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    expect(() => new Ed25519CheckpointSigner(rsa)).toThrow(/rsa key, not Ed25519/);
+    expect(() => new Ed25519CheckpointVerifier('not a key')).toThrow(/not a PEM public or private key/);
   });
 });

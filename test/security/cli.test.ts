@@ -4,7 +4,7 @@
  * revocation take effect, the changes land in the audit chain, and `audit verify` names a
  * tampered record with exit status 1.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,48 @@ describe('inferd keys / inferd audit', () => {
     expect(result.stdout).toContain('EDITED');
     expect(result.stdout).toContain('record 2 was edited');
     expect(result.stderr).toContain('the audit log fails verification: 1 problem(s)');
+  });
+
+  it('Ed25519 checkpoints: signed by the server key, verified with the public key file; an edited checkpoint exits 1', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const privateFile = path.join(dir, 'audit-ed25519.pem');
+    const publicFile = path.join(dir, 'audit-ed25519.pub.pem');
+    await writeFile(privateFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    await writeFile(publicFile, publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o644 });
+    const edRegistry = `sqlite:${path.join(dir, 'ed25519.db')}`;
+    const edConfig = path.join(dir, 'ed25519.yaml');
+    await writeFile(
+      edConfig,
+      [
+        `registry: ${edRegistry}`,
+        'security:',
+        '  enabled: true',
+        '  authentication: { api_keys: { pepper: { file: ' + path.join(dir, 'pepper') + ' } } }',
+        '  authorization: { roles: { reader: { permissions: [infer] } } }',
+        '  audit:',
+        '    enabled: true',
+        '    checkpoint_every: 2',
+        '    signing_algorithm: ed25519',
+        `    signing_key: { file: ${privateFile} }`,
+        '',
+      ].join('\n'),
+    );
+    for (const name of ['a', 'b', 'c']) expect((await cli(['keys', 'create', '--config', edConfig, '--name', name, '--role', 'reader'])).code).toBe(0);
+    // Someone holding only the public key (no configuration secrets) verifies.
+    const verified = await cli(['audit', 'verify', '--registry', edRegistry, '--public-key-file', publicFile]);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toContain('3 records, 1 checkpoints (1 signatures checked)');
+
+    const db = await openSecurityDatabase(edRegistry);
+    await db.run(`UPDATE audit_checkpoints SET at = '2000-01-01T00:00:00.000Z' WHERE seq = 2`);
+    await db.close();
+    const tampered = await cli(['audit', 'verify', '--registry', edRegistry, '--public-key-file', publicFile]);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toContain('checkpoint at record 2 has an invalid signature (forged or edited)');
+    // A file that holds no key is named.
+    const notPublic = await cli(['audit', 'verify', '--registry', edRegistry, '--public-key-file', path.join(dir, 'pepper')]);
+    expect(notPublic.code).toBe(1);
+    expect(notPublic.stderr).toContain('not a PEM public or private key');
   });
 
   it('bad command lines exit 2 with a message naming the problem', async () => {

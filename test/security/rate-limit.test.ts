@@ -2,11 +2,9 @@
  * Rate limiting against a real Redis: three limiters (as three replicas would) share one
  * bucket; the admitted rate tracks the configured rate within 5% and a burst is bounded by the
  * bucket; killing Redis mid-test degrades to local limiting without a single error, and the
- * limiter goes back to Redis when it returns.
+ * limiter goes back to Redis when it returns. The same through three inferd servers over HTTP
+ * is in rate-limit-servers.test.ts.
  */
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InferdError, RateLimitedError, httpStatusOf } from '../../src/core/errors.js';
@@ -15,8 +13,6 @@ import { ConcurrencyLimiter, SharedRateLimiter } from '../../src/security/rateli
 import { RateLimitPolicy } from '../../src/security/ratelimit/policy.js';
 import { startRedis, type RedisServer } from '../support/redis.js';
 import { context, recorder, REQUEST } from './support.js';
-
-const run = promisify(execFile);
 
 describe('GCRA arithmetic', () => {
   it('admits a burst, then one request per emission interval', () => {
@@ -101,41 +97,39 @@ describe('shared rate limiting through a real Redis', () => {
   }
 
   it('three replicas admit within 5% of the configured rate', async () => {
-    const replicas = [replica(200, 20), replica(200, 20), replica(200, 20)];
+    // A bucket of 300 ms: a stall of the test's own event loop shorter than that loses no tokens.
+    const replicas = [replica(200, 60), replica(200, 60), replica(200, 60)];
     for (const r of replicas) expect(await r.ready()).toBe(true);
     const { admitted, offered, elapsedMs, errors } = await drive(replicas, 'steady', 3000);
     expect(errors).toBe(0);
     expect(replicas.map((r) => r.mode)).toEqual(['shared', 'shared', 'shared']);
-    const expected = 20 + (200 * elapsedMs) / 1000;
+    const expected = 60 + (200 * elapsedMs) / 1000;
     expect(offered, 'the offered load must exceed the limit for the test to mean anything').toBeGreaterThan(expected * 1.5);
-    expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
+    expect(Math.abs(admitted - expected) / expected, JSON.stringify({ admitted, expected, offered, elapsedMs })).toBeLessThan(0.05);
   });
 
-  it('three processes sharing one Redis admit within 5% of the configured rate', async () => {
-    const worker = fileURLToPath(new URL('./limiter-worker.ts', import.meta.url));
-    // Far enough ahead for three cold tsx start-ups on a busy machine; the window is measured anyway.
-    const start = Date.now() + 6000;
-    const durationMs = 3000;
-    const outputs = await Promise.all(
-      [1, 2, 3].map(() => run(process.execPath, ['--import', 'tsx', worker, redis.url, '150', '15', 'processes', String(start), String(durationMs)], { timeout: 30_000 })),
-    );
-    const results = outputs.map((o) => JSON.parse(o.stdout) as { admitted: number; offered: number; errors: number; mode: string; first: number; last: number });
-    expect(results.map((r) => [r.errors, r.mode])).toEqual([
-      [0, 'shared'],
-      [0, 'shared'],
-      [0, 'shared'],
-    ]);
-    const admitted = results.reduce((sum, r) => sum + r.admitted, 0);
-    const offered = results.reduce((sum, r) => sum + r.offered, 0);
-    // The window the bucket was drawn from: first request of any process to last answer of any.
-    const windowMs = Math.max(...results.map((r) => r.last)) - Math.min(...results.map((r) => r.first));
-    expect(windowMs).toBeGreaterThan(durationMs * 0.5);
-    const expected = 15 + (150 * windowMs) / 1000;
-    expect(offered).toBeGreaterThan(expected * 1.5);
-    expect(Math.abs(admitted - expected) / expected).toBeLessThan(0.05);
-    // Each process alone would have admitted up to the whole limit: sharing is what keeps the sum there.
-    expect(Math.max(...results.map((r) => r.admitted))).toBeLessThan(expected * 0.9);
-  }, 60_000);
+  it('leases tokens in blocks: concurrent requests for one identity share one Redis call', async () => {
+    const metrics = new Registry();
+    // A limit no in-process loop can reach: every request is admitted, so only the calls are counted.
+    const limiter = replica(100_000_000, 100_000_000, metrics);
+    expect(await limiter.ready()).toBe(true);
+    const leaseCalls = async (): Promise<number> => Number(/inferd_rate_limit_lease_calls_total (\d+)/.exec(await metrics.getSingleMetricAsString('inferd_rate_limit_lease_calls_total'))![1]);
+    // 64 at once on a cold identity: one call for the first, one for the 63 that waited on it.
+    const first = await Promise.all(Array.from({ length: 64 }, () => limiter.take('blocks')));
+    expect(first.every((d) => d.allowed)).toBe(true);
+    expect(await leaseCalls()).toBeLessThanOrEqual(3);
+    // Sustained traffic: far fewer calls than requests, and each lease no larger than the cap.
+    const sustained = await drive([limiter], 'blocks', 500, 64);
+    expect(sustained.errors).toBe(0);
+    expect(sustained.admitted).toBe(sustained.offered);
+    const calls = await leaseCalls();
+    expect(calls).toBeLessThan((sustained.offered + 64) / 10);
+    expect(limiter.leaseLimit).toBe(2_000_000);
+    // Remaining counts what the shared bucket and this lease still hold: never more than the bucket.
+    const decision = await limiter.take('blocks');
+    expect(decision.remaining).toBeGreaterThan(0);
+    expect(decision.remaining).toBeLessThanOrEqual(100_000_000);
+  });
 
   it('a simultaneous burst from three replicas is bounded by the bucket', async () => {
     const replicas = [replica(10, 30), replica(10, 30), replica(10, 30)];
@@ -166,7 +160,8 @@ describe('shared rate limiting through a real Redis', () => {
     // Still limited, locally: about burst + rate * elapsed, not everything offered.
     const expected = 10 + (100 * during.elapsedMs) / 1000;
     expect(during.admitted).toBeLessThanOrEqual(expected + 1);
-    expect(during.admitted).toBeGreaterThan(expected * 0.9);
+    // (The first call after the kill waits for the connection to fail: a little less than the bucket allows.)
+    expect(during.admitted).toBeGreaterThan(expected * 0.8);
     expect(logs.filter((l) => l.startsWith('warn'))).toHaveLength(1);
     expect(await metrics.getSingleMetricAsString('inferd_rate_limit_degraded')).toMatch(/inferd_rate_limit_degraded 1/);
 
@@ -179,11 +174,15 @@ describe('shared rate limiting through a real Redis', () => {
     expect(limiter.mode).toBe('shared');
     expect(logs).toContain('info rate limiting shared through Redis again');
     expect(await metrics.getSingleMetricAsString('inferd_rate_limit_degraded')).toMatch(/inferd_rate_limit_degraded 0/);
-    // The shared bucket is used again: a second replica sees the first one's spending.
+    // The shared bucket is used again: a second replica sees the first one's spending (give
+    // or take the tokens that refilled while it happened, one per 10 ms).
     const other = replica(100, 10);
     await other.ready();
+    const spentFrom = Date.now();
     for (let i = 0; i < 10; i++) await limiter.take('after');
-    expect((await other.take('after')).allowed).toBe(false);
+    const seen = await other.take('after');
+    const refilled = Math.ceil((Date.now() - spentFrom) / 10);
+    expect(seen.allowed ? seen.remaining + 1 : 0).toBeLessThanOrEqual(Math.min(refilled, 9));
   }, 30_000);
 });
 

@@ -2,9 +2,12 @@
  * The audit chain's arithmetic. Each record's hash is SHA-256 over a canonical encoding of its
  * fields and the previous record's hash, so changing, removing or moving any record breaks
  * every link after it. Checkpoints sign (seq, hash) with a server key: a rewrite of the whole
- * chain after a point cannot produce them without the key.
+ * chain after a point cannot produce them without the key. The key is either an HMAC-SHA256
+ * secret (whoever verifies must hold it, and could also sign) or an Ed25519 key pair (the server
+ * signs with the private key; anyone can verify with the public key, which cannot sign).
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { InvalidInputError } from '../../core/errors.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -82,4 +85,107 @@ export function checkpointSignatureValid(key: Buffer, checkpoint: AuditCheckpoin
   const expected = Buffer.from(signCheckpoint(key, checkpoint.seq, checkpoint.at, checkpoint.hash), 'hex');
   const actual = Buffer.from(checkpoint.signature, 'hex');
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+export interface CheckpointVerifier {
+  /** The public name written with each checkpoint: 16 hex digits (HMAC) or `ed25519:` and 16 hex digits. */
+  readonly keyId: string;
+  /** What kind of key, for messages. */
+  readonly algorithm: 'hmac-sha256' | 'ed25519';
+  verify(checkpoint: AuditCheckpoint): boolean;
+}
+
+export interface CheckpointSigner extends CheckpointVerifier {
+  sign(seq: number, at: string, hash: string): string;
+}
+
+function checkpointBytes(seq: number, at: string, hash: string): Buffer {
+  return Buffer.from(canonicalJson({ v: 1, seq, at, hash }));
+}
+
+/** A shared secret: signs and verifies. */
+export class HmacCheckpointKey implements CheckpointSigner {
+  readonly algorithm = 'hmac-sha256';
+  readonly keyId: string;
+
+  constructor(private readonly key: Buffer) {
+    if (key.length < 32) throw new InvalidInputError('the audit signing key must hold at least 32 bytes');
+    this.keyId = keyIdOf(key);
+  }
+
+  sign(seq: number, at: string, hash: string): string {
+    return signCheckpoint(this.key, seq, at, hash);
+  }
+
+  verify(checkpoint: AuditCheckpoint): boolean {
+    return checkpointSignatureValid(this.key, checkpoint);
+  }
+}
+
+const ED25519_PREFIX = 'ed25519:';
+
+function ed25519KeyId(publicKey: KeyObject): string {
+  return ED25519_PREFIX + createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+}
+
+function requireEd25519(key: KeyObject, what: string): KeyObject {
+  if (key.asymmetricKeyType !== 'ed25519') throw new InvalidInputError(`${what} is a ${key.asymmetricKeyType ?? key.type} key, not Ed25519`);
+  return key;
+}
+
+/** An Ed25519 public key: verifies checkpoints, cannot make them. */
+export class Ed25519CheckpointVerifier implements CheckpointVerifier {
+  readonly algorithm = 'ed25519';
+  readonly keyId: string;
+  private readonly publicKey: KeyObject;
+
+  /** `pem`: an SPKI public key (`openssl pkey -pubout`) or a PKCS#8 private key (its public half is used). */
+  constructor(pem: string | Buffer | KeyObject) {
+    let key: KeyObject;
+    try {
+      key = typeof pem === 'object' && !Buffer.isBuffer(pem) ? pem : createPublicKey(pem);
+    } catch (error) {
+      throw new InvalidInputError(`the audit public key is not a PEM public or private key (${(error as Error).message})`);
+    }
+    this.publicKey = requireEd25519(key.type === 'private' ? createPublicKey(key) : key, 'the audit public key');
+    this.keyId = ed25519KeyId(this.publicKey);
+  }
+
+  verify(checkpoint: AuditCheckpoint): boolean {
+    if (!/^[A-Za-z0-9_-]{86}$/.test(checkpoint.signature)) return false;
+    return verify(null, checkpointBytes(checkpoint.seq, checkpoint.at, checkpoint.hash), this.publicKey, Buffer.from(checkpoint.signature, 'base64url'));
+  }
+}
+
+/** An Ed25519 private key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes). */
+export class Ed25519CheckpointSigner implements CheckpointSigner {
+  readonly algorithm = 'ed25519';
+  readonly keyId: string;
+  private readonly privateKey: KeyObject;
+  private readonly verifier: Ed25519CheckpointVerifier;
+
+  constructor(pem: string | Buffer) {
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(pem);
+    } catch (error) {
+      throw new InvalidInputError(`the audit signing key is not a PEM private key (${(error as Error).message})`);
+    }
+    this.privateKey = requireEd25519(key, 'the audit signing key');
+    this.verifier = new Ed25519CheckpointVerifier(createPublicKey(this.privateKey));
+    this.keyId = this.verifier.keyId;
+  }
+
+  /** The public key, PEM (SPKI), for whoever verifies. */
+  publicKeyPem(): string {
+    return createPublicKey(this.privateKey).export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  sign(seq: number, at: string, hash: string): string {
+    return sign(null, checkpointBytes(seq, at, hash), this.privateKey).toString('base64url');
+  }
+
+  verify(checkpoint: AuditCheckpoint): boolean {
+    return this.verifier.verify(checkpoint);
+  }
 }

@@ -12,16 +12,7 @@
 import { InvalidInputError } from '../../core/errors.js';
 import type { Queryable, SqlDriver } from '../../registry/sql/driver.js';
 import { num, text, type Row } from '../database.js';
-import {
-  canonicalJson,
-  checkpointSignatureValid,
-  GENESIS_HASH,
-  keyIdOf,
-  recordHash,
-  signCheckpoint,
-  type AuditCheckpoint,
-  type AuditRecord,
-} from './chain.js';
+import { canonicalJson, GENESIS_HASH, HmacCheckpointKey, recordHash, type AuditCheckpoint, type AuditRecord, type CheckpointSigner, type CheckpointVerifier } from './chain.js';
 
 const AUDIT_LOCK = 7_301_013;
 const PAGE = 1000;
@@ -54,8 +45,8 @@ export interface AuditVerification {
 }
 
 export interface AuditLogOptions {
-  /** Checkpoint signing key (HMAC-SHA256); without it no checkpoints are written. */
-  signingKey?: Buffer;
+  /** Checkpoint key: an HMAC-SHA256 secret, or a signer (Ed25519); without one no checkpoints are written. */
+  signingKey?: Buffer | CheckpointSigner;
   /** A checkpoint every this many records. Default 1000. */
   checkpointEvery?: number;
   now?: () => Date;
@@ -80,8 +71,7 @@ function rowToCheckpoint(row: Row): AuditCheckpoint {
 }
 
 export class AuditLog {
-  private readonly signingKey: Buffer | undefined;
-  private readonly keyId: string | undefined;
+  private readonly signer: CheckpointSigner | undefined;
   private readonly every: number;
   private readonly now: () => Date;
   private timer: NodeJS.Timeout | undefined;
@@ -90,9 +80,8 @@ export class AuditLog {
     private readonly db: SqlDriver,
     options: AuditLogOptions = {},
   ) {
-    if (options.signingKey !== undefined && options.signingKey.length < 32) throw new InvalidInputError('the audit signing key must hold at least 32 bytes');
-    this.signingKey = options.signingKey;
-    this.keyId = options.signingKey === undefined ? undefined : keyIdOf(options.signingKey);
+    const key = options.signingKey;
+    this.signer = key === undefined ? undefined : Buffer.isBuffer(key) ? new HmacCheckpointKey(key) : key;
     this.every = options.checkpointEvery ?? 1000;
     this.now = options.now ?? (() => new Date());
   }
@@ -139,9 +128,9 @@ export class AuditLog {
   }
 
   private async writeCheckpoint(tx: Queryable, seq: number, hash: string): Promise<AuditCheckpoint | undefined> {
-    if (this.signingKey === undefined || this.keyId === undefined) return undefined;
+    if (this.signer === undefined) return undefined;
     const at = this.now().toISOString();
-    const checkpoint: AuditCheckpoint = { seq, at, hash, keyId: this.keyId, signature: signCheckpoint(this.signingKey, seq, at, hash) };
+    const checkpoint: AuditCheckpoint = { seq, at, hash, keyId: this.signer.keyId, signature: this.signer.sign(seq, at, hash) };
     await tx.run('INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING', [
       seq,
       at,
@@ -191,8 +180,12 @@ export class AuditLog {
     return (await this.db.all('SELECT * FROM audit_checkpoints ORDER BY seq')).map(rowToCheckpoint);
   }
 
-  /** Checks the whole chain and every checkpoint. `key` verifies signatures (default: the log's own). */
-  async verify(key: Buffer | undefined = this.signingKey): Promise<AuditVerification> {
+  /**
+   * Checks the whole chain and every checkpoint. `verifier` checks signatures: an HMAC secret,
+   * an Ed25519 public key (Ed25519CheckpointVerifier), or by default the log's own key.
+   */
+  async verify(verifier: Buffer | CheckpointVerifier | undefined = this.signer): Promise<AuditVerification> {
+    const key = Buffer.isBuffer(verifier) ? new HmacCheckpointKey(verifier) : verifier;
     const problems: AuditProblem[] = [];
     let prevHash = GENESIS_HASH;
     let expected = 1;
@@ -233,14 +226,13 @@ export class AuditLog {
     }
     const checkpoints = await this.checkpoints();
     let signaturesChecked = 0;
-    const keyId = key === undefined ? undefined : keyIdOf(key);
     for (const cp of checkpoints) {
       if (key !== undefined) {
-        if (cp.keyId !== keyId) {
-          problems.push({ kind: 'unknown_key', seq: cp.seq, message: `checkpoint at record ${cp.seq} is signed by key ${cp.keyId}, not the key given (${keyId})` });
+        if (cp.keyId !== key.keyId) {
+          problems.push({ kind: 'unknown_key', seq: cp.seq, message: `checkpoint at record ${cp.seq} is signed by key ${cp.keyId}, not the key given (${key.keyId})` });
         } else {
           signaturesChecked += 1;
-          if (!checkpointSignatureValid(key, cp)) problems.push({ kind: 'bad_signature', seq: cp.seq, message: `checkpoint at record ${cp.seq} has an invalid signature (forged or edited)` });
+          if (!key.verify(cp)) problems.push({ kind: 'bad_signature', seq: cp.seq, message: `checkpoint at record ${cp.seq} has an invalid signature (forged or edited)` });
         }
       }
       const rows = await this.db.all('SELECT * FROM audit_log WHERE seq = $1', [cp.seq]);

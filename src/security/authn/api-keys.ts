@@ -37,6 +37,8 @@ interface StoredKey {
   previousHash: Buffer | null;
   /** When this copy was read from the database. */
   loadedAt: number;
+  /** Set when the cache lets go of this copy (rotation, revocation, a re-read, eviction). */
+  released?: boolean;
 }
 
 /** A cached key that does not match is re-read at most this often (a rotation on another replica). */
@@ -97,6 +99,13 @@ export interface ApiKeyStoreOptions {
 export class ApiKeyStore {
   private readonly pepper: Buffer;
   private readonly cache: LRUCache<string, StoredKey | false> | undefined;
+  /**
+   * Presented keys already proven against a cached record: a repeat request skips the HMAC.
+   * An entry counts only while the record it was proven against is still the cached one, so
+   * a rotation, revocation or cache expiry sends the next request through the full check.
+   */
+  private readonly verified: LRUCache<string, { stored: StoredKey; previous: boolean }> | undefined;
+  private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly onChange: KeyChangeListener | undefined;
 
@@ -110,7 +119,20 @@ export class ApiKeyStore {
     this.onChange = options.onChange;
     const ttl = options.cacheTtlMs ?? 5000;
     // Misses (false) are cached too, so a flood of made-up ids does not reach the database.
-    this.cache = ttl > 0 ? new LRUCache<string, StoredKey | false>({ max: options.cacheMaxEntries ?? 10_000, ttl, ttlAutopurge: false }) : undefined;
+    this.ttlMs = ttl;
+    this.cache =
+      ttl > 0
+        ? new LRUCache<string, StoredKey | false>({
+            max: options.cacheMaxEntries ?? 10_000,
+            ttl,
+            ttlAutopurge: false,
+            // A copy the cache drops can no longer vouch for remembered keys.
+            dispose: (value) => {
+              if (value !== false) value.released = true;
+            },
+          })
+        : undefined;
+    this.verified = ttl > 0 ? new LRUCache({ max: options.cacheMaxEntries ?? 10_000 }) : undefined;
   }
 
   private hash(id: string, secret: string): Buffer {
@@ -190,6 +212,21 @@ export class ApiKeyStore {
   }
 
   /**
+   * The key a presented string proves when that was already established against the cached
+   * record (no HMAC, no promise); undefined means "not known here": call `authenticate`.
+   */
+  authenticateCached(presented: string): ApiKeyRecord | undefined {
+    const hit = this.verified?.get(presented);
+    if (hit === undefined) return undefined;
+    const { stored } = hit;
+    if (stored.released === true || Date.now() - stored.loadedAt >= this.ttlMs) {
+      this.verified!.delete(presented);
+      return undefined;
+    }
+    return this.valid(stored, hit.previous) ? stored.record : undefined;
+  }
+
+  /**
    * The key a presented string proves, or undefined (malformed, unknown, wrong secret, expired,
    * revoked, rotated out). The caller learns nothing about which: all are "invalid credentials".
    */
@@ -205,23 +242,30 @@ export class ApiKeyStore {
     // The hash is computed even for unknown ids, so timing does not tell known ids apart.
     const candidate = this.hash(parsed.id, parsed.secret);
     if (stored === false) return undefined;
-    const match = this.check(stored, candidate);
+    const match = this.check(stored, candidate, presented);
     if (match !== undefined || !cached || Date.now() - stored.loadedAt < STALE_RECHECK_MS) return match;
     // The key may have been rotated on another replica since it was cached: read it once more.
     const fresh = await this.load(parsed.id);
     this.cache?.set(parsed.id, fresh ?? false);
-    return fresh === undefined ? undefined : this.check(fresh, candidate);
+    return fresh === undefined ? undefined : this.check(fresh, candidate, presented);
   }
 
-  private check(stored: StoredKey, candidate: Buffer): ApiKeyRecord | undefined {
+  private check(stored: StoredKey, candidate: Buffer, presented: string): ApiKeyRecord | undefined {
+    let previous: boolean;
+    if (timingSafeEqual(candidate, stored.hash)) previous = false;
+    else if (stored.previousHash !== null && timingSafeEqual(candidate, stored.previousHash)) previous = true;
+    else return undefined;
+    if (!this.valid(stored, previous)) return undefined;
+    if (stored.released !== true) this.verified?.set(presented, { stored, previous });
+    return stored.record;
+  }
+
+  /** Not revoked, not expired, and a previous secret only within its overlap. */
+  private valid(stored: StoredKey, previous: boolean): boolean {
     const now = this.now();
     const { record } = stored;
-    if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return undefined;
-    if (timingSafeEqual(candidate, stored.hash)) return record;
-    if (stored.previousHash !== null && record.previousExpiresAt !== null && now < record.previousExpiresAt && timingSafeEqual(candidate, stored.previousHash)) {
-      return record;
-    }
-    return undefined;
+    if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return false;
+    return !previous || (record.previousExpiresAt !== null && now < record.previousExpiresAt);
   }
 }
 

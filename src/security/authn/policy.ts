@@ -8,7 +8,7 @@
 import { InferdError } from '../../core/errors.js';
 import type { Identity, InferenceRequest, InferenceResponse, RequestContext } from '../../core/types.js';
 import type { ControlCall, NextControl, NextInfer, Policy } from '../../pipeline/types.js';
-import { looksLikeApiKey, type ApiKeyStore } from './api-keys.js';
+import { looksLikeApiKey, type ApiKeyRecord, type ApiKeyStore } from './api-keys.js';
 import { KeysUnavailable, TokenRejected, type JwtVerifier } from './jwt.js';
 import { certificateIdentity, peerCertificateOf } from './mtls.js';
 
@@ -48,6 +48,8 @@ export const INVALID_CREDENTIALS = 'invalid credentials';
 
 // Visible ASCII only: a header with control characters or spaces inside a token is malformed.
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+// `ApiKey inferd_...` or `Bearer inferd_...`: the forms whose verification can be remembered.
+const CACHEABLE_AUTHORIZATION = /^(?:apikey|bearer) +(inferd_[\x21-\x7e]+)\s*$/i;
 
 class Refusal extends InferdError {
   constructor(
@@ -70,9 +72,41 @@ export class AuthenticationPolicy implements Policy {
     this.anonymous = { subject: 'anonymous', method: 'anonymous', roles: [...(options.anonymousRoles ?? [])] };
   }
 
-  async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
-    await this.authenticate(ctx);
-    return next(ctx, request);
+  infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    // A key already verified on this replica is known without a promise; anything else takes the full path.
+    const known = this.knownApiKey(ctx);
+    if (known !== undefined) {
+      ctx.identity = known;
+      return next(ctx, request);
+    }
+    return this.authenticate(ctx).then(() => next(ctx, request));
+  }
+
+  private knownApiKey(ctx: RequestContext): Identity | undefined {
+    const store = this.options.apiKeys;
+    if (store === undefined || ctx.header === undefined) return undefined;
+    const apiKeyHeader = ctx.header('x-api-key');
+    const authorization = ctx.header('authorization');
+    let presented: string | undefined;
+    if (authorization === undefined) presented = apiKeyHeader?.trim();
+    else if (apiKeyHeader === undefined) presented = CACHEABLE_AUTHORIZATION.exec(authorization)?.[1];
+    if (presented === undefined || presented.length > this.maxHeaderBytes) return undefined;
+    const record = store.authenticateCached(presented);
+    return record === undefined ? undefined : this.apiKeyIdentity(record);
+  }
+
+  /** One identity object per key record, so the identities of a key's requests are shared. */
+  private readonly identities = new WeakMap<ApiKeyRecord, Identity>();
+
+  private apiKeyIdentity(record: ApiKeyRecord): Identity {
+    let identity = this.identities.get(record);
+    if (identity === undefined) {
+      const scoped: ScopedIdentity = { subject: `key:${record.id}`, method: 'api_key', roles: record.roles };
+      if (record.models !== null) scoped.models = record.models;
+      identity = scoped;
+      this.identities.set(record, identity);
+    }
+    return identity;
   }
 
   async control(ctx: RequestContext, call: ControlCall, next: NextControl): Promise<unknown> {
@@ -138,9 +172,7 @@ export class AuthenticationPolicy implements Policy {
     if (record === undefined) {
       throw new Refusal(INVALID_CREDENTIALS, { method: 'api_key', why: 'unknown, wrong, expired, revoked or rotated-out key', ...(keyId !== undefined ? { keyId } : {}) });
     }
-    const identity: ScopedIdentity = { subject: `key:${record.id}`, method: 'api_key', roles: record.roles };
-    if (record.models !== null) identity.models = record.models;
-    return identity;
+    return this.apiKeyIdentity(record);
   }
 
   private async fromJwt(token: string): Promise<Identity> {

@@ -40,6 +40,18 @@ export class RoleTable {
     }
   }
 
+  /** A key's model scope compiled once per scope (the key record is shared by its requests). */
+  private readonly scopes = new WeakMap<readonly string[], RegExp[]>();
+
+  private scopePatterns(scope: readonly string[]): RegExp[] {
+    let compiled = this.scopes.get(scope);
+    if (compiled === undefined) {
+      compiled = scope.map(globToRegExp);
+      this.scopes.set(scope, compiled);
+    }
+    return compiled;
+  }
+
   has(role: string): boolean {
     return this.grants.has(role);
   }
@@ -48,7 +60,7 @@ export class RoleTable {
   allows(identity: Identity, permission: Permission, model: string | undefined): boolean {
     const scope = modelScopeOf(identity);
     if (scope !== undefined) {
-      if (model !== undefined ? !matchesAny(model, scope.map(globToRegExp)) : permission !== 'metadata') return false;
+      if (model !== undefined ? !matchesAny(model, this.scopePatterns(scope)) : permission !== 'metadata') return false;
     }
     for (const role of identity.roles) {
       const grant = this.grants.get(role);
@@ -72,8 +84,13 @@ export class AuthorizationPolicy implements Policy {
     this.open = new Set(options.openActions ?? []);
   }
 
-  async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
-    this.check(ctx, INFER_PERMISSION, ctx.model, 'infer');
+  // Not async: the check is synchronous, so an allowed request costs no extra promise.
+  infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    try {
+      this.check(ctx, INFER_PERMISSION, ctx.model, 'infer');
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return next(ctx, request);
   }
 

@@ -21,14 +21,12 @@ function seconds(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000));
 }
 
-export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
-  const headers: Record<string, string> = {
-    'ratelimit-limit': String(decision.limit),
-    'ratelimit-remaining': String(decision.remaining),
-    'ratelimit-reset': String(seconds(decision.resetMs)),
-  };
+/** Writes the RateLimit-* (and, on a refusal, Retry-After) headers of `decision` into `headers`. */
+export function setRateLimitHeaders(headers: Record<string, string>, decision: RateDecision): void {
+  headers['ratelimit-limit'] = String(decision.limit);
+  headers['ratelimit-remaining'] = String(decision.remaining);
+  headers['ratelimit-reset'] = String(seconds(decision.resetMs));
   if (!decision.allowed) headers['retry-after'] = String(Math.max(1, seconds(decision.retryAfterMs)));
-  return headers;
 }
 
 export class RateLimitPolicy implements Policy {
@@ -36,25 +34,34 @@ export class RateLimitPolicy implements Policy {
 
   constructor(private readonly options: RateLimitPolicyOptions) {}
 
-  async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+  // Not async: a request spending a leased token passes through without a Redis call or an extra promise.
+  infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const subject = ctx.identity?.subject ?? 'anonymous';
     const key = this.options.perModel === true && ctx.model !== undefined ? `${subject}|${ctx.model}` : subject;
-    const decision = await this.options.limiter.take(key);
+    const decision = this.options.limiter.takeNow(key);
+    if (decision === undefined) return this.options.limiter.takeFromNextLease(key).then((d) => this.admit(ctx, request, next, subject, d));
+    return this.admit(ctx, request, next, subject, decision);
+  }
+
+  private admit(ctx: RequestContext, request: InferenceRequest, next: NextInfer, subject: string, decision: RateDecision): Promise<InferenceResponse> {
     ctx.responseHeaders ??= {};
-    Object.assign(ctx.responseHeaders, rateLimitHeaders(decision));
+    setRateLimitHeaders(ctx.responseHeaders, decision);
     if (!decision.allowed) {
-      throw new RateLimitedError('rate limit exceeded; retry later', Math.max(1, seconds(decision.retryAfterMs)));
+      return Promise.reject(new RateLimitedError('rate limit exceeded; retry later', Math.max(1, seconds(decision.retryAfterMs))));
     }
     const concurrency = this.options.concurrency;
     if (concurrency === undefined) return next(ctx, request);
     if (!concurrency.tryAcquire(subject)) {
       ctx.responseHeaders['retry-after'] = '1';
-      throw new RateLimitedError(`too many concurrent requests (limit ${concurrency.max}); retry later`, 1);
+      return Promise.reject(new RateLimitedError(`too many concurrent requests (limit ${concurrency.max}); retry later`, 1));
     }
+    let running: Promise<InferenceResponse>;
     try {
-      return await next(ctx, request);
-    } finally {
+      running = next(ctx, request);
+    } catch (error) {
       concurrency.release(subject);
+      return Promise.reject(error);
     }
+    return running.finally(() => concurrency.release(subject));
   }
 }
