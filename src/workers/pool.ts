@@ -90,7 +90,10 @@ export class ModelWorkerPool {
   async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
     if (runs.length === 1) {
       const run = runs[0]!;
-      return [await this.infer(run.inputs, run.outputs, run.requestIds).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))];
+      const limit = this.executionTimeoutMs;
+      const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
+      const reply = await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
+      return [outcomeOrError(reply as RunOutcome)];
     }
     const transfer: ArrayBuffer[] = [];
     for (const run of runs) transferablesOf(ownBuffers(run.inputs), transfer);
@@ -110,13 +113,7 @@ export class ModelWorkerPool {
       handle.timer = setTimeout(check, limit);
       return handle;
     })) as Extract<WorkerReply, { kind: 'results' }>;
-    return reply.outcomes.map((o) => {
-      try {
-        return outcome(o);
-      } catch (error) {
-        return error as Error;
-      }
-    });
+    return reply.outcomes.map(outcomeOrError);
   }
 
   /** Posts one task; `arm` starts its execution timeout and returns what to clear afterwards. */
@@ -176,6 +173,14 @@ function outcome(reply: RunOutcome | WorkerReply): { outputs: Tensor[]; timings:
   if (reply.kind === 'failed') throw reply.inputCaused ? new InvalidInputError(reply.message) : new RuntimeError(reply.message);
   if (reply.kind !== 'result') throw new RuntimeError('unexpected reply from the model worker');
   return reply;
+}
+
+function outcomeOrError(reply: RunOutcome): { outputs: Tensor[]; timings: RunTimings } | Error {
+  try {
+    return outcome(reply);
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 /**
