@@ -230,11 +230,11 @@ export class Scheduler {
   /**
    * Without batching each request is its own run, but the requests waiting for an instance go to
    * it together (one message each way for all of them); the waiting requests are shared out
-   * among the free instances so that none idles while another holds a long group.
+   * among all instances, so that one freeing a moment before another does not take them all
+   * and leave the other idle.
    */
   private takeGroup(queue: Fifo<Pending>, head: Pending, now: number): Pending[] {
-    const free = Math.max(1, this.options.instances - this.inFlight);
-    const size = Math.min(MAX_GROUP, Math.ceil(this.queued / free));
+    const size = Math.min(MAX_GROUP, Math.ceil(this.queued / this.options.instances));
     const group = [head];
     while (group.length < size) {
       this.pruneHead(queue, now);
