@@ -2,7 +2,7 @@
 # Side-by-side comparison of inferd with other ways of serving the same ONNX models on this
 # machine. Writes bench/RESULTS.md. See bench/peers/README.md.
 #
-#   bash bench/peers/run.sh [--quick] [--repeat N] [--only inferd,fastapi-1w,...] [--skip-install]
+#   [BC_LOAD=1,16,64] [MB_LOAD=1,8] bash bench/peers/run.sh [--quick] [--repeat N] [--only inferd,fastapi-1w,...] [--skip-install]
 #                           [--into bench/peers/.results/<earlier run>]
 #
 # Peers: inferd, inferd-nobatch (breast_cancer with dynamic batching off), fastapi-1w,
@@ -48,8 +48,8 @@ if [ "$QUICK" = 1 ]; then
 else
   WARMUP=2000; WINDOW=3000; WINDOWS=3; REPEAT=${REPEAT:-3}; RAW_SECONDS=3
 fi
-BC_LOAD=1,16,64
-MB_LOAD=1,8
+BC_LOAD=${BC_LOAD:-1,16,64}
+MB_LOAD=${MB_LOAD:-1,8}
 
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
