@@ -28,9 +28,6 @@ export class ExecutionTimeoutError extends DeadlineExceededError {
   }
 }
 
-/** Young generation of each worker's heap (V8 divides it into its semi-spaces). */
-const WORKER_YOUNG_GENERATION_MB = 48;
-
 function workerEntry(): { filename: string; execArgv: string[] } {
   // Compiled: dist/workers/worker.js. From source (tests, tsx): the .ts file, loaded through tsx.
   const self = import.meta.url;
@@ -60,10 +57,7 @@ export class ModelWorkerPool {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
       workerData: options.spec,
-      // A roomy young generation: every run allocates a little (message, tensors, results), and
-      // each scavenge pauses the runs waiting behind it; fewer, equally short scavenges mean
-      // fewer requests that meet one (the tail latency of small models).
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, ...(options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : {}) },
+      resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
       name: 'default',
     });
     // A worker that crashes with no task is replaced by piscina; nothing to fail.
