@@ -1,11 +1,12 @@
 /**
- * The HTTP limit: a Fastify server that speaks just enough of the Open Inference Protocol to be
+ * The HTTP limit: a Fastify server (or with --plain, Node's own `node:http` with no framework) that speaks just enough of the Open Inference Protocol to be
  * driven by `inferd bench` (model metadata and the infer route), parses the same JSON request
  * body as a real server, and answers a constant of the size a real answer has. No model runs;
  * whatever a server does beyond this costs throughput.
  *
- *   node --import tsx bench/peers/http-limit.ts --port 18700
+ *   node --import tsx bench/peers/http-limit.ts --port 18700 [--plain]
  */
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 
@@ -37,37 +38,85 @@ const MODELS: Record<string, { inputs: Tensor[]; outputs: Tensor[]; answer: (bat
   },
 };
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '18700' }, host: { type: 'string', default: '127.0.0.1' } } });
+const { values } = parseArgs({ options: { port: { type: 'string', default: '18700' }, host: { type: 'string', default: '127.0.0.1' }, plain: { type: 'boolean', default: false } } });
 
-const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024 });
-// Answers are serialized once per model and batch size: the constant costs nothing per request.
-const cache = new Map<string, string>();
+if (values.plain) {
+  await servePlain();
+} else {
+  await serveFastify();
+}
 
-app.get('/v2/health/ready', async () => ({ ready: true }));
-
-app.get<{ Params: { model: string } }>('/v2/models/:model', async (req, reply) => {
-  const m = MODELS[req.params.model];
-  if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
-  return { name: req.params.model, versions: ['1'], platform: 'http-limit', inputs: m.inputs, outputs: m.outputs };
-});
-
-app.post<{ Params: { model: string }; Body: { inputs?: { shape?: number[] }[] } }>('/v2/models/:model/infer', async (req, reply) => {
-  const m = MODELS[req.params.model];
-  if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
-  const batch = req.body?.inputs?.[0]?.shape?.[0] ?? 1;
-  const key = `${req.params.model}/${batch}`;
-  let text = cache.get(key);
-  if (text === undefined) {
-    text = JSON.stringify({ model_name: req.params.model, model_version: '1', outputs: m.answer(batch) });
-    cache.set(key, text);
-  }
-  return reply.type('application/json').send(text);
-});
-
-await app.listen({ port: Number(values.port), host: values.host });
-process.stderr.write(`http-limit listening on ${values.host}:${values.port}\n`);
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    void app.close().then(() => process.exit(0));
+/** The physical limit: node:http reads the body, JSON.parse, a constant answer; nothing else. */
+async function servePlain(): Promise<void> {
+  const cache = new Map<string, string>();
+  const send = (res: import('node:http').ServerResponse, status: number, text: string): void => {
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  const server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (req.method === 'GET') {
+      if (url === '/v2/health/ready') return send(res, 200, '{"ready":true}');
+      const name = /^\/v2\/models\/([^/]+)$/.exec(url)?.[1];
+      const m = name === undefined ? undefined : MODELS[name];
+      if (!m) return send(res, 404, '{"error":"not found"}');
+      return send(res, 200, JSON.stringify({ name, versions: ['1'], platform: 'http-limit', inputs: m.inputs, outputs: m.outputs }));
+    }
+    const name = /^\/v2\/models\/([^/]+)\/infer$/.exec(url)?.[1];
+    const m = name === undefined ? undefined : MODELS[name];
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (!m) return send(res, 404, '{"error":"not found"}');
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs?: { shape?: number[] }[] };
+      const batch = body.inputs?.[0]?.shape?.[0] ?? 1;
+      const key = `${name}/${batch}`;
+      let text = cache.get(key);
+      if (text === undefined) {
+        text = JSON.stringify({ model_name: name, model_version: '1', outputs: m.answer(batch) });
+        cache.set(key, text);
+      }
+      send(res, 200, text);
+    });
   });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(Number(values.port), values.host, r));
+  process.stderr.write(`http-limit (node:http) listening on ${values.host}:${values.port}\n`);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => server.close(() => process.exit(0)));
+}
+
+async function serveFastify(): Promise<void> {
+
+  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024 });
+  // Answers are serialized once per model and batch size: the constant costs nothing per request.
+  const cache = new Map<string, string>();
+
+  app.get('/v2/health/ready', async () => ({ ready: true }));
+
+  app.get<{ Params: { model: string } }>('/v2/models/:model', async (req, reply) => {
+    const m = MODELS[req.params.model];
+    if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
+    return { name: req.params.model, versions: ['1'], platform: 'http-limit', inputs: m.inputs, outputs: m.outputs };
+  });
+
+  app.post<{ Params: { model: string }; Body: { inputs?: { shape?: number[] }[] } }>('/v2/models/:model/infer', async (req, reply) => {
+    const m = MODELS[req.params.model];
+    if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
+    const batch = req.body?.inputs?.[0]?.shape?.[0] ?? 1;
+    const key = `${req.params.model}/${batch}`;
+    let text = cache.get(key);
+    if (text === undefined) {
+      text = JSON.stringify({ model_name: req.params.model, model_version: '1', outputs: m.answer(batch) });
+      cache.set(key, text);
+    }
+    return reply.type('application/json').send(text);
+  });
+
+  await app.listen({ port: Number(values.port), host: values.host });
+  process.stderr.write(`http-limit listening on ${values.host}:${values.port}\n`);
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      void app.close().then(() => process.exit(0));
+    });
+  }
 }

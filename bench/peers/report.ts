@@ -28,14 +28,16 @@ const commands = existsSync(commandsFile)
   : ['bash bench/peers/run.sh'];
 
 const MODELS = ['breast_cancer', 'mobilenet_v2'] as const;
-const PEER_ORDER = ['inferd', 'triton', 'mlserver', 'fastapi-1w', 'fastapi-2w', 'http-limit'];
+const PEER_ORDER = ['inferd', 'inferd-nobatch', 'triton', 'mlserver', 'fastapi-1w', 'fastapi-2w', 'http-limit', 'http-limit-node'];
 const PEER_LABEL: Record<string, string> = {
   inferd: 'inferd',
+  'inferd-nobatch': 'inferd, dynamic batching off',
   triton: 'Triton (Python backend + onnxruntime)',
   mlserver: 'MLServer (custom ONNX runtime, adaptive batching)',
   'fastapi-1w': 'FastAPI + ProcessPool, 1 worker',
   'fastapi-2w': 'FastAPI + ProcessPool, 2 workers',
   'http-limit': 'HTTP limit (Fastify, parse + constant)',
+  'http-limit-node': 'HTTP limit (node:http, parse + constant)',
 };
 
 const median = (xs: number[]): number => {
@@ -214,10 +216,19 @@ for (const model of MODELS) {
   const topC = cs[cs.length - 1]!;
   const limitTop = cell('http-limit', model, topC);
   const inferdAtTop = cell('inferd', model, topC);
-  if (limitTop && inferdAtTop) {
+  const nodeLimitTop = cell('http-limit-node', model, topC);
+  const nobatchTop = cell('inferd-nobatch', model, topC);
+  const pct = (a: Cell, b: Cell): string => `${((a.rps / b.rps) * 100).toFixed(0)}%`;
+  if (inferdAtTop && (limitTop || nodeLimitTop)) {
+    const of = [
+      ...(nodeLimitTop ? [`${pct(inferdAtTop, nodeLimitTop)} of the node:http limit`] : []),
+      ...(limitTop ? [`${pct(inferdAtTop, limitTop)} of the Fastify limit`] : []),
+    ].join(' and ');
+    const nobatch = nobatchTop
+      ? ` With dynamic batching off it serves ${[...(nodeLimitTop ? [`${pct(nobatchTop, nodeLimitTop)} of the node:http limit`] : []), ...(limitTop ? [`${pct(nobatchTop, limitTop)} of the Fastify limit`] : [])].join(' and ')}.`
+      : '';
     lines.push(
-      `At concurrency ${topC} inferd serves ${((inferdAtTop.rps / limitTop.rps) * 100).toFixed(0)}% of the requests per second of the HTTP limit ` +
-        '(same body parsed, no model run, constant answer).',
+      `At concurrency ${topC} inferd serves ${of} in requests per second (same body parsed, no model run, constant answer).${nobatch}`,
       '',
     );
   }

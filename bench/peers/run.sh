@@ -2,11 +2,12 @@
 # Side-by-side comparison of inferd with other ways of serving the same ONNX models on this
 # machine. Writes bench/RESULTS.md. See bench/peers/README.md.
 #
-#   bash bench/peers/run.sh [--quick] [--repeat N] [--only inferd,fastapi-1w,...] [--skip-install]
+#   [BC_LOAD=1,16,64] [MB_LOAD=1,8] bash bench/peers/run.sh [--quick] [--repeat N] [--only inferd,fastapi-1w,...] [--skip-install]
 #                           [--into bench/peers/.results/<earlier run>]
 #
-# Peers: inferd, fastapi-1w, fastapi-2w, mlserver (parallel workers 0, 1, 2), triton,
-# http-limit, raw-onnx. Every server runs alone on the machine in its turn and is driven by the
+# Peers: inferd, inferd-nobatch (breast_cancer with dynamic batching off), fastapi-1w,
+# fastapi-2w, mlserver (parallel workers 0, 1, 2), triton, http-limit (Fastify), http-limit-node
+# (node:http), raw-onnx. Every server runs alone on the machine in its turn and is driven by the
 # same client (`inferd bench`) with the same load.
 set -uo pipefail
 
@@ -47,8 +48,8 @@ if [ "$QUICK" = 1 ]; then
 else
   WARMUP=2000; WINDOW=3000; WINDOWS=3; REPEAT=${REPEAT:-3}; RAW_SECONDS=3
 fi
-BC_LOAD=1,16,64
-MB_LOAD=1,8
+BC_LOAD=${BC_LOAD:-1,16,64}
+MB_LOAD=${MB_LOAD:-1,8}
 
 log() { printf '[peers %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
@@ -197,6 +198,23 @@ run_inferd() {
   stop_server "$CURRENT_PID"
 }
 
+# The same server with breast_cancer's dynamic batching off: each request is its own run.
+run_inferd_nobatch() {
+  local r=$1 port=$((BASE_PORT + 5)) repo=$WORK/inferd-nobatch-repo
+  prepare_inferd || return 0
+  rm -rf "$repo"; mkdir -p "$repo"
+  cp -r "$WORK/inferd-repo/breast_cancer" "$repo/"
+  sed -i '/^dynamic_batching:/d' "$repo/breast_cancer/config.yaml"
+  log "inferd-nobatch on :$port"
+  start_server "inferd-nobatch-r$r" node bin/inferd.js serve --model-repository "$repo" --host 127.0.0.1 --port "$port" --grpc-port -1 --log-level warn
+  if wait_http "http://127.0.0.1:$port/v2/models/breast_cancer/ready" 120; then
+    bench_oip inferd-nobatch breast_cancer "http://127.0.0.1:$port" "$r"
+  else
+    note inferd-nobatch "did not become ready: $(tail -3 "$RESULTS/inferd-nobatch-r$r.log" | tr '\n' ' ' | cut -c1-300)"
+  fi
+  stop_server "$CURRENT_PID"
+}
+
 run_fastapi() {
   local r=$1 workers=$2 name="fastapi-${2}w" port=$((BASE_PORT + 10))
   for m in breast_cancer mobilenet_v2; do
@@ -324,6 +342,19 @@ run_http_limit() {
   stop_server "$CURRENT_PID"
 }
 
+# The physical HTTP limit: node:http with no framework, same parse, constant answer.
+run_http_limit_node() {
+  local r=$1 port=$((BASE_PORT + 45))
+  log "http-limit-node on :$port"
+  start_server "http-limit-node-r$r" node --import tsx "$PEERS/http-limit.ts" --port "$port" --plain
+  if wait_http "http://127.0.0.1:$port/v2/health/ready" 60; then
+    for m in breast_cancer mobilenet_v2; do bench_oip http-limit-node "$m" "http://127.0.0.1:$port" "$r"; done
+  else
+    note http-limit-node "did not start: $(tail -3 "$RESULTS/http-limit-node-r$r.log" | tr '\n' ' ')"
+  fi
+  stop_server "$CURRENT_PID"
+}
+
 run_raw_onnx() {
   local r=$1
   log "raw onnxruntime-node"
@@ -339,11 +370,13 @@ for k in $(seq 1 "$REPEAT"); do
   r="$STAMP-$k"
   log "round $k/$REPEAT"
   want inferd && run_inferd "$r"
+  want inferd-nobatch && run_inferd_nobatch "$r"
   want fastapi-1w && run_fastapi "$r" 1
   want fastapi-2w && run_fastapi "$r" 2
   for w in 0 1 2; do want mlserver && run_mlserver "$r" "$w"; done
   want triton && run_triton "$r"
   want http-limit && run_http_limit "$r"
+  want http-limit-node && run_http_limit_node "$r"
   want raw-onnx && run_raw_onnx "$r"
 done
 

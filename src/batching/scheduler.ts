@@ -16,7 +16,10 @@ import { CancelledError, DeadlineExceededError, InferdError, InvalidInputError, 
 import type { RunTimings } from '../runtimes/types.js';
 import type { Cancellation, Tensor } from '../core/types.js';
 import { Fifo } from './queue.js';
-import type { BatchExecutor, ExecutionRecord, SchedulerObserver, SchedulerOptions, ScheduledResult } from './types.js';
+import type { BatchExecutor, EachExecutor, ExecutionRecord, SchedulerObserver, SchedulerOptions, ScheduledResult } from './types.js';
+
+/** Most requests handed to one instance at once when each runs alone. */
+const MAX_GROUP = 32;
 
 interface Pending {
   inputs: Tensor[];
@@ -53,12 +56,17 @@ export class Scheduler {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
 
+  /** Requests run one per execution, and the executor can take several in one hand-off. */
+  private readonly grouped: boolean;
+
   constructor(
     private readonly options: SchedulerOptions,
     private readonly execute: BatchExecutor,
     private readonly observer?: SchedulerObserver,
+    private readonly executeEach?: EachExecutor,
   ) {
     this.queues = Array.from({ length: Math.max(1, options.priorityLevels) }, () => new Fifo<Pending>());
+    this.grouped = executeEach !== undefined && (!options.dynamicBatching || options.maxBatchSize === 0);
   }
 
   get queueSize(): number {
@@ -187,7 +195,7 @@ export class Scheduler {
     const dynamic = this.options.dynamicBatching;
     if (!dynamic || this.options.maxBatchSize === 0) {
       queue.shift();
-      return [head];
+      return this.grouped ? this.takeGroup(queue, head, now) : [head];
     }
     const max = this.options.maxBatchSize;
     const picked: number[] = [0];
@@ -217,6 +225,24 @@ export class Scheduler {
     const batch = chosen.map((i) => queue.peek(i)!);
     queue.removeAt(chosen);
     return batch;
+  }
+
+  /**
+   * Without batching each request is its own run, but the requests waiting for an instance go to
+   * it together (one message each way for all of them); the waiting requests are shared out
+   * among all instances, so that one freeing a moment before another does not take them all
+   * and leave the other idle.
+   */
+  private takeGroup(queue: Fifo<Pending>, head: Pending, now: number): Pending[] {
+    const size = Math.min(MAX_GROUP, Math.ceil(this.queued / this.options.instances));
+    const group = [head];
+    while (group.length < size) {
+      this.pruneHead(queue, now);
+      const next = queue.shift();
+      if (next === undefined) break;
+      group.push(next);
+    }
+    return group;
   }
 
   private waitFor(head: Pending, delayUs: number, now: number): undefined {
@@ -263,7 +289,7 @@ export class Scheduler {
       }
     }
     this.inFlight++;
-    void this.execute1(batch).finally(() => {
+    void (this.grouped ? this.executeGroup(batch) : this.execute1(batch)).finally(() => {
       for (const p of batch) if (p.timer) clearTimeout(p.timer);
       this.inFlight--;
       this.dispatch();
@@ -316,6 +342,28 @@ export class Scheduler {
       }
       offset += p.rows;
       p.resolve({ outputs: sliced, queueNs: p.queueNs, timings, batchRows: rows });
+    }
+  }
+
+  /** Runs each request of a group on its own, in one hand-off, and answers each with its outcome. */
+  private async executeGroup(group: Pending[]): Promise<void> {
+    let results: Awaited<ReturnType<EachExecutor>>;
+    try {
+      results = await this.executeEach!(group.map((p) => ({ inputs: p.inputs, outputs: p.outputs, requestIds: [p.requestId] })));
+    } catch (error) {
+      for (const p of group) p.reject(error as Error);
+      return;
+    }
+    for (let i = 0; i < group.length; i++) {
+      const p = group[i]!;
+      const result = results[i];
+      if (result === undefined || result instanceof Error) {
+        p.reject(result ?? new InferdError('INTERNAL', 'the model worker answered fewer runs than it was given'));
+        continue;
+      }
+      const record: ExecutionRecord = { batchRows: p.rows, requests: 1, queueNs: [p.queueNs], timings: result.timings, queued: this.queued };
+      this.observer?.onExecution(record, result.outputs);
+      p.resolve({ outputs: result.outputs, queueNs: p.queueNs, timings: result.timings, batchRows: p.rows });
     }
   }
 

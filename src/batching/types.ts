@@ -32,6 +32,14 @@ export interface SchedulerOptions {
 /** `requestIds` are the correlation ids of the requests in the batch, for the worker's logs. */
 export type BatchExecutor = (inputs: Tensor[], outputs: string[], requestIds: string[]) => Promise<{ outputs: Tensor[]; timings: RunTimings }>;
 
+/**
+ * Runs several requests, each on its own (no batching), on one model instance in one hand-off;
+ * answers each with its result or its own error, or rejects when the whole hand-off failed.
+ */
+export type EachExecutor = (
+  runs: Array<{ inputs: Tensor[]; outputs: string[]; requestIds: string[] }>,
+) => Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>>;
+
 export interface ExecutionRecord {
   batchRows: number;
   requests: number;

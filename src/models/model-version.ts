@@ -208,6 +208,19 @@ export class ModelVersion {
         },
         onRejected: (reason) => this.observer.onQueueRejected?.(this.name, this.version, reason),
       },
+      pool instanceof ModelWorkerPool
+        ? (runs) =>
+            pool.inferEach(runs).then(
+              (results) => {
+                if (results.some((r) => !(r instanceof Error))) this.runSucceeded();
+                return results;
+              },
+              (error: unknown) => {
+                if (error instanceof ExecutionTimeoutError) this.runTimedOut(error.timeoutMs);
+                throw error;
+              },
+            )
+        : undefined,
     );
     this.loadMs = performance.now() - started;
     this.state = 'READY';

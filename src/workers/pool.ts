@@ -10,7 +10,7 @@ import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError } f
 import { ownBuffers, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
-import type { WorkerReply, WorkerTask } from './protocol.js';
+import type { RunOutcome, RunTask, WorkerReply, WorkerTask } from './protocol.js';
 
 export interface WorkerPoolOptions {
   instances: number;
@@ -76,16 +76,60 @@ export class ModelWorkerPool {
 
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
     const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
+    const limit = this.executionTimeoutMs;
+    const reply = await this.send(task, transferablesOf(inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
+    return outcome(reply as RunOutcome);
+  }
+
+  /**
+   * Several independent runs in one hand-off to one worker, which runs them in order and answers
+   * them in one message. Each run's failure is its own; the execution timeout bounds each run
+   * (the worker reports which run is in progress and since when), and a run cut off by it, or a
+   * worker that dies, fails the whole group.
+   */
+  async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
+    if (runs.length === 1) {
+      const run = runs[0]!;
+      const limit = this.executionTimeoutMs;
+      const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
+      const reply = await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
+      return [outcomeOrError(reply as RunOutcome)];
+    }
+    const transfer: ArrayBuffer[] = [];
+    for (const run of runs) transferablesOf(ownBuffers(run.inputs), transfer);
+    const progress = new Int32Array(new SharedArrayBuffer(8));
+    const startedAt = Date.now();
+    const task: WorkerTask = { kind: 'infer-each', runs, progress, startedAt };
+    const limit = this.executionTimeoutMs;
+    const reply = (await this.send(task, transfer, (abort) => {
+      if (limit === undefined) return undefined;
+      const handle = { timer: undefined as unknown as NodeJS.Timeout };
+      // Fires when the run in progress may have reached the limit; re-arms when a later run began since.
+      const check = (): void => {
+        const left = startedAt + Atomics.load(progress, 1) + limit - Date.now();
+        if (left <= 0) abort(new ExecutionTimeoutError(limit));
+        else handle.timer = setTimeout(check, left);
+      };
+      handle.timer = setTimeout(check, limit);
+      return handle;
+    })) as Extract<WorkerReply, { kind: 'results' }>;
+    return reply.outcomes.map(outcomeOrError);
+  }
+
+  /** Posts one task; `arm` starts its execution timeout and returns what to clear afterwards. */
+  private async send(
+    task: WorkerTask,
+    transfer: ArrayBuffer[],
+    arm: (abort: (reason: InferdError) => void) => { timer: NodeJS.Timeout } | undefined,
+  ): Promise<WorkerReply> {
     // Aborting a running piscina task terminates its worker; piscina then starts a replacement,
     // which loads the model again before it takes the next task.
     const controller = new RunAbort();
     this.running.add(controller);
-    const limit = this.executionTimeoutMs;
-    const timer = limit === undefined ? undefined : setTimeout(() => controller.abort(new ExecutionTimeoutError(limit)), limit);
-    let reply: WorkerReply;
+    const armed = arm((reason) => controller.abort(reason));
     try {
-      reply = (await this.piscina.run(task, {
-        transferList: transferablesOf(inputs) as unknown as readonly import('node:worker_threads').Transferable[],
+      return (await this.piscina.run(task, {
+        transferList: transfer as unknown as readonly import('node:worker_threads').Transferable[],
         signal: controller as unknown as AbortSignal,
       })) as WorkerReply;
     } catch (error) {
@@ -95,12 +139,9 @@ export class ModelWorkerPool {
       if (/worker exited|terminated/i.test(message)) throw new RuntimeError(`the model's worker thread died while running this request (${message})`, error);
       throw error;
     } finally {
-      clearTimeout(timer);
+      if (armed !== undefined) clearTimeout(armed.timer);
       this.running.delete(controller);
     }
-    if (reply.kind === 'failed') throw reply.inputCaused ? new InvalidInputError(reply.message) : new RuntimeError(reply.message);
-    if (reply.kind !== 'result') throw new RuntimeError('unexpected reply from the model worker');
-    return reply;
   }
 
   /** Cuts off every run in progress (their workers are terminated); each fails with `reason`. */
@@ -125,6 +166,20 @@ export class ModelWorkerPool {
     await Promise.race([closes, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
     await this.piscina.destroy();
+  }
+}
+
+function outcome(reply: RunOutcome | WorkerReply): { outputs: Tensor[]; timings: RunTimings } {
+  if (reply.kind === 'failed') throw reply.inputCaused ? new InvalidInputError(reply.message) : new RuntimeError(reply.message);
+  if (reply.kind !== 'result') throw new RuntimeError('unexpected reply from the model worker');
+  return reply;
+}
+
+function outcomeOrError(reply: RunOutcome): { outputs: Tensor[]; timings: RunTimings } | Error {
+  try {
+    return outcome(reply);
+  } catch (error) {
+    return error as Error;
   }
 }
 

@@ -2,14 +2,32 @@
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings } from '../runtimes/types.js';
 
+/** One run of the model: a request, or a batch formed from several. */
+export interface RunTask {
+  inputs: Tensor[];
+  outputs: string[];
+  requestIds: string[];
+}
+
+export type RunOutcome =
+  | { kind: 'result'; outputs: Tensor[]; timings: RunTimings }
+  /** The run failed; `inputCaused` when the runtime found the input at fault. */
+  | { kind: 'failed'; message: string; inputCaused: boolean };
+
 export type WorkerTask =
-  | { kind: 'infer'; inputs: Tensor[]; outputs: string[]; requestIds: string[] }
+  | ({ kind: 'infer' } & RunTask)
+  /**
+   * Several independent runs in one message, run one after the other: requests that wait for the
+   * same instance cross the thread boundary together instead of one message each way apiece.
+   * `progress` (shared with the main thread) holds the index of the run in progress and when it
+   * began (ms after `startedAt`), so the execution timeout bounds each run, not the group.
+   */
+  | { kind: 'infer-each'; runs: RunTask[]; progress: Int32Array; startedAt: number }
   | { kind: 'describe' }
   | { kind: 'close' };
 
 export type WorkerReply =
-  | { kind: 'result'; outputs: Tensor[]; timings: RunTimings }
+  | RunOutcome
+  | { kind: 'results'; outcomes: RunOutcome[] }
   | { kind: 'describe'; inputs: TensorMetadata[]; outputs: TensorMetadata[]; threadId: number }
-  | { kind: 'closed' }
-  /** The run failed; `inputCaused` when the runtime found the input at fault. */
-  | { kind: 'failed'; message: string; inputCaused: boolean };
+  | { kind: 'closed' };

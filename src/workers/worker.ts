@@ -4,14 +4,14 @@
  * Messages carry tensors whose buffers are transferred, never serialised as JSON.
  */
 import { threadId, workerData } from 'node:worker_threads';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Piscina } from 'piscina';
 import { allocate } from '../core/datatypes.js';
 import { InferdError } from '../core/errors.js';
 import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import { loadRuntime, type ModelRuntime, type RuntimeSpec, type WarmupSpec } from '../runtimes/index.js';
-import type { WorkerReply, WorkerTask } from './protocol.js';
+import type { RunOutcome, RunTask, WorkerReply, WorkerTask } from './protocol.js';
 
 const spec = workerData as RuntimeSpec;
 
@@ -66,20 +66,46 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
     await runtime.close();
     return { kind: 'closed' };
   }
-  let result;
+  if (task.kind === 'infer-each') {
+    const outcomes: RunOutcome[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (let i = 0; i < task.runs.length; i++) {
+      Atomics.store(task.progress, 1, Date.now() - task.startedAt);
+      Atomics.store(task.progress, 0, i);
+      const outcome = await runOne(runtime, task.runs[i]!);
+      if (outcome.kind === 'result') transferablesOf(outcome.outputs, transfer);
+      outcomes.push(outcome);
+    }
+    const reply: WorkerReply = { kind: 'results', outcomes };
+    if (transfer.length === 0) return reply;
+    return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
+  }
+  const reply = await runOne(runtime, task);
+  if (reply.kind === 'failed') return reply;
+  const transfer = transferablesOf(reply.outputs);
+  if (transfer.length === 0) return reply;
+  return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
+}
+
+async function runOne(runtime: ModelRuntime, task: RunTask): Promise<RunOutcome> {
+  const requestIds = task.requestIds;
+  // The child logger is built only when the model writes a line.
+  let child: Logger | undefined;
+  const context = {
+    requestIds,
+    get log(): Logger {
+      return (child ??= log.child({ requestIds }));
+    },
+  };
   try {
-    result = await runtime.run(task.inputs, task.outputs, { requestIds: task.requestIds, log: log.child({ requestIds: task.requestIds }) });
+    const { outputs, timings } = await runtime.run(task.inputs, task.outputs, context);
+    return { kind: 'result', outputs, timings };
   } catch (error) {
     // Errors cross the thread boundary as plain data: their class would not survive the copy.
     const inputCaused = error instanceof InferdError && error.code === 'INVALID_ARGUMENT';
-    log[inputCaused ? 'warn' : 'error']({ requestIds: task.requestIds, err: error }, inputCaused ? 'the model refused an input' : 'model run failed');
+    log[inputCaused ? 'warn' : 'error']({ requestIds, err: error }, inputCaused ? 'the model refused an input' : 'model run failed');
     return { kind: 'failed', message: error instanceof Error ? error.message : String(error), inputCaused };
   }
-  const { outputs, timings } = result;
-  const reply: WorkerReply = { kind: 'result', outputs, timings };
-  const transfer = transferablesOf(outputs);
-  if (transfer.length === 0) return reply;
-  return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
 }
 
 /** Piscina's protocol for returning a value together with its transfer list. */

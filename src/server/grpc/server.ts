@@ -144,6 +144,58 @@ function answerMetadata(ctx: PipelineContext): grpc.Metadata {
   return metadata;
 }
 
+/**
+ * A call's cancellation: aborted when the client cancelled, the server is shutting down, or the
+ * call's deadline has passed. The queue only polls `aborted`, so the deadline costs no timer
+ * unless something listens for the abort (then one is armed), and no AbortController is built
+ * per call. Listeners get the reason as an AbortSignal's would.
+ */
+class CallCancellation {
+  private cancelled = false;
+  private why: InferdError | undefined;
+  private listeners: Array<() => void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  deadline: number | undefined;
+
+  get aborted(): boolean {
+    return this.cancelled || (this.deadline !== undefined && Date.now() >= this.deadline);
+  }
+
+  get reason(): InferdError | undefined {
+    if (this.cancelled) return this.why;
+    return this.aborted ? new DeadlineExceededError() : undefined;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.cancelled) return;
+    (this.listeners ??= []).push(listener);
+    if (this.deadline !== undefined && this.timer === undefined) {
+      this.timer = setTimeout(() => this.abort(new DeadlineExceededError()), Math.max(0, this.deadline - Date.now()));
+    }
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.listeners!.splice(i, 1);
+  }
+
+  abort(reason: InferdError): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.why = reason;
+    this.dispose();
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
+  }
+
+  /** The call is over: no deadline timer left behind. */
+  dispose(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 function checkWellFormed<T>(request: T | MalformedMessage): T {
   if (request instanceof MalformedMessage) throw new InvalidInputError(`the request is not a valid protobuf message: ${request.reason}`);
   return request;
@@ -181,7 +233,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
   const logger = options.logger;
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const pollMs = options.healthPollMs ?? 1000;
-  const inFlight = new Set<AbortController>();
+  const inFlight = new Set<CallCancellation>();
   const watches = new Set<() => void>();
   let server: grpc.Server | undefined;
   let draining = false;
@@ -200,14 +252,14 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
 
   /** Turns a call's deadline, cancellation and metadata into the request's context. */
   function open(call: CallLike, door: DoorName, method: string): OpenCall {
-    const controller = new AbortController();
-    inFlight.add(controller);
     const raw = call.getDeadline();
     const transportDeadline = raw instanceof Date ? raw.getTime() : raw;
+    const controller = new CallCancellation();
+    inFlight.add(controller);
     const source = {
       door,
       header: metadataReader(call.metadata),
-      signal: controller.signal,
+      signal: controller,
       ...(Number.isFinite(transportDeadline) ? { deadline: transportDeadline } : {}),
       ...(options.traceContext ? { traceContext: options.traceContext } : {}),
     };
@@ -221,16 +273,13 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
     }
     context.route = method;
     options.peerCertificate?.(context, call.getAuthContext());
-    let timer: NodeJS.Timeout | undefined;
     let done = false;
-    const deadline = context.deadline;
-    if (deadline !== undefined) {
-      // grpc-js answers DEADLINE_EXCEEDED by itself; aborting lets the data plane drop the work too.
-      timer = setTimeout(() => controller.abort(new DeadlineExceededError()), Math.max(0, deadline - Date.now()));
-    }
+    // grpc-js answers DEADLINE_EXCEEDED by itself; the cancellation reads as aborted once the
+    // context's deadline has passed, so the data plane drops the work too (no timer per call).
+    controller.deadline = context.deadline;
     call.on('cancelled', () => {
       // grpc-js also emits 'cancelled' after a call it has answered: nothing to abort then.
-      if (done || controller.signal.aborted) return;
+      if (done || controller.aborted) return;
       // A client ends the call at its own deadline, which reaches us a little before ours: that is a timeout.
       const late = context.deadline !== undefined && Date.now() >= context.deadline - DEADLINE_SLACK_MS;
       controller.abort(late ? new DeadlineExceededError() : new CancelledError());
@@ -246,7 +295,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
       },
       close() {
         done = true;
-        if (timer !== undefined) clearTimeout(timer);
+        controller.dispose();
         inFlight.delete(controller);
       },
     };

@@ -197,7 +197,7 @@ export class TestService implements ServingPlane {
     const ms = Number(request.parameters?.sleep_ms ?? 2000);
     return new Promise((resolveOutputs, reject) => {
       const timer = setTimeout(() => resolveOutputs(request.inputs), ms);
-      // The gRPC door hands over a real AbortSignal, which this slow model listens to.
+      // The gRPC door hands over a cancellation with AbortSignal's listener interface and reason.
       const signal = context.signal as AbortSignal | undefined;
       signal?.addEventListener(
         'abort',
