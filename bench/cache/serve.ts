@@ -1,7 +1,7 @@
 /** Starts a built inferd (bin/inferd.js) on a temporary repository, for the cache and ensemble benches. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/support/ports.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -17,16 +17,6 @@ export async function repository(models: Record<string, { copyFrom?: string; con
     if (spec.config !== undefined) await writeFile(join(dir, 'config.yaml'), spec.config, { flag: spec.copyFrom ? 'a' : 'w' });
   }
   return root;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 export async function serve(repo: string, configFile?: string): Promise<{ url: string; child: ChildProcess }> {

@@ -5,7 +5,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/support/ports.js';
+export { freePort };
 import { join, resolve } from 'node:path';
 
 export interface ModelEntry {
@@ -25,18 +26,6 @@ export function makeRepository(parent: string, models: ModelEntry[]): string {
     symlinkSync(resolve(m.onnx), join(dir, m.name, '1', 'model.onnx'));
   }
   return dir;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      s.close(() => res(port));
-    });
-  });
 }
 
 export function httpGet(port: number, path: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
