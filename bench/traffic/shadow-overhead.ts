@@ -6,9 +6,10 @@
  * threads, batcher). The same load runs with the shadow off and on, alternating, and the
  * callers' p50/p99 are compared within the run.
  *
- * Three settings alternate in every round: no shadow, the shadow as configured by default
- * (mirrored requests gathered for 20 ms and run as one batch), and the shadow run a request at a
- * time (batch_window 0). The summary gives the median over rounds of each p99 ratio.
+ * Four settings alternate in every round: no shadow, the shadow as configured by default
+ * (mirrored requests gathered for 20 ms and run as one batch, its worker threads at nice 10), the
+ * same with the shadow's workers at normal priority (nice 0), and the shadow run a request at a
+ * time (batch_window 0, nice 10). The summary gives the median over rounds of each p99 ratio.
  *
  *   npx tsx bench/traffic/shadow-overhead.ts [--seconds 4] [--rate 500] [--rounds 2]
  */
@@ -67,12 +68,19 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries()) gcMs += e.duration;
 }).observe({ entryTypes: ['gc'] });
 
-async function measure(shadowPercent: number, batchWindow?: string): Promise<Result> {
-  const shadow = shadowPercent > 0 ? { shadow: { version: 2, percent: shadowPercent, queue_size: 4096, ...(batchWindow !== undefined ? { batch_window: batchWindow } : {}) } } : {};
+async function measure(shadowPercent: number, batchWindow?: string, nice?: number): Promise<Result> {
+  const shadow =
+    shadowPercent > 0
+      ? { shadow: { version: 2, percent: shadowPercent, queue_size: 4096, ...(batchWindow !== undefined ? { batch_window: batchWindow } : {}), ...(nice !== undefined ? { nice } : {}) } }
+      : {};
+  // The shadow version's priority as the server sets it; a change (new workers when raised) completes before the load starts.
+  const priorityChanges: Array<Promise<void>> = [];
   const traffic = await TrafficService.open(
     new Map([['breast_cancer', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, ...shadow }, 'breast_cancer')]]),
-    { runOnVersion: next },
+    { runOnVersion: next, versionNice: (model, version, n) => priorityChanges.push(server.manager.setNice(model, version, n)) },
   );
+  await new Promise((r) => setImmediate(r));
+  await Promise.all(priorityChanges);
   const policy = routingPolicy(traffic);
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
@@ -111,6 +119,7 @@ await measure(0); // warm-up
 await measure(100);
 const rows: string[] = [];
 const batchedRatios: number[] = [];
+const normalRatios: number[] = [];
 const singleRatios: number[] = [];
 const loads: number[] = [];
 const cell = (r: Result) => `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`;
@@ -119,29 +128,35 @@ const cost = (r: Result) => `${(100 * r.elu).toFixed(1)}% / ${r.cpuUsPerRequest.
 for (let r = 0; r < rounds; r++) {
   loads.push(loadavg()[0]!);
   // The order rotates so no setting always runs first in a round.
-  const order = [0, 1, 2].map((k) => (k + r) % 3);
+  const order = [0, 1, 2, 3].map((k) => (k + r) % 4);
   const results: Result[] = [];
-  for (const k of order) results[k] = k === 0 ? await measure(0) : k === 1 ? await measure(100) : await measure(100, '0ms');
-  const [off, batched, single] = results as [Result, Result, Result];
-  profile.push(`| ${r + 1} | ${cost(off)} | ${cost(batched)} | ${cost(single)} |`);
+  for (const k of order) results[k] = k === 0 ? await measure(0) : k === 1 ? await measure(100) : k === 2 ? await measure(100, undefined, 0) : await measure(100, '0ms');
+  const [off, batched, normal, single] = results as [Result, Result, Result, Result];
+  profile.push(`| ${r + 1} | ${cost(off)} | ${cost(batched)} | ${cost(normal)} | ${cost(single)} |`);
   batchedRatios.push(batched.p99 / off.p99);
+  normalRatios.push(normal.p99 / off.p99);
   singleRatios.push(single.p99 / off.p99);
-  rows.push(
-    `| ${r + 1} | ${cell(off)} | ${cell(batched)} | ${batched.completed} / ${batched.dropped} | ${(batched.p99 / off.p99).toFixed(2)} | ${cell(single)} | ${single.completed} / ${single.dropped} | ${(single.p99 / off.p99).toFixed(2)} |`,
-  );
+  const shadowCells = (x: Result) => `${cell(x)} | ${x.completed} / ${x.dropped} | ${(x.p99 / off.p99).toFixed(2)}`;
+  rows.push(`| ${r + 1} | ${cell(off)} | ${shadowCells(batched)} | ${shadowCells(normal)} | ${shadowCells(single)} |`);
 }
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 console.log(`shadow overhead: breast_cancer, ${rate} requests/s for ${seconds} s per measurement, ${rounds} rounds; load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the rounds' start\n`);
-console.log('| round | off p50 / p99 ms | batched p50 / p99 ms | completed / dropped | p99 ratio | single p50 / p99 ms | completed / dropped | p99 ratio |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log(
+  '| round | off p50 / p99 ms | batched p50 / p99 ms | completed / dropped | p99 ratio | batched, nice 0: p50 / p99 ms | completed / dropped | p99 ratio | single p50 / p99 ms | completed / dropped | p99 ratio |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 console.log('\nwhere the time goes: event-loop busy / process CPU µs per caller request (all threads) / GC ms per second\n');
-console.log('| round | off | batched | one at a time |');
-console.log('|---|---|---|---|');
+console.log('| round | off | batched | batched, nice 0 | one at a time |');
+console.log('|---|---|---|---|---|');
 for (const r of profile) console.log(r);
-console.log(`\nmedian p99 ratio: batched ${median(batchedRatios).toFixed(2)}, one at a time ${median(singleRatios).toFixed(2)}`);
+console.log(
+  `\nmedian p99 ratio: batched ${median(batchedRatios).toFixed(2)}, batched at nice 0 ${median(normalRatios).toFixed(2)}, one at a time ${median(singleRatios).toFixed(2)}; load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} at the end`,
+);
 await server.shutdown(10_000);
 await rm(repo, { recursive: true, force: true });

@@ -80,6 +80,9 @@ export class ModelManager {
   readonly serving = new ServingTable();
   private readonly models = this.serving.entries;
   readonly served: ServedModels;
+  /** Nice values asked for versions (model -> version -> nice), kept for versions loaded later. */
+  private readonly nices = new Map<string, Map<string, number>>();
+  private niceUnsupportedLogged = false;
 
   constructor(
     readonly repository: ModelRepository,
@@ -292,6 +295,7 @@ export class ModelManager {
         const v = new ModelVersion(entry.name, source.version, source.path, model.config, this.options.observer, this.options.logger?.level, {
           fingerprint: source.fingerprint,
           profile: await source.profile(),
+          nice: this.niceOf(entry.name, source.version),
         });
         fresh.push(v);
         next.set(source.version, v);
@@ -367,6 +371,37 @@ export class ModelManager {
     await this.unload(name);
     const entry = this.models.get(name);
     if (entry && !entry.loading && entry.versions.size === 0) this.models.delete(name);
+  }
+
+  /**
+   * The nice value a version's worker threads run at (Linux): traffic management lowers a shadow
+   * version's so the callers' threads come first when cores are contended, and sets it back to 0
+   * when the version stops being a shadow. Kept for the version if it loads (or reloads) later.
+   * Never throws: a failure is logged and the version keeps serving.
+   */
+  async setNice(model: string, version: string, nice: number): Promise<void> {
+    const byVersion = this.nices.get(model) ?? new Map<string, number>();
+    if (nice === 0) byVersion.delete(version);
+    else byVersion.set(version, nice);
+    if (byVersion.size === 0) this.nices.delete(model);
+    else this.nices.set(model, byVersion);
+    const loaded = this.models.get(model)?.versions.get(version);
+    if (loaded === undefined) return;
+    try {
+      const states = await loaded.setNice(nice);
+      if (states.some((s) => !s.supported) && !this.niceUnsupportedLogged) {
+        this.niceUnsupportedLogged = true;
+        this.options.logger?.info({ platform: process.platform }, 'worker thread priorities are not supported on this platform; shadow versions run at normal priority');
+      } else if (states.length > 0) {
+        this.options.logger?.info({ model, version, nice, threads: states.map((s) => s.tid) }, 'model version worker priority set');
+      }
+    } catch (error) {
+      this.options.logger?.warn({ model, version, nice, err: toInferdError(error).message }, 'setting the worker priority of a model version failed');
+    }
+  }
+
+  private niceOf(model: string, version: string): number {
+    return this.nices.get(model)?.get(version) ?? 0;
   }
 
   /** Whether a registered model's version is serving under any name (deletion guard). */

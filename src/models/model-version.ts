@@ -9,6 +9,7 @@ import { Scheduler } from '../batching/scheduler.js';
 import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
 import type { RuntimeKind, RuntimeSpec } from '../runtimes/types.js';
 import { ExecutionTimeoutError, ModelWorkerPool } from '../workers/pool.js';
+import type { PriorityState } from '../workers/priority.js';
 import { createExecutor, type VersionExecutor } from './executor.js';
 import type { InputProfile } from '../validation/ranges.js';
 import type { ModelConfig } from './config.js';
@@ -33,6 +34,8 @@ export interface ModelVersionOptions {
   fingerprint?: string;
   /** The input profile input_ranges checks against (null: none available). */
   profile?: InputProfile | null;
+  /** Nice value of the version's worker threads (a shadow's are lowered); default 0. */
+  nice?: number;
 }
 
 /** Request parameters inferd itself interprets; all others are echoed back in the response. */
@@ -68,6 +71,8 @@ export class ModelVersion {
   private consecutiveTimeouts = 0;
   /** Why the version is unhealthy (repeated execution timeouts), until a run succeeds. */
   unhealthy: string | undefined;
+  /** Nice value its worker threads are to run at (see setNice). */
+  private nice: number;
 
   constructor(
     readonly name: string,
@@ -81,6 +86,25 @@ export class ModelVersion {
   ) {
     this.stats = new VersionStatistics(name, version);
     this.profile = options.profile ?? null;
+    this.nice = options.nice ?? 0;
+  }
+
+  /**
+   * Runs the version's worker threads at this nice value (Linux): 10 lets the operating system
+   * prefer every other thread of the server when cores are contended, 0 is the process's own.
+   * Versions without worker threads (remote, ensembles) have nothing to lower. Resolves with the
+   * workers' states once applied (empty when the version has no workers yet: they start at it).
+   */
+  async setNice(nice: number): Promise<PriorityState[]> {
+    this.nice = nice;
+    const pool = this.pool;
+    return pool instanceof ModelWorkerPool ? pool.setNice(nice) : [];
+  }
+
+  /** Each worker thread's priority now (none for versions without worker threads). */
+  async workerPriorities(): Promise<PriorityState[]> {
+    const pool = this.pool;
+    return pool instanceof ModelWorkerPool ? pool.priorities() : [];
   }
 
   /** input_ranges in count mode: counts `count` values of `feature` out of range in one request. */
@@ -149,6 +173,7 @@ export class ModelVersion {
         spec,
         executionTimeoutMs: c.execution.timeout_ms,
         maxOldGenerationSizeMb: c.execution.worker_heap_mb,
+        nice: this.nice,
       });
     this.pool = pool;
     try {

@@ -157,6 +157,12 @@ const ShadowSchema = Type.Object(
     max_batch: Type.Integer({ minimum: 1, maximum: 1024, default: 64 }),
     /** auto: labels for integer/text outputs, errors for floats; argmax: compare each row's top class. */
     compare: Type.Union([Type.Literal('auto'), Type.Literal('argmax')], { default: 'auto' }),
+    /**
+     * Nice value of the shadow version's worker threads while it is a shadow (Linux), so the
+     * operating system runs the callers' threads first when cores are contended. Default 10;
+     * 0 runs them at the server's own priority.
+     */
+    nice: Type.Optional(Type.Integer({ minimum: 0, maximum: 19 })),
   },
   { additionalProperties: false },
 );
@@ -252,6 +258,8 @@ export interface ShadowPolicy {
   batchWindowMs: number;
   maxBatch: number;
   compare: 'auto' | 'argmax';
+  /** Nice value of the shadow version's worker threads; 0: not lowered. */
+  nice: number;
 }
 
 export type RoutingPolicy = SplitPolicy | CanaryPolicy | BlueGreenPolicy;
@@ -273,6 +281,7 @@ export const DEFAULT_ANALYSIS_INTERVAL_MS = 60_000;
 export const DEFAULT_KEEP_WARM_MS = 10 * 60_000;
 export const DEFAULT_SHADOW_TIMEOUT_MS = 5000;
 export const DEFAULT_SHADOW_BATCH_WINDOW_MS = 20;
+export const DEFAULT_SHADOW_NICE = 10;
 /** Default ceiling on the canary's error rate when no error check is configured. */
 export const DEFAULT_MAX_ERROR_RATE = 0.05;
 
@@ -441,6 +450,7 @@ export function parseTrafficConfig(raw: unknown, model: string, where = `traffic
       batchWindowMs: s.batch_window === undefined ? DEFAULT_SHADOW_BATCH_WINDOW_MS : parseDuration(s.batch_window, `${where}.shadow.batch_window`),
       maxBatch: s.max_batch,
       compare: s.compare,
+      nice: s.nice ?? DEFAULT_SHADOW_NICE,
     };
     if (policy.shadow.timeoutMs < 1) throw new ConfigError(`${where}.shadow.timeout: must be at least 1ms`);
   }
@@ -505,6 +515,7 @@ export function trafficConfigOf(policy: TrafficPolicy): TrafficConfig {
       batch_window: formatDuration(s.batchWindowMs),
       max_batch: s.maxBatch,
       compare: s.compare,
+      nice: s.nice,
     };
   }
   return out;

@@ -70,6 +70,12 @@ export interface TrafficServiceOptions {
   observations?: VersionObservations;
   /** Runs a mirrored request on the shadow version; shadows are off without it. */
   runOnVersion?: RunOnVersion;
+  /**
+   * Sets the nice value of a version's worker threads: a shadow version's are lowered to its
+   * policy's `nice` while it is a shadow (and serves no variant), and set back to 0 when it stops
+   * being one. Called only on changes; the model manager's setNice.
+   */
+  versionNice?: (model: string, version: string, nice: number) => unknown;
   clock?: Clock;
   random?: () => number;
   logger?: Logger;
@@ -183,6 +189,8 @@ export class TrafficService {
   private lastPrune = 0;
   /** Stored policies this server cannot read: model -> revision. */
   private readonly unreadable = new Map<string, number>();
+  /** Nice values this service set on shadow versions: model -> version -> nice. */
+  private readonly nices = new Map<string, Map<string, number>>();
 
   private constructor(private readonly options: TrafficServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -315,6 +323,33 @@ export class TrafficService {
     }
     entry.events = old?.events ?? [];
     this.models.set(entry.model, entry);
+    this.syncNice(entry.model);
+  }
+
+  /**
+   * Brings a model's shadow version priority in line with its policy: the shadow version at the
+   * policy's nice (unless a variant also routes callers to it), any version lowered before at 0.
+   */
+  private syncNice(model: string): void {
+    const set = this.options.versionNice;
+    if (set === undefined) return;
+    const entry = this.models.get(model);
+    const wanted = new Map<string, number>();
+    const shadow = entry?.policy.shadow;
+    if (shadow !== undefined && this.options.runOnVersion !== undefined) {
+      const routed = entry!.policy.routing === undefined ? [] : versionsOf({ routing: entry!.policy.routing });
+      wanted.set(shadow.version, routed.includes(shadow.version) ? 0 : shadow.nice);
+    }
+    const before = this.nices.get(model) ?? new Map<string, number>();
+    const apply = (version: string, nice: number): void => {
+      Promise.resolve()
+        .then(() => set(model, version, nice))
+        .catch((error: unknown) => this.warn(error, 'traffic: setting the shadow version priority failed'));
+    };
+    for (const [version, nice] of before) if (!wanted.has(version) && nice !== 0) apply(version, 0);
+    for (const [version, nice] of wanted) if (before.get(version) !== nice) apply(version, nice);
+    if (wanted.size === 0) this.nices.delete(model);
+    else this.nices.set(model, wanted);
   }
 
   /**
@@ -429,6 +464,7 @@ export class TrafficService {
     this.models.delete(model);
     const configured = this.configured.get(model);
     if (configured !== undefined) this.install(new ModelTraffic(model, configured, 0, 'config'), undefined);
+    else this.syncNice(model);
   }
 
   // ---- the request path ----

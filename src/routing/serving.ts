@@ -50,6 +50,7 @@ export async function createTrafficServing(deps: {
   const service = await TrafficService.open(configuredTrafficPolicies(deps.config.models), {
     ...(store ? { store } : {}),
     runOnVersion: (ctx, request) => runOnPlane(deps.plane())(ctx, request),
+    versionNice: (model, version, nice) => deps.manager.setNice(model, version, nice),
     logger: deps.logger,
     refreshIntervalMs: deps.config.traffic.refresh_interval_ms,
     leaseTtlMs: deps.config.traffic.lease_ttl_ms,

@@ -10,7 +10,8 @@ import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError } f
 import { ownBuffers, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
-import type { RunOutcome, RunTask, WorkerReply, WorkerTask } from './protocol.js';
+import { WANTED_NICE, type PriorityState } from './priority.js';
+import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
 
 export interface WorkerPoolOptions {
   instances: number;
@@ -19,7 +20,22 @@ export interface WorkerPoolOptions {
   maxOldGenerationSizeMb?: number;
   /** Longest one run may take; past it the worker is terminated and replaced. */
   executionTimeoutMs?: number;
+  /** Nice value the worker threads run at (Linux; 0: the process's own). See setNice. */
+  nice?: number;
 }
+
+/** One set of worker threads; a pool replaces its set when its workers cannot be given back their priority. */
+interface Generation {
+  piscina: Piscina;
+  /** The nice value its workers run at, read by each of them before every task (slot WANTED_NICE). */
+  niceWanted: Int32Array;
+  /** Tasks posted to it and not answered yet. */
+  inFlight: number;
+  whenIdle?: () => void;
+}
+
+/** How long retired workers may take to finish the runs they hold when the model has no execution timeout. */
+const RETIRE_DRAIN_MS = 30_000;
 
 /** A run cut off at the model's execution timeout; its worker was terminated and replaced. */
 export class ExecutionTimeoutError extends DeadlineExceededError {
@@ -38,40 +54,155 @@ function workerEntry(): { filename: string; execArgv: string[] } {
 }
 
 export class ModelWorkerPool {
-  private readonly piscina: Piscina;
+  private current: Generation;
   readonly instances: number;
   private closed = false;
   private readonly executionTimeoutMs: number | undefined;
   /** Runs in progress, so a forced shutdown can cut them off. */
   private readonly running = new Set<RunAbort>();
+  /** The nice value the workers run at (see setNice). */
+  private nice: number;
+  /** Priority changes, one after the other. */
+  private niceChange: Promise<unknown> = Promise.resolve();
+  /** Replaced sets of workers still finishing their runs. */
+  private readonly retiring = new Set<Promise<void>>();
 
-  constructor(options: WorkerPoolOptions) {
-    const entry = workerEntry();
+  constructor(private readonly options: WorkerPoolOptions) {
     this.instances = options.instances;
     this.executionTimeoutMs = options.executionTimeoutMs;
-    this.piscina = new Piscina({
+    this.nice = options.nice ?? 0;
+    this.current = this.startGeneration();
+  }
+
+  private startGeneration(): Generation {
+    const entry = workerEntry();
+    const options = this.options;
+    const niceWanted = new Int32Array(new SharedArrayBuffer(4));
+    Atomics.store(niceWanted, WANTED_NICE, this.nice);
+    const piscina = new Piscina({
       filename: entry.filename,
       execArgv: entry.execArgv,
       minThreads: options.instances,
       maxThreads: options.instances,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
-      workerData: options.spec,
+      workerData: { spec: options.spec, niceWanted } satisfies WorkerData,
       resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
       name: 'default',
     });
     // A worker that crashes with no task is replaced by piscina; nothing to fail.
-    this.piscina.on('error', () => undefined);
+    piscina.on('error', () => undefined);
+    return { piscina, niceWanted, inFlight: 0 };
+  }
+
+  /** Posts a task to one set of workers, counted so a replaced set is retired once it has answered. */
+  private async post(generation: Generation, task: WorkerTask, options?: Parameters<Piscina['run']>[1]): Promise<WorkerReply> {
+    generation.inFlight += 1;
+    try {
+      return (await generation.piscina.run(task, options)) as WorkerReply;
+    } finally {
+      generation.inFlight -= 1;
+      if (generation.inFlight === 0) generation.whenIdle?.();
+    }
+  }
+
+  /** One task to every worker of a set (idle workers are picked first, so `instances` concurrent tasks reach each once). */
+  private toEach(generation: Generation, task: WorkerTask): Promise<WorkerReply[]> {
+    return Promise.all(Array.from({ length: this.instances }, () => this.post(generation, task)));
   }
 
   /**
    * Waits until every instance has loaded (and warmed up) its model; returns the signature.
-   * Idle workers are picked first, so `instances` concurrent tasks reach every worker once.
    */
   async ready(): Promise<{ inputs: TensorMetadata[]; outputs: TensorMetadata[] }> {
-    const replies = await Promise.all(Array.from({ length: this.instances }, () => this.piscina.run({ kind: 'describe' } satisfies WorkerTask)));
+    const replies = await this.toEach(this.current, { kind: 'describe' });
     const first = replies[0] as Extract<WorkerReply, { kind: 'describe' }>;
     return { inputs: first.inputs, outputs: first.outputs };
+  }
+
+  /**
+   * Sets the nice value of the worker threads (Linux; elsewhere the states say unsupported and
+   * nothing changes). A worker started later (a replacement after a crash) applies it before
+   * loading the model, so the threads the runtime starts inherit it.
+   *
+   * Lowering a runtime that runs on its worker's thread alone (onnx with one intra-op thread,
+   * js) happens in place: every worker applies it before its next task, idle ones at once.
+   * Otherwise the workers are replaced: raising a priority back needs CAP_SYS_NICE, and neither
+   * direction would reach threads onnxruntime already started. New workers start at the main
+   * thread's priority, apply the new nice, load the model and take over; the old ones finish the
+   * runs they hold. Resolves with each worker's state once done.
+   */
+  setNice(nice: number): Promise<PriorityState[]> {
+    const change = this.niceChange.then(async () => {
+      if (this.closed) return [];
+      const before = this.nice;
+      this.nice = nice;
+      if (nice > before && this.runsOnWorkerThreadOnly) Atomics.store(this.current.niceWanted, WANTED_NICE, nice);
+      else if (nice !== before) {
+        try {
+          await this.renew();
+        } catch (error) {
+          this.nice = before;
+          throw error;
+        }
+      }
+      return this.priorities();
+    });
+    this.niceChange = change.catch(() => undefined);
+    return change;
+  }
+
+  /** Whether the runtime starts no threads of its own, so lowering its worker thread lowers all of it. */
+  private get runsOnWorkerThreadOnly(): boolean {
+    const spec = this.options.spec;
+    return spec.kind !== 'onnx' || spec.onnx.intraOpThreads === 1;
+  }
+
+  /** Each worker's priority now (every worker applies the wanted nice first). */
+  async priorities(): Promise<PriorityState[]> {
+    // A busy worker may leave its task to an idle one, which then answers twice: ask again (a few times) for the rest.
+    const byThread = new Map<number, PriorityState>();
+    for (let attempt = 0; attempt < 5 && !this.closed && byThread.size < this.instances; attempt++) {
+      const replies = await this.toEach(this.current, { kind: 'priority' });
+      for (const reply of replies) {
+        const state = (reply as Extract<WorkerReply, { kind: 'priority' }>).state;
+        if (!state.supported) return [state];
+        byThread.set(state.tid, state);
+      }
+    }
+    return [...byThread.values()];
+  }
+
+  /** Starts a new set of workers, switches to it once its models are loaded, and retires the old set. */
+  private async renew(): Promise<void> {
+    const fresh = this.startGeneration();
+    try {
+      await this.toEach(fresh, { kind: 'describe' });
+    } catch (error) {
+      await fresh.piscina.destroy();
+      throw error;
+    }
+    if (this.closed) {
+      await fresh.piscina.destroy();
+      return;
+    }
+    const old = this.current;
+    this.current = fresh;
+    const retired = this.retire(old).finally(() => this.retiring.delete(retired));
+    this.retiring.add(retired);
+  }
+
+  /** Lets a replaced set finish the runs it holds (bounded), then closes it. */
+  private async retire(generation: Generation): Promise<void> {
+    if (generation.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        generation.whenIdle = resolve;
+        timer = setTimeout(resolve, this.executionTimeoutMs ?? RETIRE_DRAIN_MS);
+      });
+      clearTimeout(timer);
+    }
+    await this.closeGeneration(generation, 5000);
   }
 
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
@@ -128,10 +259,10 @@ export class ModelWorkerPool {
     this.running.add(controller);
     const armed = arm((reason) => controller.abort(reason));
     try {
-      return (await this.piscina.run(task, {
+      return await this.post(this.current, task, {
         transferList: transfer as unknown as readonly import('node:worker_threads').Transferable[],
         signal: controller as unknown as AbortSignal,
-      })) as WorkerReply;
+      });
     } catch (error) {
       if (controller.aborted && controller.reason instanceof InferdError) throw controller.reason;
       if (error instanceof InferdError) throw error;
@@ -151,7 +282,7 @@ export class ModelWorkerPool {
 
   /** Worker thread ids, for diagnostics. */
   get threadIds(): number[] {
-    return this.piscina.threads.map((t) => t.threadId);
+    return this.current.piscina.threads.map((t) => t.threadId);
   }
 
   /**
@@ -161,11 +292,17 @@ export class ModelWorkerPool {
   async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([this.closeGeneration(this.current, graceMs), ...this.retiring]);
+    // A set of workers being started for a priority change is stopped by it once loaded.
+    await this.niceChange;
+  }
+
+  private async closeGeneration(generation: Generation, graceMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const closes = Promise.allSettled(Array.from({ length: this.instances }, () => this.piscina.run({ kind: 'close' } satisfies WorkerTask)));
+    const closes = Promise.allSettled(Array.from({ length: this.instances }, () => this.post(generation, { kind: 'close' })));
     await Promise.race([closes, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
-    await this.piscina.destroy();
+    await generation.piscina.destroy();
   }
 }
 

@@ -1,6 +1,13 @@
 /** Messages between the main thread and a model worker. Plain data and transferable buffers. */
 import type { Tensor, TensorMetadata } from '../core/types.js';
-import type { RunTimings } from '../runtimes/types.js';
+import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
+import type { PriorityState } from './priority.js';
+
+/** What a worker starts with: the version to load, and the nice value its pool wants (shared, slot WANTED_NICE). */
+export interface WorkerData {
+  spec: RuntimeSpec;
+  niceWanted: Int32Array;
+}
 
 /** One run of the model: a request, or a batch formed from several. */
 export interface RunTask {
@@ -24,10 +31,13 @@ export type WorkerTask =
    */
   | { kind: 'infer-each'; runs: RunTask[]; progress: Int32Array; startedAt: number }
   | { kind: 'describe' }
+  /** Applies the nice value wanted now (every task does first) and reports this thread's. */
+  | { kind: 'priority' }
   | { kind: 'close' };
 
 export type WorkerReply =
   | RunOutcome
   | { kind: 'results'; outcomes: RunOutcome[] }
   | { kind: 'describe'; inputs: TensorMetadata[]; outputs: TensorMetadata[]; threadId: number }
+  | { kind: 'priority'; state: PriorityState }
   | { kind: 'closed' };

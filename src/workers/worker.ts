@@ -10,10 +10,14 @@ import { allocate } from '../core/datatypes.js';
 import { InferdError } from '../core/errors.js';
 import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
-import { loadRuntime, type ModelRuntime, type RuntimeSpec, type WarmupSpec } from '../runtimes/index.js';
-import type { RunOutcome, RunTask, WorkerReply, WorkerTask } from './protocol.js';
+import { loadRuntime, type ModelRuntime, type WarmupSpec } from '../runtimes/index.js';
+import { ThreadPriority } from './priority.js';
+import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
 
-const spec = workerData as RuntimeSpec;
+const { spec, niceWanted } = workerData as WorkerData;
+// Before the model loads, so threads the runtime starts inherit the nice value.
+const priority = new ThreadPriority(niceWanted);
+priority.apply();
 
 // Lines written here go straight to the process's stdout, like the main thread's, and carry the
 // correlation ids of the requests they concern.
@@ -58,6 +62,8 @@ function warmupInputs(inputs: readonly TensorMetadata[], warmup: WarmupSpec): Te
 }
 
 export default async function handle(task: WorkerTask): Promise<WorkerReply | ReturnType<typeof Piscina.move>> {
+  priority.apply();
+  if (task.kind === 'priority') return { kind: 'priority', state: priority.state() };
   const runtime = await runtimeReady;
   if (task.kind === 'describe') {
     return { kind: 'describe', inputs: runtime.inputs, outputs: runtime.outputs, threadId };
