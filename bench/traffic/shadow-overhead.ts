@@ -15,6 +15,7 @@
  */
 import { loadavg } from 'node:os';
 import { PerformanceObserver, performance as perf } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -61,6 +62,31 @@ interface Result {
   cpuUsPerRequest: number;
   /** Time in garbage collection, ms per second. */
   gcMsPerSecond: number;
+  /**
+   * Time runnable but waiting for a core (the kernel's schedstat), µs per caller request: of the
+   * callers' threads (the event loop and version 1's workers) and of the shadow's workers.
+   */
+  callersWaitUs: number;
+  shadowWaitUs: number;
+}
+
+/** The worker threads' kernel ids of a version. */
+async function workerThreads(version: string): Promise<number[]> {
+  const v = server.manager.serving.versionsOf('breast_cancer').find((x) => x.version === version)!;
+  return (await v.workerPriorities()).map((s) => s.tid);
+}
+
+/** Nanoseconds the threads spent runnable but not running (second field of /proc/<pid>/task/<tid>/schedstat). */
+function runQueueWaitNs(tids: number[]): number {
+  let total = 0;
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${process.pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+    } catch {
+      // not Linux, or the thread ended
+    }
+  }
+  return total;
 }
 
 let gcMs = 0;
@@ -81,6 +107,8 @@ async function measure(shadowPercent: number, batchWindow?: string, nice?: numbe
   );
   await new Promise((r) => setImmediate(r));
   await Promise.all(priorityChanges);
+  const callers = [process.pid, ...(await workerThreads('1'))];
+  const shadows = await workerThreads('2');
   const policy = routingPolicy(traffic);
   const latencies: number[] = [];
   const pending: Array<Promise<void>> = [];
@@ -88,6 +116,8 @@ async function measure(shadowPercent: number, batchWindow?: string, nice?: numbe
   const elu0 = perf.eventLoopUtilization();
   const cpu0 = process.cpuUsage();
   const gc0 = gcMs;
+  const callersWait0 = runQueueWaitNs(callers);
+  const shadowWait0 = runQueueWaitNs(shadows);
   const total = Math.round(rate * seconds);
   let sent = 0;
   // Every 2 ms, send the requests the schedule says are due: a fixed arrival rate.
@@ -103,6 +133,8 @@ async function measure(shadowPercent: number, batchWindow?: string, nice?: numbe
   await Promise.all(pending);
   const elu = perf.eventLoopUtilization(elu0).utilization;
   const cpu = process.cpuUsage(cpu0);
+  const callersWait = runQueueWaitNs(callers) - callersWait0;
+  const shadowWait = runQueueWaitNs(shadows) - shadowWait0;
   const wall = (performance.now() - start) / 1000;
   const gcPerSecond = (gcMs - gc0) / wall;
   // Mirrored work still queued belongs to this measurement: let it finish before the next one.
@@ -112,7 +144,7 @@ async function measure(shadowPercent: number, batchWindow?: string, nice?: numbe
   await server.plane.whenIdle();
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]!;
-  return { p50: q(50), p99: q(99), n: latencies.length, mirrored: stats?.mirrored ?? 0, dropped: stats?.dropped ?? 0, completed: stats?.completed ?? 0, elu, cpuUsPerRequest: (cpu.user + cpu.system) / latencies.length, gcMsPerSecond: gcPerSecond };
+  return { p50: q(50), p99: q(99), n: latencies.length, mirrored: stats?.mirrored ?? 0, dropped: stats?.dropped ?? 0, completed: stats?.completed ?? 0, elu, cpuUsPerRequest: (cpu.user + cpu.system) / latencies.length, gcMsPerSecond: gcPerSecond, callersWaitUs: callersWait / 1000 / latencies.length, shadowWaitUs: shadowWait / 1000 / latencies.length };
 }
 
 await measure(0); // warm-up
@@ -124,7 +156,8 @@ const singleRatios: number[] = [];
 const loads: number[] = [];
 const cell = (r: Result) => `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`;
 const profile: string[] = [];
-const cost = (r: Result) => `${(100 * r.elu).toFixed(1)}% / ${r.cpuUsPerRequest.toFixed(0)} / ${r.gcMsPerSecond.toFixed(1)}`;
+const cost = (r: Result) =>
+  `${(100 * r.elu).toFixed(1)}% / ${r.cpuUsPerRequest.toFixed(0)} / ${r.gcMsPerSecond.toFixed(1)} / ${r.callersWaitUs.toFixed(0)} / ${r.shadowWaitUs.toFixed(0)}`;
 for (let r = 0; r < rounds; r++) {
   loads.push(loadavg()[0]!);
   // The order rotates so no setting always runs first in a round.
@@ -149,7 +182,9 @@ console.log(
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
-console.log('\nwhere the time goes: event-loop busy / process CPU µs per caller request (all threads) / GC ms per second\n');
+console.log(
+  '\nwhere the time goes: event-loop busy / process CPU µs per caller request (all threads) / GC ms per second / run-queue wait µs per caller request of the callers\' threads / of the shadow\'s workers\n',
+);
 console.log('| round | off | batched | batched, nice 0 | one at a time |');
 console.log('|---|---|---|---|---|');
 for (const r of profile) console.log(r);

@@ -271,9 +271,10 @@ export function registerTrafficCommand(program: Command): void {
       .option('--timeout <duration>', 'abandon a mirrored request after this long (default 5s)')
       .option('--compare <how>', 'auto or argmax')
       .option('--batch-window <duration>', 'gather mirrored requests this long and run them as one batch; 0 runs each alone (default 20ms)')
+      .option('--nice <n>', "scheduling priority of the shadow version's worker threads, 0-19 (default 10; 0: the server's own)", numberArg('--nice', 0, 19))
       .option('--off', 'stop mirroring'),
   ).action(async (model: string, _o: unknown, command: Command) => {
-    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; batchWindow?: string; off?: boolean }>();
+    const o = command.opts<{ version?: string; percent?: number; timeout?: string; compare?: string; batchWindow?: string; nice?: number; off?: boolean }>();
     await runAdmin(command, async (out, client) => {
       if (o.off === true && (o.version !== undefined || o.percent !== undefined)) throw new UsageError('--off takes no --version or --percent');
       if (o.off !== true && (o.version === undefined || o.percent === undefined)) throw new UsageError('give --version and --percent, or --off');
@@ -296,6 +297,7 @@ export function registerTrafficCommand(program: Command): void {
               compare: (o.compare ?? 'auto') as 'auto' | 'argmax',
               ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
               ...(o.batchWindow !== undefined ? { batch_window: o.batchWindow } : {}),
+              ...(o.nice !== undefined ? { nice: o.nice } : {}),
             },
           };
         }),

@@ -58,12 +58,12 @@ describe('inferd traffic', () => {
     expect(split.code).toBe(0);
     expect(split.stdout).toMatch(/model fraud \(revision 1, from stored\)/);
     expect(split.stdout).toMatch(/control\s+1\s+90%/);
-    const shadow = await server('traffic', 'shadow', 'fraud', '--version', '3', '--percent', '5');
+    const shadow = await server('traffic', 'shadow', 'fraud', '--version', '3', '--percent', '5', '--nice', '7');
     expect(shadow.code).toBe(0);
     expect(shadow.stdout).toMatch(/treatment\s+2\s+10%/);
     expect(shadow.stdout).toMatch(/shadow: version 3 at 5%/);
     const json = JSON.parse((await server('traffic', 'show', 'fraud', '--json')).stdout) as { revision: number; policy: { split: unknown; shadow: { percent: number } } };
-    expect(json).toMatchObject({ revision: 2, policy: { shadow: { percent: 5 } } });
+    expect(json).toMatchObject({ revision: 2, policy: { shadow: { percent: 5, nice: 7 } } });
     expect((await server('traffic', 'show')).stdout).toMatch(/fraud\s+control=1:90% treatment=2:10%/);
     expect((await server('traffic', 'shadow', 'fraud', '--off')).stdout).not.toMatch(/shadow:/);
     expect((await server('traffic', 'clear', 'fraud')).stdout).toBe('traffic policy of fraud removed\n');
