@@ -137,6 +137,8 @@ export class ModelWorkerPool {
       if (this.closed) return [];
       const before = this.nice;
       this.nice = nice;
+      // Elsewhere than Linux a thread's priority cannot be set: new workers would change nothing.
+      if (process.platform !== 'linux') return this.priorities();
       if (nice > before && this.runsOnWorkerThreadOnly) Atomics.store(this.current.niceWanted, WANTED_NICE, nice);
       else if (nice !== before) {
         try {
