@@ -24,7 +24,7 @@ export interface WorkerPoolOptions {
   nice?: number;
 }
 
-/** One set of worker threads; a pool replaces its set when its workers cannot be given back their priority. */
+/** One set of worker threads; a pool replaces its set for a priority change its workers cannot apply to themselves. */
 interface Generation {
   piscina: Piscina;
   /** The nice value its workers run at, read by each of them before every task (slot WANTED_NICE). */
@@ -106,7 +106,10 @@ export class ModelWorkerPool {
     }
   }
 
-  /** One task to every worker of a set (idle workers are picked first, so `instances` concurrent tasks reach each once). */
+  /**
+   * `instances` concurrent tasks to a set: piscina gives them to idle workers first, so each
+   * worker usually gets one (a worker not yet started leaves its share to the others).
+   */
   private toEach(generation: Generation, task: WorkerTask): Promise<WorkerReply[]> {
     return Promise.all(Array.from({ length: this.instances }, () => this.post(generation, task)));
   }
