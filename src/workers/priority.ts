@@ -11,6 +11,10 @@
  * container's default capabilities), and would not reach the threads the runtime started while
  * lowered; the pool replaces such workers with new ones instead, which the main thread starts
  * at its own priority.
+ *
+ * Piscina's own `niceIncrement` is not used: it applies once, when a worker starts (every change
+ * would mean new workers and a model load), and through an optional native module it skips
+ * silently when that is missing. node:os reaches the same system call and reports failures.
  */
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
