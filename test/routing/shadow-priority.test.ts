@@ -4,11 +4,13 @@
  * workers at normal priority. Nice values are read from the kernel (/proc/<pid>/task/<tid>/stat).
  */
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parseTrafficConfig } from '../../src/routing/config.js';
 import { TrafficService } from '../../src/routing/service.js';
 import { REPO_ROOT } from '../support/paths.js';
-import { priorityScenario, type PriorityReport, type ScenarioOptions, type ThreadNice } from './shadow-priority-scenario.js';
+import { makeRepository, startInProcess } from '../support/server.js';
+import { niceOf, priorityScenario, type PriorityReport, type ScenarioOptions, type ThreadNice } from './shadow-priority-scenario.js';
 
 const tids = (threads: ThreadNice[]) => threads.map((t) => t.tid).sort((a, b) => a - b);
 const nices = (threads: ThreadNice[]) => [...new Set(threads.map((t) => t.nice))];
@@ -76,6 +78,54 @@ describe('shadow version worker priority (real server, onnx)', () => {
     expect(report.whileShadow.lowered.length).toBeGreaterThanOrEqual(2 * report.instances);
     expectCallersUntouchedAndPromotionRestores(report);
   }, 120_000);
+});
+
+describe('shadow version worker priority (real server, js)', () => {
+  // Version 2 never ends a run of x == 1: its execution timeout terminates the worker, and piscina starts another.
+  const GOOD = `export function predict({ x }) { return { y: { datatype: 'INT32', shape: x.shape, data: x.data.map((e) => e + 100) } }; }`;
+  const HANGS = `export function predict({ x }) { if (x.data[0] === 1) { for (;;) {} } return { y: { datatype: 'INT32', shape: x.shape, data: x.data } }; }`;
+  const CONFIG = `runtime: js
+max_batch_size: 0
+version_policy: { all: true }
+inputs: [{ name: x, datatype: INT32, shape: [-1] }]
+outputs: [{ name: y, datatype: INT32, shape: [-1] }]
+execution: { timeout_ms: 300, unhealthy_after_timeouts: 100 }
+warmup: []
+`;
+
+  it('a worker piscina starts in place of one the shadow hung takes the lowered priority; the callers are answered meanwhile', async () => {
+    const repo = await makeRepository({ scorer: { config: CONFIG, files: { '1/model.mjs': GOOD, '2/model.mjs': HANGS } } });
+    const { server, url } = await startInProcess(repo, {
+      models: [{ repository: 'scorer', traffic: { split: { variants: [{ version: 1, weight: 100 }] }, shadow: { version: 2, percent: 100, batch_window: 0, nice: 7 } } }],
+    });
+    try {
+      const v2 = server.manager.serving.versionsOf('scorer').find((v) => v.version === '2')!;
+      const [before] = await v2.workerPriorities();
+      expect(niceOf(before!.tid)).toBe(7);
+      const infer = async (value: number) => {
+        const r = await fetch(`${url}/v2/models/scorer/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [value] }] }) });
+        return { status: r.status, body: (await r.json()) as { model_version: string; outputs: Array<{ data: number[] }> } };
+      };
+      // The caller is answered by version 1 at once; the mirrored copy hangs version 2's worker.
+      const answered = await infer(1);
+      expect(answered.status).toBe(200);
+      expect(answered.body.model_version).toBe('1');
+      expect(answered.body.outputs[0]!.data).toEqual([101]);
+      let after = before!;
+      for (let i = 0; i < 200 && after.tid === before!.tid; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        [after] = await v2.workerPriorities();
+      }
+      expect(after.tid).not.toBe(before!.tid);
+      expect(niceOf(after.tid)).toBe(7);
+      const shadow = (await (await fetch(`${url}/v2/admin/models/scorer/traffic`)).json()) as { shadow: { errors: number; completed: number } };
+      expect(shadow.shadow.errors).toBe(1);
+      expect((await infer(5)).body.outputs[0]!.data).toEqual([105]);
+    } finally {
+      await server.shutdown(10_000);
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('traffic service: which versions it lowers', () => {
