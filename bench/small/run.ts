@@ -12,7 +12,8 @@
  * ratios against limit-node and limit-fastify. `--base` adds the same inferd targets served by
  * another built checkout (suffix `@base`). With `--cpu-rate`, each target is driven open loop at
  * that fixed rate over REST (JSON) and gRPC instead (the limits over the protocol they speak:
- * limit-grpc is a bare @grpc/grpc-js server, limit-grpc-channelz the same with channelz on), and
+ * limit-grpc is a bare @grpc/grpc-js server, limit-grpc-channelz the same with channelz on,
+ * limit-connect a bare @connectrpc/connect-node one), and
  * the server's CPU (all its threads, from /proc) is divided by the requests sent. The load comes
  * from `inferd bench` (Node), or with `--perf-analyzer PATH` (PERF_ANALYZER in the environment)
  * from Triton's perf_analyzer, a C++ client that is not the bottleneck; `bash
@@ -101,13 +102,15 @@ function limitTarget(name: string, plain: boolean): Target {
   };
 }
 
-/** The bare @grpc/grpc-js server (bench/peers/grpc-limit.ts): the library's floor for a call. */
-function grpcLimitTarget(name: string, channelz: boolean): Target {
+/**
+ * A bare gRPC server answering a constant: bench/peers/grpc-limit.ts (@grpc/grpc-js, the
+ * library's floor for a call) or bench/peers/connect-limit.ts (@connectrpc/connect-node).
+ */
+function grpcLimitTarget(name: string, script: 'grpc-limit.ts' | 'connect-limit.ts', extra: string[] = []): Target {
   return {
     name,
     protocols: ['grpc'],
-    start: (_http, grpc) =>
-      spawn(process.execPath, ['--import', 'tsx', resolve(here, 'bench', 'peers', 'grpc-limit.ts'), '--port', String(grpc), ...(channelz ? ['--channelz'] : [])], { stdio: 'ignore', cwd: here }),
+    start: (_http, grpc) => spawn(process.execPath, ['--import', 'tsx', resolve(here, 'bench', 'peers', script), '--port', String(grpc), ...extra], { stdio: 'ignore', cwd: here }),
   };
 }
 
@@ -115,7 +118,9 @@ const targets: Target[] = [];
 for (const t of values.targets.split(',')) {
   if (t === 'limit-node') targets.push(limitTarget(t, true));
   else if (t === 'limit-fastify') targets.push(limitTarget(t, false));
-  else if (t === 'limit-grpc' || t === 'limit-grpc-channelz') targets.push(grpcLimitTarget(t, t === 'limit-grpc-channelz'));
+  else if (t === 'limit-grpc') targets.push(grpcLimitTarget(t, 'grpc-limit.ts'));
+  else if (t === 'limit-grpc-channelz') targets.push(grpcLimitTarget(t, 'grpc-limit.ts', ['--channelz']));
+  else if (t === 'limit-connect') targets.push(grpcLimitTarget(t, 'connect-limit.ts'));
   else if (t === 'batch' || t === 'nobatch') {
     targets.push(inferdTarget(t, here, t === 'batch'));
     if (values.base) targets.push(inferdTarget(`${t}@base`, values.base, t === 'batch'));
@@ -269,7 +274,9 @@ for (const r of rows) {
     // CPU mode: the gRPC call against the same target's JSON call, each protocol against its limit.
     const [name, protocol] = r.key.split(' ');
     const json = rows.find((x) => x.key === `${name} http`);
-    const vsJson = protocol === 'grpc' && json ? `, ${((r.cpuUs / json.cpuUs!) * 100).toFixed(0)}% of its JSON call` : '';
+    // Ratios within each round (same server process, minutes apart at most), then the median.
+    const perRound = (samples.get(r.key) ?? []).map((x, i) => x.cpuUs! / (samples.get(`${name} http`)?.[i]?.cpuUs ?? NaN)).filter(Number.isFinite);
+    const vsJson = protocol === 'grpc' && json ? `, ${((r.cpuUs / json.cpuUs!) * 100).toFixed(0)}% of its JSON call (per round: median ${(median(perRound) * 100).toFixed(0)}%)` : '';
     const limits = protocol === 'grpc' ? ['limit-grpc'] : ['limit-node', 'limit-fastify'];
     const vsLimit = r.key.startsWith('limit')
       ? ''
