@@ -1,6 +1,6 @@
 /**
  * The HTTP limit: a Fastify server (or with --plain, Node's own `node:http` with no framework) that speaks just enough of the Open Inference Protocol to be
- * driven by `inferd bench` (model metadata and the infer route), parses the same JSON request
+ * driven by `inferd bench` and perf_analyzer (model metadata, configuration and the infer route), parses the same JSON request
  * body as a real server, and answers a constant of the size a real answer has. No model runs;
  * whatever a server does beyond this costs throughput.
  *
@@ -14,6 +14,14 @@ interface Tensor {
   name: string;
   datatype: string;
   shape: number[];
+}
+
+const SERVER_METADATA = JSON.stringify({ name: 'http-limit', version: '0', extensions: [] });
+
+/** A Triton-style configuration (perf_analyzer reads one): the batch dimension left out of dims. */
+function config(name: string, m: { inputs: Tensor[]; outputs: Tensor[] }): unknown {
+  const tensor = (t: Tensor) => ({ name: t.name, data_type: `TYPE_${t.datatype}`, dims: t.shape.slice(1) });
+  return { name, platform: 'http-limit', max_batch_size: 64, input: m.inputs.map(tensor), output: m.outputs.map(tensor) };
 }
 
 /** Model signatures as the real model files declare them. */
@@ -57,6 +65,9 @@ async function servePlain(): Promise<void> {
     const url = req.url ?? '/';
     if (req.method === 'GET') {
       if (url === '/v2/health/ready') return send(res, 200, '{"ready":true}');
+      if (url === '/v2') return send(res, 200, SERVER_METADATA);
+      const configured = /^\/v2\/models\/([^/]+)\/config$/.exec(url)?.[1];
+      if (configured !== undefined && MODELS[configured]) return send(res, 200, JSON.stringify(config(configured, MODELS[configured])));
       const name = /^\/v2\/models\/([^/]+)$/.exec(url)?.[1];
       const m = name === undefined ? undefined : MODELS[name];
       if (!m) return send(res, 404, '{"error":"not found"}');
@@ -92,11 +103,18 @@ async function serveFastify(): Promise<void> {
   const cache = new Map<string, string>();
 
   app.get('/v2/health/ready', async () => ({ ready: true }));
+  app.get('/v2', async (_req, reply) => reply.type('application/json').send(SERVER_METADATA));
 
   app.get<{ Params: { model: string } }>('/v2/models/:model', async (req, reply) => {
     const m = MODELS[req.params.model];
     if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
     return { name: req.params.model, versions: ['1'], platform: 'http-limit', inputs: m.inputs, outputs: m.outputs };
+  });
+
+  app.get<{ Params: { model: string } }>('/v2/models/:model/config', async (req, reply) => {
+    const m = MODELS[req.params.model];
+    if (!m) return reply.code(404).send({ error: `unknown model ${req.params.model}` });
+    return config(req.params.model, m);
   });
 
   app.post<{ Params: { model: string }; Body: { inputs?: { shape?: number[] }[] } }>('/v2/models/:model/infer', async (req, reply) => {

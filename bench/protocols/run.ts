@@ -12,10 +12,13 @@
  *
  *   npm run build && npx tsx bench/protocols/run.ts [--runs 3] [--duration 5] [--warmup 1]
  *       [--only mobilenet_v2,breast_cancer] [--profile json:4,binary:1,... | --profile none]
- *       [--perf-analyzer PATH] [--out bench/protocols/results]
+ *       [--perf-analyzer PATH [--perf-analyzer-rate N]] [--out bench/protocols/results]
  *   npx tsx bench/protocols/run.ts --report bench/protocols/results/results.json   (tables again, no run)
  *
- * PERF_ANALYZER in the environment stands for --perf-analyzer. Temporary files (the model
+ * PERF_ANALYZER in the environment stands for --perf-analyzer (`bash scripts/setup/perf-analyzer.sh`
+ * installs it and prints the path); perf_analyzer drives breast_cancer over REST (JSON and binary
+ * tensors) and gRPC, closed loop at each concurrency or open loop at --perf-analyzer-rate, and the
+ * server's CPU per request is measured while it runs. Temporary files (the model
  * repository, server logs, profiles) go under the system temporary directory.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -38,6 +41,7 @@ import {
   type CpuSample,
   type RunningServer,
 } from './server.js';
+import { cpuPerCall, perfAnalyzerInput } from '../support/perf-analyzer.js';
 import { decodeResponse, encodeRequest, maxDifference, modelInferMethod, PROTOCOL_LABEL, PROTOCOLS, type InputTensor, type Protocol } from './wire.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -52,6 +56,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'string', default: 'json:4,json:1,binary:1,grpc:1,binary:4,grpc:4' },
     'profile-seconds': { type: 'string' },
     'perf-analyzer': { type: 'string' },
+    'perf-analyzer-rate': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'protocols', 'results') },
     report: { type: 'string' },
   },
@@ -68,6 +73,8 @@ const PROFILES = (flags.profile === 'none' ? [] : flags.profile!.split(',')).map
 });
 const PROFILE_S = Number(flags['profile-seconds'] ?? 2 * DURATION_S);
 const PERF_ANALYZER = flags['perf-analyzer'] ?? process.env.PERF_ANALYZER;
+/** perf_analyzer open loop at this rate instead of closed loop at each concurrency. */
+const PA_RATE = flags['perf-analyzer-rate'] === undefined ? undefined : Number(flags['perf-analyzer-rate']);
 const OUT = resolve(flags.out!);
 
 interface BenchModel {
@@ -304,6 +311,8 @@ interface PerfAnalyzerRow {
   p50Ms?: number;
   p99Ms?: number;
   avgMs?: number;
+  /** Server CPU (all threads) per request while perf_analyzer ran, ms. */
+  serverCpuMsPerRequest?: number;
   note?: string;
 }
 
@@ -325,57 +334,46 @@ function runCommand(cmd: string, args: string[], timeoutMs: number): Promise<{ c
   });
 }
 
-async function perfAnalyzer(cmd: string, server: RunningServer, tmp: string, model: string, concurrencies: number[]): Promise<PerfAnalyzerRow[]> {
-  const variants: Array<{ label: string; args: string[] }> = [
-    { label: 'HTTP, JSON tensors', args: ['-i', 'http', '-u', `127.0.0.1:${server.httpPort}`, '--input-tensor-format', 'json', '--output-tensor-format', 'json'] },
-    { label: 'HTTP, binary tensors', args: ['-i', 'http', '-u', `127.0.0.1:${server.httpPort}`, '--input-tensor-format', 'binary', '--output-tensor-format', 'binary'] },
-    { label: 'gRPC', args: ['-i', 'grpc', '-u', `127.0.0.1:${server.grpcPort}`] },
+async function perfAnalyzer(cmd: string, server: RunningServer, model: BenchModel, concurrencies: number[]): Promise<PerfAnalyzerRow[]> {
+  const variants: Array<{ label: string; protocol: 'http' | 'grpc'; port: number; format?: 'json' | 'binary' }> = [
+    { label: 'HTTP, JSON tensors', protocol: 'http', port: server.httpPort, format: 'json' },
+    { label: 'HTTP, binary tensors', protocol: 'http', port: server.httpPort, format: 'binary' },
+    { label: 'gRPC', protocol: 'grpc', port: server.grpcPort },
   ];
+  // The same row as the other clients send, not random data.
+  const inputData = perfAnalyzerInput(model.input.name, model.input.values, model.input.shape.slice(1));
   const rows: PerfAnalyzerRow[] = [];
   for (const v of variants) {
     for (const c of concurrencies) {
-      const csv = join(tmp, `pa-${v.args[1]}-${v.label.includes('JSON') ? 'json' : 'bin'}-${c}.csv`);
-      const args = [
-        '-m',
-        model,
-        ...v.args,
-        '--concurrency-range',
-        String(c),
-        '-p',
-        String(DURATION_S * 1000),
-        '-s',
-        '30',
-        '-r',
-        '8',
-        '-v',
-        '-f',
-        csv,
-      ];
-      const { code, out } = await runCommand(cmd, args, 300_000);
-      writeFileSync(`${csv}.log`, out);
       const row: PerfAnalyzerRow = { variant: v.label, concurrency: c };
-      if (existsSync(csv)) {
-        const [head, ...lines] = readFileSync(csv, 'utf8').trim().split('\n');
-        const cols = head!.split(',');
-        const line = lines[0]?.split(',') ?? [];
-        const col = (name: string) => Number(line[cols.indexOf(name)]);
-        row.throughput = col('Inferences/Second');
-        row.p50Ms = col('p50 latency') / 1000;
-        row.p99Ms = col('p99 latency') / 1000;
-        const avg = /Avg latency: (\d+) usec \(standard deviation/.exec(out);
-        if (avg) row.avgMs = Number(avg[1]) / 1000;
-      } else {
-        // No stable measurement: report the windows it did take (median throughput), and say so.
-        const passes = [...out.matchAll(/Pass \[\d+\] throughput: ([\d.]+) infer\/sec\. Avg latency: (\d+) usec/g)];
-        if (passes.length > 0) {
-          row.throughput = median(passes.map((m) => Number(m[1])));
-          row.avgMs = median(passes.map((m) => Number(m[2]))) / 1000;
-        }
-        const reason = out.split('\n').find((l) => /error|fail|unstable/i.test(l)) ?? out.trim().split('\n').pop() ?? '';
-        row.note = `exit ${code}; ${passes.length > 0 ? `median of ${passes.length} unstable windows; ` : ''}${reason.trim().slice(0, 120)}`;
+      try {
+        const m = await cpuPerCall(
+          {
+            command: cmd,
+            protocol: v.protocol,
+            url: `127.0.0.1:${v.port}`,
+            model: model.name,
+            ...(PA_RATE !== undefined ? { rate: PA_RATE } : { concurrency: c }),
+            inputData,
+            ...(v.format ? { tensorFormat: v.format } : {}),
+          },
+          server.pid,
+          DURATION_S,
+          WARMUP_S,
+        );
+        row.throughput = m.throughput;
+        if (m.p50Us !== undefined) row.p50Ms = m.p50Us / 1000;
+        if (m.p99Us !== undefined) row.p99Ms = m.p99Us / 1000;
+        if (m.result.avgUs !== undefined) row.avgMs = m.result.avgUs / 1000;
+        row.serverCpuMsPerRequest = m.cpuUs / 1000;
+        if (m.result.code !== 0) row.note = `exit ${m.result.code}: no stable measurement, median of its windows`;
+        else if ((m.delayedPct ?? 0) > 0) row.note = `${m.delayedPct}% sent late`;
+      } catch (error) {
+        row.note = String(error instanceof Error ? error.message : error).slice(0, 160);
       }
-      log(`perf_analyzer ${v.label} c=${c}: ${fmt(row.throughput ?? NaN)} infer/s${row.note ? ` (${row.note})` : ''}`);
+      log(`perf_analyzer ${v.label} c=${c}: ${fmt(row.throughput ?? NaN)} infer/s, server ${fmt3((row.serverCpuMsPerRequest ?? NaN) * 1000)} us CPU/req${row.note ? ` (${row.note})` : ''}`);
       rows.push(row);
+      if (PA_RATE !== undefined) break; // open loop: one row per protocol
     }
   }
   return rows;
@@ -512,7 +510,7 @@ async function main(): Promise<void> {
       if (probe.code !== 0) perfNote = `not run: '${PERF_ANALYZER} --version' failed: ${probe.out.trim().slice(0, 200)}`;
       else {
         perfNote = probe.out.trim().split('\n')[0];
-        perfRows = await perfAnalyzer(PERF_ANALYZER, server, tmp, breast.name, breast.concurrency);
+        perfRows = await perfAnalyzer(PERF_ANALYZER, server, breast, breast.concurrency);
       }
     }
   } finally {
@@ -682,15 +680,15 @@ function report(r: Results): string {
   if (r.perfAnalyzer.rows === undefined) lines.push(`perf_analyzer ${r.perfAnalyzer.note ?? 'was not run'}.`);
   else {
     lines.push(
-      `${r.perfAnalyzer.note}, its default synchronous mode (one thread per concurrent request), batch 1, random data; one measurement per row ` +
-        `(windows of ${r.settings.durationSeconds * 1000} ms until three agree within 30% on throughput and average latency, at most 8), against the same server after the runs above.`,
+      `${r.perfAnalyzer.note}, batch 1, the same breast_cancer row the other clients send (--input-data); closed loop at each concurrency, or open loop at --perf-analyzer-rate (concurrency shows as its first value); ` +
+        `one measurement per row, against the same server after the runs above. Server CPU (all threads, /proc) is sampled for ${r.settings.durationSeconds} s after ${r.settings.warmupSeconds} s of load and divided by perf_analyzer's throughput times that time.`,
     );
     lines.push('');
-    lines.push('| concurrency | perf_analyzer protocol | infer/s | p50 ms | p99 ms | avg ms | note |');
-    lines.push('| ---: | --- | ---: | ---: | ---: | ---: | --- |');
+    lines.push('| concurrency | perf_analyzer protocol | infer/s | p50 ms | p99 ms | avg ms | server CPU ms/req | note |');
+    lines.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |');
     for (const row of [...r.perfAnalyzer.rows].sort((a, b) => a.concurrency - b.concurrency)) {
       lines.push(
-        `| ${row.concurrency} | ${row.variant} | ${fmt(row.throughput ?? NaN)} | ${fmt3(row.p50Ms ?? NaN)} | ${fmt3(row.p99Ms ?? NaN)} | ${fmt3(row.avgMs ?? NaN)} | ${row.note ?? ''} |`,
+        `| ${row.concurrency} | ${row.variant} | ${fmt(row.throughput ?? NaN)} | ${fmt3(row.p50Ms ?? NaN)} | ${fmt3(row.p99Ms ?? NaN)} | ${fmt3(row.avgMs ?? NaN)} | ${fmt3(row.serverCpuMsPerRequest ?? NaN)} | ${row.note ?? ''} |`,
       );
     }
   }
