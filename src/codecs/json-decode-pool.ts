@@ -109,6 +109,8 @@ function workerEntry(): { filename: string; execArgv: string[] } {
 export class JsonDecodePool {
   private piscina: Piscina | undefined;
   private closed = false;
+  /** Bodies handed to the threads and not answered yet. */
+  private running = 0;
 
   constructor(private readonly options: JsonDecodePoolOptions) {}
 
@@ -119,12 +121,16 @@ export class JsonDecodePool {
   async decode(body: Uint8Array): Promise<InferenceRequest> {
     this.admit();
     const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : Uint8Array.prototype.slice.call(body);
-    return answer((await this.pool().run({ body: owned } satisfies JsonDecodeTask, { transferList: [owned.buffer as ArrayBuffer] })) as JsonDecodeReply);
+    return answer(await this.run({ body: owned }, [owned.buffer as ArrayBuffer]));
   }
 
-  /** Whether a body may start decoding now, while it arrives: a thread will take it soon. */
+  /**
+   * Whether a body may start decoding now, while it arrives: only when a thread is free. A
+   * thread reading behind a body waits for its bytes; queued behind others, the body would be in
+   * by the time a thread takes it (and a thread waiting on it could have read a body already in).
+   */
   get canDecodeArriving(): boolean {
-    return !this.closed && (this.piscina === undefined || this.piscina.queueSize < this.options.maxQueue);
+    return !this.closed && this.running < this.options.threads;
   }
 
   /**
@@ -133,11 +139,20 @@ export class JsonDecodePool {
    */
   async decodeArriving(body: ArrivingBody): Promise<InferenceRequest> {
     this.admit();
-    const reply = (await this.pool().run({ arriving: { bytes: body.bytes, state: body.state } } satisfies JsonDecodeTask)) as JsonDecodeReply;
+    const reply = await this.run({ arriving: { bytes: body.bytes, state: body.state } });
     if (!('incomplete' in reply)) return answer(reply);
     await body.complete;
     // The shared bytes are read in place: nothing to transfer.
-    return answer((await this.pool().run({ body: body.bytes } satisfies JsonDecodeTask)) as JsonDecodeReply);
+    return answer(await this.run({ body: body.bytes }));
+  }
+
+  private async run(task: JsonDecodeTask, transferList?: ArrayBuffer[]): Promise<JsonDecodeReply> {
+    this.running++;
+    try {
+      return (await this.pool().run(task, transferList ? { transferList } : {})) as JsonDecodeReply;
+    } finally {
+      this.running--;
+    }
   }
 
   async close(): Promise<void> {

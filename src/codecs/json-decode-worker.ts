@@ -16,8 +16,8 @@ import { ABANDONED, ARRIVED, STATUS, type JsonDecodeReply, type JsonDecodeTask }
  * either, the thread stops reading it (and is free for other bodies); the body is decoded whole
  * once it is in. A client trickling its body cannot hold the thread longer than this.
  */
-const STALL_MS = 50;
-const WAIT_BUDGET_MS = 250;
+const STALL_MS = 100;
+const WAIT_BUDGET_MS = 400;
 
 export default function decode(task: JsonDecodeTask): JsonDecodeReply | ReturnType<typeof Piscina.move> {
   let request: InferenceRequest;
