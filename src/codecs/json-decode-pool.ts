@@ -111,6 +111,11 @@ export class JsonDecodePool {
   private closed = false;
   /** Bodies handed to the threads and not answered yet. */
   private running = 0;
+  /**
+   * Arriving bodies not yet in. Each holds shared memory of its full length from its first byte;
+   * a client that stalls frees the thread but not that memory, so their number is bounded too.
+   */
+  private arriving = 0;
 
   constructor(private readonly options: JsonDecodePoolOptions) {}
 
@@ -130,7 +135,7 @@ export class JsonDecodePool {
    * by the time a thread takes it (and a thread waiting on it could have read a body already in).
    */
   get canDecodeArriving(): boolean {
-    return !this.closed && this.running < this.options.threads;
+    return !this.closed && this.running < this.options.threads && this.arriving < 2 * this.options.threads;
   }
 
   /**
@@ -139,6 +144,9 @@ export class JsonDecodePool {
    */
   async decodeArriving(body: ArrivingBody): Promise<InferenceRequest> {
     this.admit();
+    this.arriving++;
+    const settled = (): void => void this.arriving--;
+    body.complete.then(settled, settled);
     const reply = await this.run({ arriving: { bytes: body.bytes, state: body.state } });
     if (!('incomplete' in reply)) return answer(reply);
     await body.complete;

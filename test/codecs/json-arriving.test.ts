@@ -155,6 +155,33 @@ describe('the decoder thread reading a body as it arrives', () => {
     }
   });
 
+  it('bounds the bodies held while they arrive, even once stalled ones have freed the thread', async () => {
+    const pool = new JsonDecodePool({ threads: 1, maxQueue: 4 });
+    try {
+      expect(pool.canDecodeArriving).toBe(true);
+      const first = new ArrivingBody(1_000_000);
+      const firstDecoded = pool.decodeArriving(first);
+      // The thread reads behind the first body: no second one while it does.
+      expect(pool.canDecodeArriving).toBe(false);
+      first.write(Buffer.from('{"inputs":['));
+      // Nothing more comes: past the wait limit the thread lets go of it.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(pool.canDecodeArriving).toBe(true);
+      const second = new ArrivingBody(1_000_000);
+      const secondDecoded = pool.decodeArriving(second);
+      await new Promise((r) => setTimeout(r, 600));
+      // Two bodies (twice the threads) hold their memory while their clients stall.
+      expect(pool.canDecodeArriving).toBe(false);
+      first.abandon(new Error('gone'));
+      second.abandon(new Error('gone'));
+      await expect(firstDecoded).rejects.toThrow(/gone/);
+      await expect(secondDecoded).rejects.toThrow(/gone/);
+      expect(pool.canDecodeArriving).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('refuses a body that says it is shorter than it is', async () => {
     const body = new ArrivingBody(10);
     body.write(Buffer.from('{"inputs":[]}'));
