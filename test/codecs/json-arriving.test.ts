@@ -27,6 +27,14 @@ function arriving(full: Buffer, first: number, chunk = 0): { body: Buffer; arriv
   return { body, arrival };
 }
 
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const bits = (r: InferenceRequest) => r.inputs.map((t) => [t.name, t.datatype, t.shape, Buffer.from((t.data as Float32Array).buffer).toString('base64')]);
 
 /** A request with `count` FP32 values of full float32 precision (17 significant digits as JSON). */
@@ -155,6 +163,36 @@ describe('the decoder thread reading a body as it arrives', () => {
     }
   });
 
+  it('reuses the memory of a finished body for the next one, with none of its bytes left', async () => {
+    const pool = new JsonDecodePool({ threads: 1, maxQueue: 4 });
+    try {
+      const first = pool.arrivingBody(full.length);
+      const firstDecoded = pool.decodeArriving(first);
+      first.write(full);
+      first.end();
+      await firstDecoded;
+      await new Promise((r) => setImmediate(r));
+      expect(first.bytes.every((b) => b === 0)).toBe(true);
+      // A shorter body of other numbers, coming in pieces: the reader runs into the end of what
+      // has arrived, where the first body's bytes would be were they left.
+      const other = floatBody(25_000);
+      const next = Buffer.from(other.text.replace('"a"', '"b"'));
+      const second = pool.arrivingBody(next.length);
+      expect(second.bytes.buffer).toBe(first.bytes.buffer);
+      const decoded = pool.decodeArriving(second);
+      for (let at = 0; at < next.length; at += 50_000) {
+        second.write(next.subarray(at, Math.min(next.length, at + 50_000)));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      second.end();
+      const request = await decoded;
+      expect(request.id).toBe('b');
+      expect(Array.from(request.inputs[0]!.data as Float32Array)).toEqual(Array.from(other.values));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('bounds the bodies held while they arrive, even once stalled ones have freed the thread', async () => {
     const pool = new JsonDecodePool({ threads: 1, maxQueue: 4 });
     try {
@@ -164,13 +202,13 @@ describe('the decoder thread reading a body as it arrives', () => {
       // The thread reads behind the first body: no second one while it does.
       expect(pool.canDecodeArriving).toBe(false);
       first.write(Buffer.from('{"inputs":['));
-      // Nothing more comes: past the wait limit the thread lets go of it.
-      await new Promise((r) => setTimeout(r, 600));
-      expect(pool.canDecodeArriving).toBe(true);
+      // Nothing more comes: past the wait limit the thread lets go of it (the thread's start included).
+      await until(() => pool.canDecodeArriving, 20_000);
       const second = new ArrivingBody(1_000_000);
       const secondDecoded = pool.decodeArriving(second);
-      await new Promise((r) => setTimeout(r, 600));
-      // Two bodies (twice the threads) hold their memory while their clients stall.
+      // Two bodies (twice the threads) hold their memory while their clients stall: the thread
+      // lets go of the second too, yet no third may start.
+      await new Promise((r) => setTimeout(r, 1000));
       expect(pool.canDecodeArriving).toBe(false);
       first.abandon(new Error('gone'));
       second.abandon(new Error('gone'));

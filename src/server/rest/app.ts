@@ -16,7 +16,7 @@ import type { DoorName, InferenceRequest } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
-import { ArrivingBody, JsonDecodePool } from '../../codecs/json-decode-pool.js';
+import { JsonDecodePool } from '../../codecs/json-decode-pool.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codecs/v1.js';
 import { correlationIdOf, createContext, minimalContext, recordReader, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
@@ -307,7 +307,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       ) {
         return done(null, payload);
       }
-      const body = new ArrivingBody(length);
+      const body = decoders.arrivingBody(length);
       const counted = new Readable({ read() {} }) as Readable & { receivedEncodedLength: number; readableAborted: boolean };
       counted.receivedEncodedLength = 0;
       payload.on('data', (chunk: Buffer) => {
