@@ -10,8 +10,8 @@
  *   npm run build && npx tsx bench/core/large-tensors.ts [--rounds 4] [--seconds 3] [--concurrency 1,4]
  *       [--a-env K=V,...] [--b-env K=V,...] [--b-root DIR]
  *
- * By default A decodes large JSON bodies while they arrive and B once they are in
- * (INFERD_SERVER__JSON_DECODE_ARRIVING=false). --b-root serves B from another built checkout.
+ * By default A decodes large JSON bodies while they arrive (INFERD_SERVER__JSON_DECODE_ARRIVING=true)
+ * and B once they are in (the default). --b-root serves B from another built checkout.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -34,8 +34,8 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '1,4' },
-    'a-env': { type: 'string', default: '' },
-    'b-env': { type: 'string', default: 'INFERD_SERVER__JSON_DECODE_ARRIVING=false' },
+    'a-env': { type: 'string', default: 'INFERD_SERVER__JSON_DECODE_ARRIVING=true' },
+    'b-env': { type: 'string', default: '' },
     'b-root': { type: 'string' },
     cells: { type: 'string', default: 'json-a,json-b,binary-a,grpc-a' },
   },

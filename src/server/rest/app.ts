@@ -40,7 +40,7 @@ export interface RestOptions {
   jsonOffloadBytes?: number;
   /** Decoder threads for those bodies (default 1). */
   jsonDecodeThreads?: number;
-  /** Decode those bodies while they arrive, when their length is known (default true). */
+  /** Decode those bodies while they arrive, when their length is known (default false). */
   jsonDecodeArriving?: boolean;
 }
 
@@ -291,7 +291,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     // A large JSON body of known length starts decoding as its first bytes arrive: its chunks
     // go to the decoder thread (through shared memory) instead of into a buffer Fastify joins.
     // Fastify still counts them, so its length checks and errors stay as they are.
-    const decodeArriving = decoders !== undefined && options.jsonDecodeArriving !== false;
+    const decodeArriving = decoders !== undefined && options.jsonDecodeArriving === true;
     const arrivingHook: preParsingHookHandler = (req, _reply, payload, done) => {
       const length = Number(req.headers['content-length']);
       const encoding = req.headers['content-encoding'];

@@ -23,17 +23,21 @@ const ECHO_MODEL = `export function predict(inputs) { return Object.values(input
 
 let offloaded: { server: InferdServer; url: string };
 let inPlace: { server: InferdServer; url: string };
+/** Offloaded once the body is in (the default), not while it arrives. */
+let buffered: { server: InferdServer; url: string };
 
 beforeAll(async () => {
   const repo = await makeRepository({ echo: { config: ECHO_CONFIG, files: { '1/model.mjs': ECHO_MODEL } } });
   // Every JSON body goes to the decoder thread on one server, none on the other.
-  offloaded = await startInProcess(repo, { server: { json_offload_bytes: 1, body_limit_bytes: 4 * 1024 * 1024 } });
+  offloaded = await startInProcess(repo, { server: { json_offload_bytes: 1, json_decode_arriving: true, body_limit_bytes: 4 * 1024 * 1024 } });
+  buffered = await startInProcess(repo, { server: { json_offload_bytes: 1, body_limit_bytes: 4 * 1024 * 1024 } });
   inPlace = await startInProcess(repo, { server: { json_offload_bytes: 0, body_limit_bytes: 4 * 1024 * 1024 } });
 });
 
 afterAll(async () => {
   await offloaded?.server.shutdown(5000);
   await inPlace?.server.shutdown(5000);
+  await buffered?.server.shutdown(5000);
 });
 
 const infer = (base: string, body: unknown) => postJson(`${base}/v2/models/echo/infer`, body);
@@ -53,9 +57,10 @@ function largeRequest(rows: number, nested: boolean) {
 describe('JSON bodies decoded off the event loop', () => {
   it.each([false, true])('decodes a large request exactly (nested: %s)', async (nested) => {
     const request = largeRequest(100, nested);
-    const [a, b] = await Promise.all([infer(offloaded.url, request), infer(inPlace.url, request)]);
+    const [a, b, c] = await Promise.all([infer(offloaded.url, request), infer(inPlace.url, request), infer(buffered.url, request)]);
     expect(a.status, JSON.stringify(a.body).slice(0, 300)).toBe(200);
     expect(a.body).toEqual(b.body);
+    expect(c.body).toEqual(b.body);
     const flat = nested ? (request.inputs[0]!.data as number[][]).flat() : request.inputs[0]!.data;
     expect(a.body.outputs[0].data).toEqual(flat);
     expect(a.body.id).toBe('big');
@@ -79,10 +84,11 @@ describe('JSON bodies decoded off the event loop', () => {
   ];
 
   it.each(refusals)('refuses %s with the same status and message', async (_name, body) => {
-    const [a, b] = await Promise.all([infer(offloaded.url, body), infer(inPlace.url, body)]);
+    const [a, b, c] = await Promise.all([infer(offloaded.url, body), infer(inPlace.url, body), infer(buffered.url, body)]);
     expect(a.status).toBe(400);
     expect(a.status).toBe(b.status);
     expect(a.body.error).toBe(b.body.error);
+    expect(c.body.error).toBe(b.body.error);
     const after = await infer(offloaded.url, largeRequest(1, false));
     expect(after.status).toBe(200);
   });
