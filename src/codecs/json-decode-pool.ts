@@ -174,7 +174,7 @@ export class JsonDecodePool {
     void Promise.allSettled([decoded, body.complete]).then(() => {
       this.arriving--;
       if (this.closed || this.spare.length >= SPARE_BODIES * this.options.threads) return;
-      body.bytes.fill(0, 0, body.written);
+      zero(body.bytes, body.written);
       this.spare.push(body.bytes.buffer as SharedArrayBuffer);
     });
     return decoded;
@@ -231,6 +231,13 @@ export class JsonDecodePool {
       name: 'default',
     });
   }
+}
+
+/** 64 KB of 0, copied over used shared memory: `fill(0)` on shared memory is 7x slower than a copy. */
+const ZEROS = new Uint8Array(64 * 1024);
+
+function zero(bytes: Uint8Array, length: number): void {
+  for (let at = 0; at < length; at += ZEROS.length) bytes.set(length - at < ZEROS.length ? ZEROS.subarray(0, length - at) : ZEROS, at);
 }
 
 function answer(reply: JsonDecodeReply): InferenceRequest {
