@@ -296,7 +296,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       const length = Number(req.headers['content-length']);
       const encoding = req.headers['content-encoding'];
       if (
-        !decodeArriving ||
+        decoders === undefined ||
         !Number.isSafeInteger(length) ||
         length < offloadBytes ||
         length > options.bodyLimitBytes ||
@@ -359,8 +359,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       }
       return reply.type('application/json').send(encodeInferResponse(response));
     };
-    scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', { preParsing: arrivingHook }, infer);
-    scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', { preParsing: arrivingHook }, infer);
+    // The hook only when on: small bodies (most requests) pay nothing for it.
+    const inferOptions = decodeArriving ? { preParsing: arrivingHook } : {};
+    scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', inferOptions, infer);
+    scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 
     // KServe V1 / TF-Serving: /v1/models/<model>:predict (or .../versions/<v>:predict)
     const predict = async (req: Req, reply: FastifyReply) => {
