@@ -147,6 +147,8 @@ async function isolation() {
     for (const [label, start, binary] of [
       ['inferd (worker threads), binary tensors', () => startInferd(repo), true],
       ['inferd (worker threads), JSON tensors', () => startInferd(repo), false],
+      // Large JSON bodies decoded in the decoder thread while they arrive.
+      ['inferd (worker threads), JSON tensors decoded while they arrive', () => startInferd(repo, { INFERD_SERVER__JSON_DECODE_ARRIVING: 'true' }), false],
       // Every JSON body decoded on the event loop, as before server.json_offload_bytes.
       ['inferd (worker threads), JSON tensors decoded on the event loop', () => startInferd(repo, { INFERD_SERVER__JSON_OFFLOAD_BYTES: '0' }), false],
       ['inference on the main thread, JSON tensors', () => startHelper('main-thread', join(mobilenet, '1', 'model.onnx')), false],

@@ -15,6 +15,24 @@ import type { InferenceRequest, Parameters, RequestedOutput, Tensor } from '../c
 import { decodeInferRequest, parseJsonBody, parseParameters } from './json.js';
 import { scanNumber, scanned } from './json-number.js';
 
+/**
+ * A body still arriving (written into shared memory by another thread as it comes off the
+ * socket): bytes at or past `waitFor`'s answer may not be there yet and read as 0, a byte no
+ * JSON token contains, so reading one can only fail a parse, never change its result.
+ */
+export interface Arrival {
+  /**
+   * Blocks until at least min(end, body length) bytes have arrived; returns how many have.
+   * Throws when they will not come (the client went away, or stalled): the reader then gives up.
+   */
+  waitFor(end: number): number;
+}
+
+/** Bytes of body the reader asks to have ahead of the number it reads (numbers are shorter). */
+const AHEAD = 256;
+/** Bytes asked for before the first key and after each list of numbers (the structure around). */
+const STRUCTURE = 16 * 1024;
+
 /** Thrown inside the reader when the general decoder must take the body. */
 class NotPlain {}
 const NOT_PLAIN = new NotPlain();
@@ -45,10 +63,14 @@ export function decodeJsonInferRequest(body: Uint8Array): InferenceRequest {
   return request ?? decodeInferRequest(parseJsonBody(buffer));
 }
 
-/** The request, or undefined when the body is not a plain well-formed request. */
-export function readInferRequest(body: Buffer): InferenceRequest | undefined {
+/**
+ * The request, or undefined when the body is not a plain well-formed request. With `arrival`,
+ * the body may still be arriving: the reader keeps behind it, and gives up (undefined) when it
+ * meets a byte not there yet outside a list of numbers, or when `arrival` throws.
+ */
+export function readInferRequest(body: Buffer, arrival?: Arrival): InferenceRequest | undefined {
   try {
-    return new RequestReader(body).request();
+    return new RequestReader(body, arrival).request();
   } catch {
     // NOT_PLAIN, a refusal, or a RangeError (an allocation, a stack too deep): the general
     // decoder reads the body again and is the one to answer.
@@ -60,12 +82,24 @@ class RequestReader {
   private pos = 0;
   private readonly n: number;
   private readonly text = (start: number, end: number): string => this.bytes.toString('latin1', start, end);
+  /** Bytes known to have arrived: the whole body unless it is still arriving. */
+  private available: number;
 
-  constructor(private readonly bytes: Buffer) {
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly arrival?: Arrival,
+  ) {
     this.n = bytes.length;
+    this.available = arrival === undefined ? this.n : 0;
+  }
+
+  /** Waits for the body up to `end` (only called while it is still arriving). */
+  private waitFor(end: number): number {
+    return (this.available = this.arrival!.waitFor(end));
   }
 
   request(): InferenceRequest {
+    if (this.available < this.n) this.waitFor(STRUCTURE);
     let inputs: Tensor[] | undefined;
     let id: unknown;
     let parameters: unknown;
@@ -229,13 +263,22 @@ class RequestReader {
       const limit = sink.limit;
       const float32 = floats instanceof Float32Array;
       const unsigned = sink.unsigned;
+      const n = this.n;
+      let available = this.available;
       let p = this.pos;
       let i = sink.at;
       for (;;) {
+        // A body still arriving: stay behind it (one comparison per number otherwise).
+        if (p + AHEAD > available && available < n) available = this.waitFor(p + AHEAD);
         let c = bytes[p];
         while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = bytes[++p];
         if (c !== 0x2d && !(c! >= 0x30 && c! <= 0x39)) break;
         const x = scanNumber(bytes, p, this.text, float32);
+        if (scanned.end >= available && available < n) {
+          // The literal ran up to bytes not there yet (longer than AHEAD): read it again once they are.
+          available = this.waitFor(scanned.end + 1 + AHEAD);
+          continue;
+        }
         if (scanned.end < 0 || i >= sink.count) throw NOT_PLAIN;
         if (floats !== undefined) {
           if (x >= limit || x <= -limit) throw NOT_PLAIN;
@@ -262,15 +305,21 @@ class RequestReader {
         if (c !== CLOSE_LIST) throw NOT_PLAIN;
         this.pos = p;
         sink.at = i;
+        this.available = available;
+        // The structure after the list (the next list, the tensor's other keys) is read as it is.
+        if (p + STRUCTURE > available && available < n) this.waitFor(p + STRUCTURE);
         return count;
       }
       this.pos = p;
       sink.at = i;
+      this.available = available;
     }
     do {
+      if (this.pos + AHEAD > this.available && this.available < this.n) this.waitFor(this.pos + AHEAD);
       this.element(sink);
       count++;
     } while (this.next(CLOSE_LIST));
+    if (this.pos + STRUCTURE > this.available && this.available < this.n) this.waitFor(this.pos + STRUCTURE);
     return count;
   }
 

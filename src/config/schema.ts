@@ -62,6 +62,12 @@ export const ServerConfigSchema = Type.Object(
         json_offload_bytes: Type.Integer({ minimum: 0, default: 64 * 1024 }),
         /** Threads that decode those bodies. */
         json_decode_threads: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+        /**
+         * Decode those bodies while they arrive (when their length is known), rather than once they
+         * are in. Off by default: on the 2-core reference machine the copy into shared memory cost
+         * the event loop more than the overlap saved (bench/README.md, Serving core).
+         */
+        json_decode_arriving: Type.Boolean({ default: false }),
         grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
         /** Bound on the time a client may take to send a request's headers and body. */

@@ -167,6 +167,7 @@ export class InferdServer {
       bodyLimitBytes: config.server.body_limit_bytes,
       jsonOffloadBytes: config.server.json_offload_bytes,
       jsonDecodeThreads: config.server.json_decode_threads,
+      jsonDecodeArriving: config.server.json_decode_arriving,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
       requestTimeoutMs: config.server.request_timeout_ms,
       logger,

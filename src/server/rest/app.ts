@@ -6,9 +6,10 @@
  * (admission, validation, metrics, access log...) all run in the data plane's pipeline.
  */
 import { maxHeaderSize as httpMaxHeaderSize } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, InvalidInputError, InferdError } from '../../core/errors.js';
 import type { DoorName, InferenceRequest } from '../../core/types.js';
@@ -39,6 +40,8 @@ export interface RestOptions {
   jsonOffloadBytes?: number;
   /** Decoder threads for those bodies (default 1). */
   jsonDecodeThreads?: number;
+  /** Decode those bodies while they arrive, when their length is known (default false). */
+  jsonDecodeArriving?: boolean;
 }
 
 declare module 'fastify' {
@@ -49,6 +52,8 @@ declare module 'fastify' {
     contextError: unknown;
     /** Set when the client goes away before its answer is written. */
     cancellation: { aborted: boolean };
+    /** A large JSON body being decoded while it arrives. */
+    arrivingDecode?: Promise<InferenceRequest>;
   }
 }
 
@@ -283,13 +288,57 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+    // A large JSON body of known length starts decoding as its first bytes arrive: its chunks
+    // go to the decoder thread (through shared memory) instead of into a buffer Fastify joins.
+    // Fastify still counts them, so its length checks and errors stay as they are.
+    const decodeArriving = decoders !== undefined && options.jsonDecodeArriving === true;
+    const arrivingHook: preParsingHookHandler = (req, _reply, payload, done) => {
+      const length = Number(req.headers['content-length']);
+      const encoding = req.headers['content-encoding'];
+      if (
+        decoders === undefined ||
+        !Number.isSafeInteger(length) ||
+        length < offloadBytes ||
+        length > options.bodyLimitBytes ||
+        req.headers['inference-header-content-length'] !== undefined ||
+        (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity' && encoding.trim() !== '') ||
+        req.contextError !== undefined ||
+        !decoders.canDecodeArriving
+      ) {
+        return done(null, payload);
+      }
+      const body = decoders.arrivingBody(length);
+      const counted = new Readable({ read() {} }) as Readable & { receivedEncodedLength: number; readableAborted: boolean };
+      counted.receivedEncodedLength = 0;
+      payload.on('data', (chunk: Buffer) => {
+        body.write(chunk);
+        counted.receivedEncodedLength += chunk.length;
+      });
+      payload.on('end', () => {
+        body.end();
+        counted.push(null);
+      });
+      payload.on('error', (error: Error) => {
+        body.abandon(error);
+        counted.destroy(error);
+      });
+      payload.on('close', () => body.abandon(new InvalidInputError('the connection closed before the request body was complete')));
+      req.arrivingDecode = decoders.decodeArriving(body);
+      // Awaited by the route; a request refused before it gets there must not leave a rejection unhandled.
+      req.arrivingDecode.catch(() => undefined);
+      done(null, counted);
+    };
+
     const infer = async (req: Req, reply: FastifyReply) => {
       const ctx = checkContext(req);
       const body = req.body as Buffer | undefined;
-      if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected a JSON inference request');
       const headerLength = req.headers['inference-header-content-length'];
       let request: InferenceRequest;
-      if (headerLength !== undefined) {
+      if (req.arrivingDecode !== undefined) {
+        request = await req.arrivingDecode;
+      } else if (!body || body.length === 0) {
+        throw new InvalidInputError('the request body is empty; expected a JSON inference request');
+      } else if (headerLength !== undefined) {
         const n = Number(headerLength);
         if (!Number.isInteger(n) || n < 0 || n > body.length) {
           throw new InvalidInputError(`Inference-Header-Content-Length is ${JSON.stringify(headerLength)} but the body has ${body.length} bytes`);
@@ -310,8 +359,10 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       }
       return reply.type('application/json').send(encodeInferResponse(response));
     };
-    scope.post('/v2/models/:model/infer', infer);
-    scope.post('/v2/models/:model/versions/:version/infer', infer);
+    // The hook only when on: small bodies (most requests) pay nothing for it.
+    const inferOptions = decodeArriving ? { preParsing: arrivingHook } : {};
+    scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', inferOptions, infer);
+    scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 
     // KServe V1 / TF-Serving: /v1/models/<model>:predict (or .../versions/<v>:predict)
     const predict = async (req: Req, reply: FastifyReply) => {
