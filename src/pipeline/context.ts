@@ -96,6 +96,7 @@ export function createContext(source: ContextSource): PipelineContext {
     protocol: PROTOCOL[source.door],
     door: source.door,
     header: source.header,
+    responseHeaders: {},
   };
   if (source.model !== undefined) ctx.model = source.model;
   if (source.version !== undefined && source.version !== '') ctx.version = source.version;
@@ -111,7 +112,7 @@ export function createContext(source: ContextSource): PipelineContext {
 /** A context carrying only the correlation id: for answering a request whose headers are malformed. */
 export function minimalContext(source: Pick<ContextSource, 'door' | 'header' | 'model' | 'correlation'>): PipelineContext {
   const { id, key } = source.correlation ?? correlationIdOf(source.header);
-  const ctx: PipelineContext = { requestId: id, requestIdKey: key, protocol: PROTOCOL[source.door], door: source.door, header: source.header };
+  const ctx: PipelineContext = { requestId: id, requestIdKey: key, protocol: PROTOCOL[source.door], door: source.door, header: source.header, responseHeaders: {} };
   if (source.model !== undefined) ctx.model = source.model;
   return ctx;
 }

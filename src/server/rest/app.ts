@@ -308,7 +308,8 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
         request = decodeInferRequest(parseJsonBody(body));
       }
       const response = await plane.infer(ctx, request);
-      const binary = binaryCodec.encode(response, request);
+      // Binary outputs are asked for by request or output parameters; without any, JSON.
+      const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
       if (binary) {
         return reply
           .header('inference-header-content-length', String(binary.headerLength))
