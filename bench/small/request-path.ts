@@ -38,6 +38,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'heap-prof': { type: 'string' },
+    limit: { type: 'boolean', default: false },
     models: { type: 'string', default: resolve(here, '..', 'shared', 'models') },
   },
 });
@@ -112,10 +113,13 @@ writeFileSync(probe, PROBE);
 
 interface Side {
   label: string;
-  checkout: string;
+  /** A built checkout whose `inferd serve` answers, or none for the node:http limit. */
+  checkout?: string;
 }
 const sides: Side[] = [{ label: 'head', checkout: here }];
 if (values.base) sides.push({ label: 'base', checkout: resolve(values.base) });
+// The node:http limit of bench/peers/http-limit.ts: reads the body, JSON.parse, a constant answer.
+if (values.limit) sides.push({ label: 'limit' });
 
 const repo = repository();
 
@@ -123,14 +127,18 @@ async function start(side: Side, profileDir?: string, heapProfile?: string): Pro
   const port = await freePort();
   const grpc = await freePort();
   const flags = ['--import', probe, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
-  const child = spawn(process.execPath, [...flags, resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', String(grpc), '--log-level', 'warn'], {
+  const args = side.checkout
+    ? [resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', String(grpc), '--log-level', 'warn']
+    : ['--import', 'tsx', resolve(here, 'bench', 'peers', 'http-limit.ts'), '--plain', '--port', String(port)];
+  const child = spawn(process.execPath, [...flags, ...args], {
+    cwd: here,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     env: { ...process.env, ...(heapProfile ? { BENCH_HEAP_PROFILE: heapProfile } : {}) },
   });
   const started = Date.now();
   for (;;) {
     try {
-      if ((await fetch(`http://127.0.0.1:${port}/health/ready`)).status === 200) return { child, port };
+      if ((await fetch(`http://127.0.0.1:${port}/${side.checkout ? 'health/ready' : 'v2/health/ready'}`)).status === 200) return { child, port };
     } catch {
       // not listening yet
     }
@@ -181,7 +189,8 @@ function cpuSeconds(path: string): number {
 }
 
 /** Rows the model ran and runs it made so far (statistics extension). */
-async function counts(port: number): Promise<{ rows: number; runs: number }> {
+async function counts(port: number, side: Side): Promise<{ rows: number; runs: number }> {
+  if (!side.checkout) return { rows: Number.NaN, runs: Number.NaN };
   const r = (await (await fetch(`http://127.0.0.1:${port}/v2/models/breast_cancer/stats`)).json()) as { model_stats: Array<{ inference_count: number; execution_count: number }> };
   return { rows: r.model_stats[0]!.inference_count, runs: r.model_stats[0]!.execution_count };
 }
@@ -221,7 +230,7 @@ for (let round = 0; round < rounds; round++) {
     try {
       await drive(port, Number(values.warmup));
       const pid = child.pid!;
-      const c0 = await counts(port);
+      const c0 = await counts(port, side);
       await ask(child, 'start');
       const main0 = cpuSeconds(`/proc/${pid}/task/${pid}/stat`);
       const all0 = cpuSeconds(`/proc/${pid}/stat`);
@@ -229,7 +238,7 @@ for (let round = 0; round < rounds; round++) {
       const main1 = cpuSeconds(`/proc/${pid}/task/${pid}/stat`);
       const all1 = cpuSeconds(`/proc/${pid}/stat`);
       const p = await ask(child, 'stop');
-      const c1 = await counts(port);
+      const c1 = await counts(port, side);
       const s: Sample = {
         mainUs: ((main1 - main0) / requests) * 1e6,
         allUs: ((all1 - all0) / requests) * 1e6,

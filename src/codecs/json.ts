@@ -174,7 +174,7 @@ function walkNested(list: unknown[], depth: number, shape: readonly number[], ou
   return undefined;
 }
 
-const FROM_TEXT = { fromText: true } as const;
+const FROM_TEXT = { fromText: true, pooled: true } as const;
 
 export function decodeTensor(raw: unknown, position: number): Tensor {
   if (!isObject(raw)) throw new InvalidInputError(`inputs[${position}] must be an object with name, datatype, shape and data`);
