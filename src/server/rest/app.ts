@@ -288,7 +288,11 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   if (decoders) app.addHook('onClose', async () => decoders.close());
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    const asBuffer = (_req: FastifyRequest, body: string | Buffer, done: (error: Error | null, body?: unknown) => void): void => done(null, body);
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, asBuffer);
+    // The same parser under the usual types too: Fastify remembers a named type's parser, and
+    // without one would parse the Content-Type header again on every request to find '*'.
+    scope.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer' }, asBuffer);
 
     const infer = async (req: Req, reply: FastifyReply) => {
       const ctx = checkContext(req);
