@@ -332,9 +332,9 @@ export class Scheduler {
     }
     let offset = 0;
     for (const p of batch) {
-      let sliced: Tensor[];
+      const sliced: Tensor[] = new Array<Tensor>(outputs.length);
       try {
-        sliced = outputs.map((t) => sliceRows(t, offset, p.rows, rows));
+        for (let i = 0; i < outputs.length; i++) sliced[i] = sliceRows(outputs[i]!, offset, p.rows, rows);
       } catch (error) {
         p.reject(error as Error);
         offset += p.rows;
@@ -483,7 +483,11 @@ function sliceRows(t: Tensor, offset: number, rows: number, totalRows: number): 
   const data = Array.isArray(t.data)
     ? t.data.slice(offset * rowSize, (offset + rows) * rowSize)
     : (t.data as Float32Array).subarray(offset * rowSize, (offset + rows) * rowSize);
-  return { name: t.name, datatype: t.datatype, shape: [rows, ...t.shape.slice(1)], data };
+  // Built in place: this runs for every output of every request of a batch.
+  const shape = new Array<number>(t.shape.length);
+  shape[0] = rows;
+  for (let d = 1; d < shape.length; d++) shape[d] = t.shape[d]!;
+  return { name: t.name, datatype: t.datatype, shape, data };
 }
 
 /**

@@ -174,7 +174,7 @@ function walkNested(list: unknown[], depth: number, shape: readonly number[], ou
   return undefined;
 }
 
-const FROM_TEXT = { fromText: true } as const;
+const FROM_TEXT = { fromText: true, pooled: true } as const;
 
 export function decodeTensor(raw: unknown, position: number): Tensor {
   if (!isObject(raw)) throw new InvalidInputError(`inputs[${position}] must be an object with name, datatype, shape and data`);
@@ -256,16 +256,42 @@ function fromValuesToNumbers(t: Tensor): unknown[] {
   return toValues(t.datatype, t.data).map((x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x));
 }
 
+/**
+ * Texts that open an answer and each of its outputs: the same for every answer of a model
+ * version, so they are written once, not on every request. Bounded: cleared when full.
+ */
+const OPENINGS_LIMIT = 1024;
+const answerOpenings = new Map<string, { version: string; text: string }>();
+const outputOpenings = new Map<string, { datatype: string; text: string }>();
+
+function answerOpening(name: string, version: string): string {
+  const known = answerOpenings.get(name);
+  if (known !== undefined && known.version === version) return known.text;
+  const text = `{"model_name":${JSON.stringify(name)},"model_version":${JSON.stringify(version)}`;
+  if (answerOpenings.size >= OPENINGS_LIMIT) answerOpenings.clear();
+  answerOpenings.set(name, { version, text });
+  return text;
+}
+
+function outputOpening(name: string, datatype: string): string {
+  const known = outputOpenings.get(name);
+  if (known !== undefined && known.datatype === datatype) return known.text;
+  const text = `{"name":${JSON.stringify(name)},"datatype":"${datatype}","shape":[`;
+  if (outputOpenings.size >= OPENINGS_LIMIT) outputOpenings.clear();
+  outputOpenings.set(name, { datatype, text });
+  return text;
+}
+
 /** The response body text. `skip` lists outputs sent in the binary section instead. */
 export function encodeInferResponse(response: InferenceResponse, binaryOutputs?: ReadonlySet<string>): string {
-  let s = `{"model_name":${JSON.stringify(response.model_name)},"model_version":${JSON.stringify(response.model_version)}`;
+  let s = answerOpening(response.model_name, response.model_version);
   if (response.id !== undefined) s += `,"id":${JSON.stringify(response.id)}`;
   if (response.parameters) s += `,"parameters":${jsonText(response.parameters)}`;
   s += ',"outputs":[';
   for (let i = 0; i < response.outputs.length; i++) {
     const t = response.outputs[i]!;
     if (i) s += ',';
-    s += `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}]`;
+    s += outputOpening(t.name, t.datatype) + t.shape.join(',') + ']';
     if (t.parameters) s += `,"parameters":${jsonText(t.parameters)}`;
     if (!binaryOutputs?.has(t.name)) s += `,"data":${dataJson(t)}`;
     s += '}';

@@ -85,6 +85,57 @@ export function byteSizeOf(datatype: Datatype): number {
 }
 
 /** Allocates a zeroed array able to hold `count` elements of `datatype`. */
+/**
+ * Small numeric tensors (a request's few features) are views into a shared slab rather than
+ * arrays of their own: a typed array of more than 64 bytes gets a separately allocated backing
+ * store, which costs more than the decoding of its values. A view is never transferred to a
+ * worker whole (`ownBuffers` copies it first), and a slab is never reused, so views stay
+ * independent; one retained view keeps at most one slab (8 KiB) alive.
+ */
+const SLAB_BYTES = 8192;
+const POOLED_MAX_BYTES = 256;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** Like `allocate`, from the slab when the tensor is small and numeric. Zero-filled. */
+export function allocatePooled(datatype: Datatype, count: number): TensorData {
+  const bytes = count * INFO[datatype].byteSize;
+  if (bytes === 0 || bytes > POOLED_MAX_BYTES) return allocate(datatype, count);
+  if (slabUsed + bytes > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  slabUsed += (bytes + 7) & ~7; // every view 8-byte aligned
+  switch (datatype) {
+    case 'BOOL':
+    case 'UINT8':
+      return new Uint8Array(slab, at, count);
+    case 'UINT16':
+    case 'FP16':
+    case 'BF16':
+      return new Uint16Array(slab, at, count);
+    case 'UINT32':
+      return new Uint32Array(slab, at, count);
+    case 'UINT64':
+      return new BigUint64Array(slab, at, count);
+    case 'INT8':
+      return new Int8Array(slab, at, count);
+    case 'INT16':
+      return new Int16Array(slab, at, count);
+    case 'INT32':
+      return new Int32Array(slab, at, count);
+    case 'INT64':
+      return new BigInt64Array(slab, at, count);
+    case 'FP32':
+      return new Float32Array(slab, at, count);
+    case 'FP64':
+      return new Float64Array(slab, at, count);
+    default:
+      return allocate(datatype, count);
+  }
+}
+
 export function allocate(datatype: Datatype, count: number): TensorData {
   switch (datatype) {
     case 'BOOL':

@@ -2,7 +2,7 @@
  * Tensor helpers shared by every front door: element counts, conversion between plain value
  * lists (JSON, protobuf typed contents) and the typed arrays tensors are held in, and checks.
  */
-import { allocate, datatypeInfo, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type Datatype, type TensorData } from './datatypes.js';
+import { allocate, allocatePooled, datatypeInfo, fromBfloat16Bits, fromHalfBits, toBfloat16Bits, toHalfBits, type Datatype, type TensorData } from './datatypes.js';
 import { stringify as stringifyExact } from 'lossless-json';
 import { InvalidInputError } from './errors.js';
 import type { Tensor } from './types.js';
@@ -38,6 +38,8 @@ export interface ValueOptions {
    * Other sources (a JavaScript model's outputs) may hold NaN and Infinity on purpose.
    */
   readonly fromText?: boolean;
+  /** A small result may be a view into a shared slab (`allocatePooled`) rather than own its buffer. */
+  readonly pooled?: boolean;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface ValueOptions {
  */
 export function fromValues(datatype: Datatype, values: ArrayLike<unknown>, what: string, options?: ValueOptions): TensorData {
   const n = values.length;
-  const out = allocate(datatype, n);
+  const out = options?.pooled === true ? allocatePooled(datatype, n) : allocate(datatype, n);
   if (datatype === 'BYTES') {
     const list = out as Uint8Array[];
     for (let i = 0; i < n; i++) {

@@ -5,7 +5,7 @@
  * context once (onRequest), decodes, calls one data-plane method, and encodes; the policies
  * (admission, validation, metrics, access log...) all run in the data plane's pipeline.
  */
-import { maxHeaderSize as httpMaxHeaderSize } from 'node:http';
+import { maxHeaderSize as httpMaxHeaderSize, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
@@ -18,10 +18,11 @@ import { encodeModelConfig } from '../../codecs/grpc.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
 import { JsonDecodePool } from '../../codecs/json-decode-pool.js';
 import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codecs/v1.js';
-import { correlationIdOf, createContext, minimalContext, recordReader, type HeaderReader } from '../../pipeline/context.js';
+import { correlationIdOf, createContext, minimalContext, recordReader, type ContextSource, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
 import type { PipelineContext } from '../../pipeline/types.js';
 import { toHttpError } from './errors.js';
+import { DeferredChildLogger } from './request-logger.js';
 
 export interface RestOptions {
   bodyLimitBytes: number;
@@ -71,13 +72,16 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     loggerInstance: options.logger as FastifyBaseLogger,
     // The pipeline writes one access line per request; Fastify's own two are off.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is built only if the request logs something (rarely: errors).
+    childLoggerFactory: (logger, bindings, options) => new DeferredChildLogger(logger, bindings, options),
     bodyLimit: options.bodyLimitBytes,
     keepAliveTimeout: options.keepAliveTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
     // The id is read once here and kept on the raw request for the context built in onRequest.
     genReqId: (req) => {
-      const correlation = correlationIdOf(recordReader(req.headers));
-      (req as { [CORRELATION]?: typeof correlation })[CORRELATION] = correlation;
+      const header = recordReader(req.headers);
+      const correlation = correlationIdOf(header);
+      (req as { [CORRELATION]?: Seen })[CORRELATION] = { correlation, header };
       return correlation.id;
     },
     return503OnClosing: true,
@@ -112,28 +116,31 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   app.decorateRequest('cancellation', null as unknown as { aborted: boolean });
   let httpInFlight = 0;
 
+  // 'close' fires whether the response finished or the client went away mid-request, so the
+  // count cannot leak (onResponse does not run for aborted requests). One function for all
+  // requests: it finds the request's cancellation on the response it is called on.
+  function responseClosed(this: ServerResponse & { [CANCELLATION]?: { aborted: boolean } }): void {
+    httpInFlight--;
+    if (!this.writableFinished) this[CANCELLATION]!.aborted = true;
+  }
+  const traceContext = options.traceContext;
+
   app.addHook('onRequest', (request, reply, done) => {
-    // 'close' fires whether the response finished or the client went away mid-request, so the
-    // count cannot leak (onResponse does not run for aborted requests).
     httpInFlight++;
     const cancellation = { aborted: false };
     request.cancellation = cancellation;
-    reply.raw.once('close', () => {
-      httpInFlight--;
-      if (!reply.raw.writableFinished) cancellation.aborted = true;
-    });
-    const params = (request.params ?? {}) as ModelParams;
+    const raw = reply.raw as ServerResponse & { [CANCELLATION]?: { aborted: boolean } };
+    raw[CANCELLATION] = cancellation;
+    raw.on('close', responseClosed);
+    const params = request.params as ModelParams | undefined;
     const url = request.routeOptions.url;
-    const correlation = (request.raw as { [CORRELATION]?: { id: string; key: string } })[CORRELATION];
-    const source = {
-      door: doorOf(url ?? request.url, request.headers),
-      header: recordReader(request.headers),
-      ...(correlation ? { correlation } : {}),
-      ...(params.model !== undefined ? { model: params.model } : {}),
-      ...(params.version !== undefined ? { version: params.version } : {}),
-      signal: cancellation,
-      ...(options.traceContext ? { traceContext: options.traceContext } : {}),
-    };
+    const seen = (request.raw as { [CORRELATION]?: Seen })[CORRELATION];
+    const header = seen?.header ?? recordReader(request.headers);
+    const source: ContextSource = { door: doorOf(url ?? request.url, request.headers), header, signal: cancellation };
+    if (seen) source.correlation = seen.correlation;
+    if (params?.model !== undefined) source.model = params.model;
+    if (params?.version !== undefined) source.version = params.version;
+    if (traceContext) source.traceContext = traceContext;
     try {
       request.ctx = createContext(source);
     } catch (error) {
@@ -286,7 +293,11 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   if (decoders) app.addHook('onClose', async () => decoders.close());
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    const asBuffer = (_req: FastifyRequest, body: string | Buffer, done: (error: Error | null, body?: unknown) => void): void => done(null, body);
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, asBuffer);
+    // The same parser under the usual types too: Fastify remembers a named type's parser, and
+    // without one would parse the Content-Type header again on every request to find '*'.
+    scope.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer' }, asBuffer);
 
     // A large JSON body of known length starts decoding as its first bytes arrive: its chunks
     // go to the decoder thread (through shared memory) instead of into a buffer Fastify joins.
@@ -350,7 +361,8 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
         request = decodeInferRequest(parseJsonBody(body));
       }
       const response = await plane.infer(ctx, request);
-      const binary = binaryCodec.encode(response, request);
+      // Binary outputs are asked for by request or output parameters; without any, JSON.
+      const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
       if (binary) {
         return reply
           .header('inference-header-content-length', String(binary.headerLength))
@@ -393,8 +405,11 @@ export function httpInFlightOf(app: FastifyInstance): number {
   return (app as unknown as { httpInFlight: number }).httpInFlight;
 }
 
-/** Where genReqId leaves the correlation id it read, for onRequest. */
+/** Where genReqId leaves the correlation id it read (and its header reader), for onRequest. */
 const CORRELATION = Symbol('correlation');
+type Seen = { correlation: { id: string; key: string }; header: HeaderReader };
+/** The request's cancellation, kept on its response for the 'close' listener. */
+const CANCELLATION = Symbol('cancellation');
 
 /** Longest path segment (a model name, a version) the router takes. */
 const MAX_PARAM_LENGTH = 256;
