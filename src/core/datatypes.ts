@@ -84,7 +84,6 @@ export function byteSizeOf(datatype: Datatype): number {
   return INFO[datatype].byteSize;
 }
 
-/** Allocates a zeroed array able to hold `count` elements of `datatype`. */
 /**
  * Small numeric tensors (a request's few features) are views into a shared slab rather than
  * arrays of their own: a typed array of more than 64 bytes gets a separately allocated backing
@@ -136,6 +135,7 @@ export function allocatePooled(datatype: Datatype, count: number): TensorData {
   }
 }
 
+/** Allocates a zeroed array able to hold `count` elements of `datatype`. */
 export function allocate(datatype: Datatype, count: number): TensorData {
   switch (datatype) {
     case 'BOOL':
