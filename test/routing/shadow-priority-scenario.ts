@@ -107,7 +107,7 @@ export async function priorityScenario(options: ScenarioOptions): Promise<Priori
     if (!options.shadowAtStart) {
       beforeShadow = await workers(v2);
       await setPolicy({ split, shadow: shadowPolicy });
-      await settle((threads) => threads.every((t) => t.nice !== 0));
+      await settle((threads) => threads.length === INSTANCES && threads.every((t) => t.nice !== 0));
     }
 
     const infer = async (): Promise<string> => {
@@ -127,7 +127,8 @@ export async function priorityScenario(options: ScenarioOptions): Promise<Priori
 
     // Promotion: version 2 serves every caller, no shadow any more.
     await setPolicy({ split: { variants: [{ version: 2, weight: 100 }] } });
-    const shadow = await settle((threads) => threads.every((t) => t.nice === 0));
+    // Every instance's new worker up (they start one by one), each at normal priority.
+    const shadow = await settle((threads) => threads.length === INSTANCES && threads.every((t) => t.nice === 0));
     // The replaced workers end once they have answered what they held.
     for (let i = 0; i < 400 && threadsNotAtZero().length > 0; i++) await new Promise((r) => setTimeout(r, 25));
     const answeredBy = [...new Set(await Promise.all(Array.from({ length: 10 }, infer)))];
