@@ -13,7 +13,7 @@
  * - Concurrent requests for one identity wait on one lease call, never one Redis call each.
  *   A busy identity's next lease is asked for in the background, before it is needed: when a
  *   lease of several tokens runs down to half, or half its time has passed. The call tops the
- *   tokens held up to the target (never more), and while it is in flight the tokens held stay
+ *   tokens held up to the target (within the cap), and while it is in flight the tokens held stay
  *   spendable even past their expiry (they left the shared bucket already), so a busy
  *   identity's requests do not wait for Redis at all, even when Redis or this process is slow
  *   to be scheduled on a loaded machine. The lease term is `leaseMs`, or four recent Redis
@@ -79,7 +79,7 @@ export interface SharedRateLimiterOptions extends RateLimitParams {
   redisTimeoutMs?: number;
   /** Probe interval while degraded. Default 1000 ms. */
   redisRetryMs?: number;
-  /** A lease covers about this much of an identity's traffic and expires after it. Default 50 ms. */
+  /** A lease covers about this much of an identity's traffic and expires after it (or four recent Redis round trips, when longer). Default 50 ms. */
   leaseMs?: number;
   /** A lease never holds more than this share of the bucket or of one second's allowance. Default 0.02. */
   maxLeaseFraction?: number;
