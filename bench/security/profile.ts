@@ -92,15 +92,18 @@ async function profileSide(label: string, config?: string, headers: Record<strin
   s.child.kill('SIGTERM');
   await new Promise((r) => s.child.once('exit', r));
   const exitedAt = performance.now();
-  const steps = (JSON.parse(readFileSync(report, 'utf8')) as { steps: Array<{ throughput: number; successes?: number }> }).steps;
+  const steps = (JSON.parse(readFileSync(report, 'utf8')) as { steps: Array<{ throughput: number }> }).steps;
   const rps = steps[0]!.throughput;
   // The measured window: the bench's last `seconds` of load, less a margin at each end (the
-  // profile's clock is the server's, so the window is placed by its distance from the exit).
+  // profile's clock is the server's, so the window is placed by its distance from the exit;
+  // writing the profile at exit shifts it a little earlier, inside the margin).
   const windowStartUs = (exitedAt - (loadEnd - seconds * 1000 + 300)) * 1000;
   const windowEndUs = (exitedAt - (loadEnd - 300)) * 1000;
-  const main = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ f, p: JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile }));
-  // The main thread's profile is the one with the most non-idle samples under load that names fastify.
-  const mainProfile = main.find((m) => m.p.nodes.some((n) => n.callFrame.url.includes('fastify')))!.p;
+  const profiles = readdirSync(profDir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile);
+  // Worker threads write profiles too; the event loop's is the one that ran Fastify.
+  const mainProfile = profiles.find((p) => p.nodes.some((n) => n.callFrame.url.includes('fastify')))!;
   const { byFunction, busy } = selfTimes(mainProfile, windowStartUs, windowEndUs);
   const requests = (rps * (windowStartUs - windowEndUs)) / 1e6;
   const perRequest = new Map<string, number>();
