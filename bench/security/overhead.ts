@@ -3,8 +3,12 @@
  * security off (A) and with API-key authentication, authorisation and a Redis-backed rate
  * limit on (B, a limit far above the load so nothing is refused: every request spends a token
  * leased from Redis), alternating rounds, one run; prints the load average around the run.
+ * Each round also reports the server's CPU per request (user + system from /proc, all threads
+ * and the event-loop thread alone). Then, unless `--rate 0`, the same A/B again open loop at a
+ * fixed request rate both sides sustain: the same arrivals batch alike on both sides, so the
+ * CPU per request compares the request paths themselves, whatever else the machine runs.
  *
- *   npx tsx bench/security/overhead.ts [--rounds 5] [--seconds 5]
+ *   npx tsx bench/security/overhead.ts [--rounds 5] [--seconds 5] [--rate 6000]
  *
  * Starts a throwaway redis-server (Debian's) on a free loopback port.
  */
@@ -19,7 +23,7 @@ import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
 import { openSecurityDatabase } from '../../src/security/database.js';
 import { runAB } from '../support/ab.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, rate: { type: 'string', default: '6000' } } });
 const root = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'inferd-secbench-'));
 const port = await new Promise<number>((res) => {
@@ -53,15 +57,29 @@ security:
 );
 const loadBefore = loadavg().map((l) => l.toFixed(2));
 try {
-  const out = await runAB({
+  const sides = {
     a: { checkout: root },
     b: { checkout: root, config: secure, headers: { 'x-api-key': key } },
     rounds: Number(values.rounds),
     seconds: Number(values.seconds),
     concurrency: 64,
-    protocols: ['http'],
-  });
-  console.log(JSON.stringify({ ...out, loadAverage: { before: loadBefore, after: loadavg().map((l) => l.toFixed(2)) } }, null, 2));
+    protocols: ['http' as const],
+  };
+  const out = await runAB(sides);
+  const loadMiddle = loadavg().map((l) => l.toFixed(2));
+  const rate = Number(values.rate);
+  const fixedRate = rate > 0 ? await runAB({ ...sides, requestRate: rate }) : undefined;
+  console.log(
+    JSON.stringify(
+      {
+        ...out,
+        ...(fixedRate !== undefined ? { fixedRate: { requestsPerSecond: rate, ...fixedRate } } : {}),
+        loadAverage: { before: loadBefore, ...(fixedRate !== undefined ? { betweenPhases: loadMiddle } : {}), after: loadavg().map((l) => l.toFixed(2)) },
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
   redis.kill('SIGKILL');
 }

@@ -27,6 +27,11 @@ export interface AbOptions {
   rounds: number;
   seconds: number;
   concurrency: number;
+  /**
+   * Open loop at this many requests per second instead of `concurrency` in flight: both sides
+   * then see the same arrivals (and batch alike), so their CPU per request compares directly.
+   */
+  requestRate?: number;
   protocols: Array<'http' | 'grpc'>;
   model?: string;
 }
@@ -40,10 +45,10 @@ export interface Served {
 }
 
 /** Starts `inferd serve` of `checkout` (built) on free ports; resolves once it is ready. */
-export async function startServer(o: { checkout: string; repository: string; config?: string; env?: Record<string, string> }): Promise<Served> {
+export async function startServer(o: { checkout: string; repository: string; config?: string; env?: Record<string, string>; nodeArgs?: string[] }): Promise<Served> {
   const http = await freePort();
   const grpc = await freePort();
-  const args = [resolve(o.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', o.repository, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
+  const args = [...(o.nodeArgs ?? []), resolve(o.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', o.repository, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
   if (o.config) args.push('--config', o.config);
   const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...o.env } });
   const started = Date.now();
@@ -66,7 +71,7 @@ function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Rec
   return new Promise((res, rej) => {
     const file = join(mkdtempSync(join(tmpdir(), 'inferd-ab-')), 'report.json');
     const windowMs = String(Math.round((o.seconds * 1000) / 2));
-    const args = [resolve(here, 'bin', 'inferd.js'), 'bench', '-m', o.model ?? 'breast_cancer', '-i', protocol, '-u', url, '--concurrency-range', String(o.concurrency), '--windows', '2', '--window-ms', windowMs, '--warmup-ms', '1000', '--no-progress', '--json', file];
+    const args = [resolve(here, 'bin', 'inferd.js'), 'bench', '-m', o.model ?? 'breast_cancer', '-i', protocol, '-u', url, ...(o.requestRate !== undefined ? ['--request-rate-range', String(o.requestRate)] : ['--concurrency-range', String(o.concurrency)]), '--windows', '2', '--window-ms', windowMs, '--warmup-ms', '1000', '--no-progress', '--json', file];
     if (protocol === 'http') for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     child.on('exit', (code) => {
@@ -78,13 +83,61 @@ function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Rec
   });
 }
 
+/**
+ * CPU time (user + system) a process has used, in microseconds: all its threads, or with
+ * `mainThread` only the thread running the event loop. Linux only.
+ */
+export function processCpuMicros(pid: number, mainThread = false): number | undefined {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS = 100;
+
+/** Successful inferences the server has counted for `model` (its statistics extension). */
+async function servedCount(s: Served, model: string, headers: Record<string, string> = {}): Promise<number | undefined> {
+  try {
+    const answer = await fetch(`http://127.0.0.1:${s.http}/v2/models/${model}/stats`, { headers });
+    if (answer.status !== 200) return undefined;
+    const body = (await answer.json()) as { model_stats: Array<{ inference_stats: { success: { count: number } } }> };
+    return body.model_stats.reduce((n, m) => n + m.inference_stats.success.count, 0);
+  } catch {
+    return undefined;
+  }
+}
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((x, y) => x - y);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', Record<string, number[]>>; summary: Array<{ protocol: string; a: number; b: number; ratio: number }> }> {
+export interface AbSummary {
+  protocol: string;
+  a: number;
+  b: number;
+  ratio: number;
+  /** Median server CPU (all threads, user + system) per successful request, µs; absent off Linux. */
+  cpuUsPerRequestA?: number;
+  cpuUsPerRequestB?: number;
+  cpuRatio?: number;
+  /** The same for the event-loop thread alone (where the request path runs; model execution is in worker threads). */
+  mainThreadCpuUsPerRequestA?: number;
+  mainThreadCpuUsPerRequestB?: number;
+}
+
+export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', Record<string, number[]>>; cpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; mainThreadCpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; summary: AbSummary[] }> {
   const results: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
+  // The server's own CPU per request: unlike req/s it hardly moves when other work shares the cores.
+  const cpu: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
+  const mainCpu: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
+  const model = o.model ?? 'breast_cancer';
   for (let round = 0; round < o.rounds; round++) {
     for (const label of round % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
       const side = label === 'A' ? o.a : o.b;
@@ -92,9 +145,24 @@ export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', 
       try {
         for (const protocol of o.protocols) {
           const url = protocol === 'http' ? `http://127.0.0.1:${s.http}` : `127.0.0.1:${s.grpc}`;
+          const servedBefore = await servedCount(s, model, side.headers);
+          const cpuBefore = processCpuMicros(s.child.pid!);
+          const mainBefore = processCpuMicros(s.child.pid!, true);
           const rps = await load(protocol, url, o, side.headers);
+          const cpuAfter = processCpuMicros(s.child.pid!);
+          const mainAfter = processCpuMicros(s.child.pid!, true);
+          const servedAfter = await servedCount(s, model, side.headers);
           (results[label][protocol] ??= []).push(rps);
-          console.error(`round ${round + 1} ${label} ${protocol}: ${Math.round(rps)} req/s`);
+          let perRequest = '';
+          if (cpuBefore !== undefined && cpuAfter !== undefined && servedBefore !== undefined && servedAfter !== undefined && servedAfter > servedBefore) {
+            const served = servedAfter - servedBefore;
+            const us = (cpuAfter - cpuBefore) / served;
+            const mainUs = (mainAfter! - mainBefore!) / served;
+            (cpu[label][protocol] ??= []).push(us);
+            (mainCpu[label][protocol] ??= []).push(mainUs);
+            perRequest = `, server CPU per request ${us.toFixed(1)} µs (event loop ${mainUs.toFixed(1)})`;
+          }
+          console.error(`round ${round + 1} ${label} ${protocol}: ${Math.round(rps)} req/s${perRequest}`);
         }
       } finally {
         s.child.kill('SIGTERM');
@@ -105,7 +173,17 @@ export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', 
   const summary = o.protocols.map((p) => {
     const a = median(results.A[p]!);
     const b = median(results.B[p]!);
-    return { protocol: p, a: Math.round(a), b: Math.round(b), ratio: Math.round((b / a) * 1000) / 1000 };
+    const line: AbSummary = { protocol: p, a: Math.round(a), b: Math.round(b), ratio: Math.round((b / a) * 1000) / 1000 };
+    if (cpu.A[p] !== undefined && cpu.B[p] !== undefined) {
+      const ca = median(cpu.A[p]);
+      const cb = median(cpu.B[p]);
+      line.cpuUsPerRequestA = Math.round(ca * 10) / 10;
+      line.cpuUsPerRequestB = Math.round(cb * 10) / 10;
+      line.cpuRatio = Math.round((cb / ca) * 1000) / 1000;
+      line.mainThreadCpuUsPerRequestA = Math.round(median(mainCpu.A[p]!) * 10) / 10;
+      line.mainThreadCpuUsPerRequestB = Math.round(median(mainCpu.B[p]!) * 10) / 10;
+    }
+    return line;
   });
-  return { results, summary };
+  return { results, cpuUsPerRequest: cpu, mainThreadCpuUsPerRequest: mainCpu, summary };
 }

@@ -133,7 +133,7 @@ export const SecurityConfigSchema = Type.Object(
         redis_timeout_ms: Type.Integer({ minimum: 1, default: 200 }),
         /** While degraded, how often Redis is probed for its return. */
         redis_retry_ms: Type.Integer({ minimum: 100, default: 1000 }),
-        /** A replica leases about this much of an identity's traffic in tokens at once; unspent tokens go back after it. */
+        /** A replica leases about this much of an identity's traffic in tokens at once; unspent tokens go back after it (a longer term when Redis round trips are slower: four of them). */
         lease_ms: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }),
         /** The most one lease takes, as a share of the bucket and of one second's allowance (whichever is smaller). */
         max_lease_share: Type.Number({ exclusiveMinimum: 0, maximum: 0.25, default: 0.02 }),

@@ -124,6 +124,10 @@ describe('shared rate limiting through a real Redis', () => {
     expect(sustained.admitted).toBe(sustained.offered);
     const calls = await leaseCalls();
     expect(calls).toBeLessThan((sustained.offered + 64) / 10);
+    // The next lease is asked for ahead of need: requests seldom wait for Redis at all.
+    const waits = Number(/inferd_rate_limit_lease_waits_total (\d+)/.exec(await metrics.getSingleMetricAsString('inferd_rate_limit_lease_waits_total'))![1]);
+    expect(waits).toBeGreaterThan(0); // the cold start waited
+    expect(waits).toBeLessThan((sustained.offered + 64) / 10);
     expect(limiter.leaseLimit).toBe(2_000_000);
     // Remaining counts what the shared bucket and this lease still hold: never more than the bucket.
     const decision = await limiter.take('blocks');

@@ -10,9 +10,15 @@
  * - Tokens come out of the shared bucket when leased, so more than the bucket allows can never
  *   be admitted; a lease expires after `leaseMs` and what is left of it is returned, so an idle
  *   replica does not keep other replicas short.
- * - Concurrent requests for one identity wait on one lease call, never one Redis call each;
- *   when a lease of several tokens runs down to a quarter, the next one is asked for in the
- *   background, so a busy identity's requests do not wait for Redis at all.
+ * - Concurrent requests for one identity wait on one lease call, never one Redis call each.
+ *   A busy identity's next lease is asked for in the background, before it is needed: when a
+ *   lease of several tokens runs down to half, or half its time has passed. The call tops the
+ *   tokens held up to the target (within the cap), and while it is in flight the tokens held stay
+ *   spendable even past their expiry (they left the shared bucket already), so a busy
+ *   identity's requests do not wait for Redis at all, even when Redis or this process is slow
+ *   to be scheduled on a loaded machine. The lease term is `leaseMs`, or four recent Redis
+ *   round trips when those are slower (at most a second), so the half left when the next call
+ *   goes out covers that call's wait.
  * - When the bucket is empty, Redis says when the next token is due; the replica refuses
  *   locally until then (with that Retry-After) and asks again after.
  *
@@ -73,7 +79,7 @@ export interface SharedRateLimiterOptions extends RateLimitParams {
   redisTimeoutMs?: number;
   /** Probe interval while degraded. Default 1000 ms. */
   redisRetryMs?: number;
-  /** A lease covers about this much of an identity's traffic and expires after it. Default 50 ms. */
+  /** A lease covers about this much of an identity's traffic and expires after it (or four recent Redis round trips, when longer). Default 50 ms. */
   leaseMs?: number;
   /** A lease never holds more than this share of the bucket or of one second's allowance. Default 0.02. */
   maxLeaseFraction?: number;
@@ -97,6 +103,8 @@ interface Lease {
   deniedUntil: number;
   /** At this many tokens left, the next lease is asked for ahead of need. */
   lowWater: number;
+  /** Local time after which a request asks for the next lease ahead of need (half the lease's life). */
+  renewAt: number;
   /** The one lease call in flight for this identity. */
   inFlight: Promise<void> | undefined;
   waiting: number;
@@ -116,6 +124,8 @@ export class SharedRateLimiter {
   private readonly intervalMs: string;
   private readonly burst: string;
   private readonly leaseMs: number;
+  /** Recent Redis round trip of a lease call (ms): the slowest lately, decaying. */
+  private roundTripMs = 0;
   private readonly maxLease: number;
   private readonly leases = new LRUCache<string, Lease>({ max: 100_000 });
   /** Identities holding leased tokens, for the sweep that returns expired ones. */
@@ -128,6 +138,7 @@ export class SharedRateLimiter {
   private readonly degradedGauge: Gauge | undefined;
   private readonly fallbackCounter: Counter | undefined;
   private readonly leaseCounter: Counter | undefined;
+  private readonly waitCounter: Counter | undefined;
   private closed = false;
 
   constructor(private readonly options: SharedRateLimiterOptions) {
@@ -152,6 +163,11 @@ export class SharedRateLimiter {
       this.leaseCounter = new Counter({
         name: 'inferd_rate_limit_lease_calls_total',
         help: 'Calls to Redis that lease tokens from a shared bucket',
+        registers: [options.metrics],
+      });
+      this.waitCounter = new Counter({
+        name: 'inferd_rate_limit_lease_waits_total',
+        help: 'Requests that waited for a Redis lease call because this replica held no token for their identity',
         registers: [options.metrics],
       });
       this.degradedGauge.set(0);
@@ -209,7 +225,7 @@ export class SharedRateLimiter {
     if (this.redis === undefined || this.degraded) return this.takeLocally(key);
     let lease = this.leases.get(key);
     if (lease === undefined) {
-      lease = { tokens: 0, expiresAt: 0, sharedRemaining: 0, fullAt: 0, deniedUntil: 0, lowWater: 0, inFlight: undefined, waiting: 0, seen: 0, lastLeaseAt: 0, ratePerMs: 0 };
+      lease = { tokens: 0, expiresAt: 0, sharedRemaining: 0, fullAt: 0, deniedUntil: 0, lowWater: 0, renewAt: 0, inFlight: undefined, waiting: 0, seen: 0, lastLeaseAt: 0, ratePerMs: 0 };
       this.leases.set(key, lease);
     }
     lease.seen += 1;
@@ -225,11 +241,12 @@ export class SharedRateLimiter {
     if (this.redis === undefined || this.degraded) return this.takeLocally(key);
     const lease = this.leases.get(key);
     if (lease === undefined) return this.take(key);
+    this.waitCounter?.inc();
     lease.waiting += 1;
     try {
       for (let round = 0; round < MAX_LEASE_ROUNDS; round++) {
         if (lease.inFlight === undefined) lease.inFlight = this.renew(key, lease);
-        await lease.inFlight;
+        if (lease.inFlight !== undefined) await lease.inFlight;
         if (this.redis === undefined || this.degraded) return this.takeLocally(key);
         const decision = this.fromLease(key, lease, Date.now());
         if (decision !== undefined) return decision;
@@ -242,9 +259,10 @@ export class SharedRateLimiter {
   }
 
   private fromLease(key: string, lease: Lease, now: number): RateDecision | undefined {
-    if (lease.tokens > 0 && now < lease.expiresAt) {
+    // Held tokens stay spendable past expiry while the next lease is on its way: they left the shared bucket when leased.
+    if (lease.tokens > 0 && (now < lease.expiresAt || lease.inFlight !== undefined)) {
       lease.tokens -= 1;
-      if (lease.tokens < lease.lowWater && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
+      if ((lease.tokens < lease.lowWater || now >= lease.renewAt) && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
       // Tokens still held from the lease before a renewal were taken while the bucket refilled since: never claim more than the bucket.
       const remaining = Math.min(this.options.burst, lease.tokens + lease.sharedRemaining);
       return { allowed: true, limit: this.options.burst, remaining, retryAfterMs: 0, resetMs: Math.max(0, lease.fullAt - now) };
@@ -255,8 +273,11 @@ export class SharedRateLimiter {
     return undefined;
   }
 
-  /** One Lua call for this identity's next block of tokens; every waiter shares it. */
-  private async renew(key: string, lease: Lease): Promise<void> {
+  /**
+   * Sizes this identity's next lease and asks Redis for it (one Lua call every waiter shares);
+   * undefined when no call is needed (enough tokens held) or possible (Redis not connected).
+   */
+  private renew(key: string, lease: Lease): Promise<void> | undefined {
     const now = Date.now();
     // Demand since the last lease call, smoothed: size the next lease to about leaseMs of it.
     const elapsed = Math.max(1, now - lease.lastLeaseAt);
@@ -264,25 +285,52 @@ export class SharedRateLimiter {
     lease.ratePerMs = lease.ratePerMs === 0 ? observed : 0.5 * lease.ratePerMs + 0.5 * observed;
     lease.seen = 0;
     lease.lastLeaseAt = now;
-    const wanted = Math.min(this.maxLease, Math.max(lease.waiting, Math.ceil(lease.ratePerMs * this.leaseMs), 1));
-    // Tokens of an expired lease go back; those of a live one (asked for ahead of need) stay.
+    // The tokens to hold: about one lease term of this identity's demand, within the cap.
+    const term = this.leaseTerm();
+    const target = Math.min(this.maxLease, Math.max(lease.waiting, Math.ceil(lease.ratePerMs * term), 1));
+    // Tokens of an expired lease go back; those of a live one (asked for ahead of need) count towards the target.
     let leftover = 0;
     if (lease.tokens > 0 && now >= lease.expiresAt) {
       leftover = lease.tokens;
       lease.tokens = 0;
     }
+    const wanted = Math.min(this.maxLease, Math.max(lease.waiting, target - lease.tokens));
+    if (wanted <= 0) {
+      // Enough held for the demand: keep it for another lease term without asking Redis.
+      lease.expiresAt = now + term;
+      lease.renewAt = now + term / 2;
+      return undefined;
+    }
+    const redis = this.redis!;
+    if (redis.status !== 'ready') {
+      if (leftover > 0) lease.tokens = leftover;
+      this.degrade(new Error(`redis connection is ${redis.status}`));
+      return undefined;
+    }
+    if (leftover > 0) void this.giveBack(key, leftover);
+    return this.leaseFromRedis(key, lease, redis, target, wanted);
+  }
+
+  /** How long a lease lasts: leaseMs, or four recent Redis round trips when those are slower. */
+  private leaseTerm(): number {
+    return Math.min(1000, Math.max(this.leaseMs, 4 * this.roundTripMs));
+  }
+
+  private async leaseFromRedis(key: string, lease: Lease, redis: Redis, target: number, wanted: number): Promise<void> {
     try {
-      const redis = this.redis!;
-      if (redis.status !== 'ready') throw new Error(`redis connection is ${redis.status}`);
-      if (leftover > 0) void this.giveBack(key, leftover);
       this.leaseCounter?.inc();
+      const askedAt = Date.now();
       const [granted, remaining, retryAfter, reset] = await this.script(redis, 'lease', this.prefix + key, String(wanted));
       const answeredAt = Date.now();
+      // A slow answer counts at once; the estimate forgets it gradually.
+      this.roundTripMs = Math.max(answeredAt - askedAt, this.roundTripMs * 0.9);
+      const term = this.leaseTerm();
       lease.tokens += Number(granted);
-      lease.lowWater = Number(granted) >= 4 ? Math.floor(Number(granted) / 4) : 0;
+      lease.lowWater = target >= 4 ? Math.floor(target / 2) : 0;
       lease.sharedRemaining = Number(remaining);
       lease.fullAt = answeredAt + Number(reset);
-      lease.expiresAt = answeredAt + this.leaseMs;
+      lease.expiresAt = answeredAt + term;
+      lease.renewAt = answeredAt + term / 2;
       lease.deniedUntil = lease.tokens > 0 ? 0 : answeredAt + Number(retryAfter);
       if (lease.tokens > 0) this.holding.add(key);
     } catch (error) {
