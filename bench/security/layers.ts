@@ -7,39 +7,15 @@
  *
  *   npx tsx bench/security/layers.ts [rounds]
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
-import { openSecurityDatabase } from '../../src/security/database.js';
-import { runAB, freePort } from '../support/ab.js';
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { runAB } from '../support/ab.js';
+import { securityBench } from './fixture.js';
+
 const root = resolve(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'inferd-split-'));
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 500));
-const pepper = randomBytes(32); const pepperFile = join(dir, 'pepper'); writeFileSync(pepperFile, pepper.toString('hex')); chmodSync(pepperFile, 0o600);
-const registry = `sqlite:${join(dir, 'registry.db')}`;
-const db = await openSecurityDatabase(registry);
-const { key } = await new ApiKeyStore(db, { pepper }).create({ name: 'bench', roles: ['client'] }, 'bench');
-await db.close();
-const reg = join(dir, 'reg.yaml'); writeFileSync(reg, `registry: ${registry}\n`);
-const auth = join(dir, 'auth.yaml'); writeFileSync(auth, `registry: ${registry}
-security:
-  enabled: true
-  authentication: { api_keys: { pepper: { file: ${pepperFile} } } }
-  authorization: { roles: { client: { permissions: [infer, metadata] } } }
-`);
-const secure = join(dir, 'secure.yaml'); writeFileSync(secure, `registry: ${registry}
-security:
-  enabled: true
-  authentication: { api_keys: { pepper: { file: ${pepperFile} } } }
-  authorization: { roles: { client: { permissions: [infer, metadata] } } }
-  rate_limit: { enabled: true, redis_url: redis://127.0.0.1:${port}, rate_per_second: 1000000, burst: 1000000 }
-`);
-const h = { 'x-api-key': key };
+const bench = await securityBench('inferd-split');
+const { registry: reg, auth, secure } = bench.configs;
+const h = { 'x-api-key': bench.key };
 const pairs: Record<string, [object, object]> = {
   'off vs off+header': [{ checkout: root }, { checkout: root, headers: h }],
   'off+header vs registry+header': [{ checkout: root, headers: h }, { checkout: root, config: reg, headers: h }],
@@ -51,4 +27,6 @@ try {
     const out = await runAB({ a: a as never, b: b as never, rounds: Number(process.argv[2] ?? 4), seconds: 3, concurrency: 64, protocols: ['http'] });
     console.log(name, JSON.stringify(out.summary), loadavg()[0].toFixed(2));
   }
-} finally { redis.kill('SIGKILL'); }
+} finally {
+  bench.stop();
+}

@@ -8,17 +8,14 @@
  *
  *   npx tsx bench/security/lease-waits.ts [--seconds 3] [--runs 3] [dist/security/ratelimit/limiter.js ...]
  */
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../support/ab.js';
+import { startBenchRedis } from './fixture.js';
 
 const { values, positionals } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, runs: { type: 'string', default: '3' } }, allowPositionals: true });
 const modules = positionals.length > 0 ? positionals.map((p) => resolve(p)) : [resolve(import.meta.dirname, '..', '..', 'src', 'security', 'ratelimit', 'limiter.ts')];
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 500));
+const redis = await startBenchRedis();
 
 interface Limiter {
   takeNow(key: string): unknown;
@@ -29,7 +26,7 @@ interface Limiter {
 
 async function run(path: string, seconds: number): Promise<{ requests: number; waits: number; perSecond: number }> {
   const { SharedRateLimiter } = (await import(path)) as { SharedRateLimiter: new (o: object) => Limiter };
-  const limiter = new SharedRateLimiter({ ratePerSecond: 1e6, burst: 1e6, redisUrl: `redis://127.0.0.1:${port}`, keyPrefix: `bench:${Math.random()}:` });
+  const limiter = new SharedRateLimiter({ ratePerSecond: 1e6, burst: 1e6, redisUrl: redis.url, keyPrefix: `bench:${Math.random()}:` });
   if (!(await limiter.ready())) throw new Error('redis-server did not answer');
   let waits = 0;
   let requests = 0;
@@ -55,5 +52,5 @@ try {
     for (const path of modules) console.log(path, JSON.stringify(await run(path, Number(values.seconds))), `load ${loadavg()[0]!.toFixed(2)}`);
   }
 } finally {
-  redis.kill('SIGKILL');
+  redis.stop();
 }

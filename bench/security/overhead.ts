@@ -12,54 +12,20 @@
  *
  * Starts a throwaway redis-server (Debian's) on a free loopback port.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
-import { openSecurityDatabase } from '../../src/security/database.js';
 import { runAB } from '../support/ab.js';
+import { securityBench } from './fixture.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, rate: { type: 'string', default: '6000' } } });
 const root = resolve(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'inferd-secbench-'));
-const port = await new Promise<number>((res) => {
-  const s = createServer();
-  s.listen(0, '127.0.0.1', () => {
-    const a = s.address();
-    s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-  });
-});
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 500));
-
-const pepper = randomBytes(32);
-const pepperFile = join(dir, 'pepper');
-writeFileSync(pepperFile, pepper.toString('hex'));
-chmodSync(pepperFile, 0o600);
-const registry = `sqlite:${join(dir, 'registry.db')}`;
-const db = await openSecurityDatabase(registry);
-const { key } = await new ApiKeyStore(db, { pepper }).create({ name: 'bench', roles: ['client'] }, 'bench');
-await db.close();
-const secure = join(dir, 'secure.yaml');
-writeFileSync(
-  secure,
-  `registry: ${registry}
-security:
-  enabled: true
-  authentication: { api_keys: { pepper: { file: ${pepperFile} } } }
-  authorization: { roles: { client: { permissions: [infer, metadata] } } }
-  rate_limit: { enabled: true, redis_url: redis://127.0.0.1:${port}, rate_per_second: 1000000, burst: 1000000 }
-`,
-);
+const bench = await securityBench('inferd-secbench');
 const loadBefore = loadavg().map((l) => l.toFixed(2));
 try {
   const sides = {
     a: { checkout: root },
-    b: { checkout: root, config: secure, headers: { 'x-api-key': key } },
+    b: { checkout: root, config: bench.configs.secure, headers: { 'x-api-key': bench.key } },
     rounds: Number(values.rounds),
     seconds: Number(values.seconds),
     concurrency: 64,
@@ -81,5 +47,5 @@ try {
     ),
   );
 } finally {
-  redis.kill('SIGKILL');
+  bench.stop();
 }

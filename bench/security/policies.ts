@@ -8,41 +8,24 @@
  *
  *   npx tsx bench/security/policies.ts [--batches 60]
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { validate } from '../../src/config/validate.js';
 import type { InferenceRequest, InferenceResponse } from '../../src/core/types.js';
 import { composeInfer } from '../../src/pipeline/chain.js';
 import { recordReader } from '../../src/pipeline/context.js';
 import type { PipelineContext, Policy } from '../../src/pipeline/types.js';
-import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
 import { SecurityConfigSchema, type SecurityConfig } from '../../src/security/config.js';
-import { openSecurityDatabase } from '../../src/security/database.js';
 import { createSecurityLayer } from '../../src/security/index.js';
-import { freePort } from '../support/ab.js';
+import { securityBench } from './fixture.js';
 
 const { values } = parseArgs({ options: { batches: { type: 'string', default: '60' } } });
 const BATCHES = Number(values.batches);
 const CONCURRENCY = 64;
 const REPEAT = 20; // batches timed back to back per sample, so one sample is ~1,000 requests
 
-const dir = mkdtempSync(join(tmpdir(), 'inferd-policies-'));
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 500));
-
-const pepper = randomBytes(32);
-const pepperFile = join(dir, 'pepper');
-writeFileSync(pepperFile, pepper.toString('hex'));
-chmodSync(pepperFile, 0o600);
-const registry = `sqlite:${join(dir, 'registry.db')}`;
-const db = await openSecurityDatabase(registry);
-const { key } = await new ApiKeyStore(db, { pepper }).create({ name: 'bench', roles: ['client'] }, 'bench');
-await db.close();
+const bench = await securityBench('inferd-policies');
+const { pepperFile, registry, key } = bench;
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const REQUEST: InferenceRequest = { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 30], data: new Float32Array(30) }] };
@@ -57,7 +40,7 @@ function security(rateLimit: boolean): SecurityConfig {
       enabled: true,
       authentication: { api_keys: { pepper: { file: pepperFile } } },
       authorization: { roles: { client: { permissions: ['infer', 'metadata'] } } },
-      ...(rateLimit ? { rate_limit: { enabled: true, redis_url: `redis://127.0.0.1:${port}`, rate_per_second: 1_000_000, burst: 1_000_000 } } : {}),
+      ...(rateLimit ? { rate_limit: { enabled: true, redis_url: bench.redis.url, rate_per_second: 1_000_000, burst: 1_000_000 } } : {}),
     },
     'security',
   );
@@ -105,5 +88,5 @@ try {
 } finally {
   await plain.close();
   await limited.close();
-  redis.kill('SIGKILL');
+  bench.stop();
 }

@@ -8,42 +8,19 @@
  *   npx tsx bench/security/profile.ts [--seconds 5] [--top 25]
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ApiKeyStore } from '../../src/security/authn/api-keys.js';
-import { openSecurityDatabase } from '../../src/security/database.js';
-import { freePort, startServer } from '../support/ab.js';
+import { startServer } from '../support/ab.js';
+import { securityBench } from './fixture.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, top: { type: 'string', default: '25' } } });
 const seconds = Number(values.seconds);
 const root = resolve(import.meta.dirname, '..', '..');
-const dir = mkdtempSync(join(tmpdir(), 'inferd-secprof-'));
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 500));
-
-const pepper = randomBytes(32);
-const pepperFile = join(dir, 'pepper');
-writeFileSync(pepperFile, pepper.toString('hex'));
-chmodSync(pepperFile, 0o600);
-const registry = `sqlite:${join(dir, 'registry.db')}`;
-const db = await openSecurityDatabase(registry);
-const { key } = await new ApiKeyStore(db, { pepper }).create({ name: 'bench', roles: ['client'] }, 'bench');
-await db.close();
-const secure = join(dir, 'secure.yaml');
-writeFileSync(
-  secure,
-  `registry: ${registry}
-security:
-  enabled: true
-  authentication: { api_keys: { pepper: { file: ${pepperFile} } } }
-  authorization: { roles: { client: { permissions: [infer, metadata] } } }
-  rate_limit: { enabled: true, redis_url: redis://127.0.0.1:${port}, rate_per_second: 1000000, burst: 1000000 }
-`,
-);
+const bench = await securityBench('inferd-secprof');
+const { dir, key } = bench;
+const secure = bench.configs.secure;
 
 interface ProfileNode {
   id: number;
@@ -127,5 +104,5 @@ try {
   for (const d of diffs) console.log(`${d.a.toFixed(3).padStart(24)} ${d.b.toFixed(3).padStart(6)} ${d.diff.toFixed(3).padStart(6)}   ${d.fn}`);
   console.log(`load average ${loadBefore} → ${loadavg()[0]!.toFixed(2)}`);
 } finally {
-  redis.kill('SIGKILL');
+  bench.stop();
 }

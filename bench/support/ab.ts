@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { freePort } from '../../test/support/ports.js';
-export { freePort };
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
