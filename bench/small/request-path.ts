@@ -21,11 +21,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../test/support/ports.js';
+import { breastCancerRepository } from './repository.js';
 
 const here = resolve(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -48,27 +49,6 @@ const batching = values.batching !== 'off';
 
 const work = mkdtempSync(join(tmpdir(), 'inferd-request-path-'));
 
-/** breast_cancer alone, configured as bench/small/run.ts does. */
-function repository(): string {
-  const dir = join(work, 'models');
-  mkdirSync(join(dir, 'breast_cancer', '1'), { recursive: true });
-  symlinkSync(resolve(values.models, 'breast_cancer', '1', 'model.onnx'), join(dir, 'breast_cancer', '1', 'model.onnx'));
-  writeFileSync(
-    join(dir, 'breast_cancer', 'config.yaml'),
-    [
-      'runtime: onnx',
-      'max_batch_size: 64',
-      'instances: 1',
-      'onnx: { intra_op_threads: 1, inter_op_threads: 1 }',
-      'inputs: [{ name: features, datatype: FP32, shape: [-1, 30] }]',
-      'outputs: [{ name: probabilities, datatype: FP32, shape: [-1, 2] }, { name: label, datatype: INT64, shape: [-1] }]',
-      batching ? 'dynamic_batching: { max_queue_delay_microseconds: 0 }' : '',
-      'queue: { max_size: 4096 }',
-      '',
-    ].join('\n'),
-  );
-  return dir;
-}
 
 /**
  * Loaded into the server with --import: on 'start' it notes the heap and starts a GC profile;
@@ -121,7 +101,7 @@ if (values.base) sides.push({ label: 'base', checkout: resolve(values.base) });
 // The node:http limit of bench/peers/http-limit.ts: reads the body, JSON.parse, a constant answer.
 if (values.limit) sides.push({ label: 'limit' });
 
-const repo = repository();
+const repo = breastCancerRepository(join(work, 'models'), values.models, batching);
 
 async function start(side: Side, profileDir?: string, heapProfile?: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();

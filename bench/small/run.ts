@@ -20,9 +20,10 @@
  * scripts/setup/perf-analyzer.sh` installs it and prints the PATH to give.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { freePort } from '../../test/support/ports.js';
+import { breastCancerRepository } from './repository.js';
 import { BREAST_CANCER_ROW } from '../protocols/inputs.js';
 import { cpuPerCall, perfAnalyzerInput } from '../support/perf-analyzer.js';
 import { tmpdir } from 'node:os';
@@ -50,27 +51,6 @@ const seconds = Number(values.seconds);
 const concurrencies = values.concurrency.split(',').map(Number);
 const perfAnalyzer = values['perf-analyzer'] ?? process.env.PERF_ANALYZER;
 
-/** A model repository with breast_cancer configured with or without dynamic batching. */
-function repository(batching: boolean): string {
-  const dir = mkdtempSync(join(tmpdir(), 'inferd-small-'));
-  mkdirSync(join(dir, 'breast_cancer', '1'), { recursive: true });
-  symlinkSync(resolve(values.models, 'breast_cancer', '1', 'model.onnx'), join(dir, 'breast_cancer', '1', 'model.onnx'));
-  writeFileSync(
-    join(dir, 'breast_cancer', 'config.yaml'),
-    [
-      'runtime: onnx',
-      'max_batch_size: 64',
-      'instances: 1',
-      'onnx: { intra_op_threads: 1, inter_op_threads: 1 }',
-      'inputs: [{ name: features, datatype: FP32, shape: [-1, 30] }]',
-      'outputs: [{ name: probabilities, datatype: FP32, shape: [-1, 2] }, { name: label, datatype: INT64, shape: [-1] }]',
-      batching ? 'dynamic_batching: { max_queue_delay_microseconds: 0 }' : '',
-      'queue: { max_size: 4096 }',
-      '',
-    ].join('\n'),
-  );
-  return dir;
-}
 
 type Protocol = 'http' | 'grpc';
 
@@ -82,7 +62,7 @@ interface Target {
 }
 
 function inferdTarget(name: string, checkout: string, batching: boolean): Target {
-  const repo = repository(batching);
+  const repo = breastCancerRepository(mkdtempSync(join(tmpdir(), 'inferd-small-')), values.models, batching);
   return {
     name,
     protocols: ['http', 'grpc'],
