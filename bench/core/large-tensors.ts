@@ -13,8 +13,6 @@
  * By default A decodes large JSON bodies while they arrive (INFERD_SERVER__JSON_DECODE_ARRIVING=true)
  * and B once they are in (the default). --b-root serves B from another built checkout.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import { mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -23,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { syntheticImage } from '../protocols/inputs.js';
 import { closedLoop, grpcTransport, httpTransport, type Target, type Transport } from '../protocols/load.js';
 import type { RawPoint } from '../protocols/raw-model.js';
+import { RawModelProcess } from '../protocols/raw-model-client.js';
 import { batchCounters, counterDelta, makeRepository, startServer, type RunningServer } from '../protocols/server.js';
 import { encodeRequest, modelInferMethod, type InputTensor, type Protocol } from '../protocols/wire.js';
 
@@ -71,38 +70,6 @@ const median = (xs: number[]): number => {
 };
 const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
-class RawModel {
-  private buffer = '';
-  private waiting: Array<(line: string) => void> = [];
-  constructor(private readonly child: ChildProcessByStdio<Writable, Readable, null>) {
-    child.stdout.on('data', (chunk: Buffer) => {
-      this.buffer += chunk.toString();
-      let nl: number;
-      while ((nl = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, nl);
-        this.buffer = this.buffer.slice(nl + 1);
-        this.waiting.shift()?.(line);
-      }
-    });
-  }
-  static async start(): Promise<RawModel> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'protocols', 'raw-model.ts'), '--serve', '--model', ONNX, '--threads', '2'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
-    const raw = new RawModel(child);
-    if ((await raw.line()) !== 'ready') throw new Error('raw-model.ts did not start');
-    return raw;
-  }
-  private line(): Promise<string> {
-    return new Promise((r) => this.waiting.push(r));
-  }
-  async measure(batches: number[], seconds: number): Promise<RawPoint[]> {
-    const answer = this.line();
-    this.child.stdin.write(`${JSON.stringify({ batches, seconds })}\n`);
-    return JSON.parse(await answer) as RawPoint[];
-  }
-  close(): void {
-    this.child.stdin.end();
-  }
-}
 
 interface Sample {
   rps: number;
@@ -137,7 +104,7 @@ const work = mkdtempSync(join(tmpdir(), 'inferd-large-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: CONFIG }]);
 const a = await startServer({ root: ROOT, repository: repo, logFile: join(work, 'a.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['a-env']!) } });
 const b = await startServer({ root: flags['b-root'] ? resolve(flags['b-root']) : ROOT, repository: repo, logFile: join(work, 'b.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['b-env']!) } });
-const raw = await RawModel.start();
+const raw = await RawModelProcess.start(['--model', ONNX, '--threads', '2']);
 const samples = new Map<string, Sample[]>();
 const rawSamples = new Map<number, number[]>();
 const loads: number[] = [loadavg()[0]!];

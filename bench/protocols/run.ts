@@ -21,8 +21,8 @@
  * server's CPU per request is measured while it runs. Temporary files (the model
  * repository, server logs, profiles) go under the system temporary directory.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import { closedLoop, grpcTransport, httpTransport, type LoadResult, type Target,
 import { BREAST_CANCER_ROW, syntheticImage } from './inputs.js';
 import { profileMarkdown, summariseProfile, type ProfileSummary } from './profile.js';
 import type { RawPoint } from './raw-model.js';
+import { RawModelProcess } from './raw-model-client.js';
 import {
   batchCounters,
   counterDelta,
@@ -144,49 +145,9 @@ function transportFor(protocol: Protocol, target: Target, model: BenchModel, con
 }
 
 /** The model alone, in its own process, kept loaded so it can be measured between server cells. */
-class RawModel {
-  private buffer = '';
-  private waiting: Array<(line: string) => void> = [];
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.on('data', (chunk: Buffer) => {
-      this.buffer += chunk.toString();
-      let newline: number;
-      while ((newline = this.buffer.indexOf('\n')) >= 0) {
-        const line = this.buffer.slice(0, newline);
-        this.buffer = this.buffer.slice(newline + 1);
-        this.waiting.shift()?.(line);
-      }
-    });
-  }
-
-  static async start(model: BenchModel, logFile: string): Promise<RawModel> {
-    const raw = model.raw!;
-    const args = ['--import', 'tsx', join(ROOT, 'bench', 'protocols', 'raw-model.ts'), '--serve', '--model', model.onnx, '--input', model.input.name];
-    args.push('--shape', raw.rowShape.join(','), '--threads', String(raw.threads));
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stderr.on('data', (c: Buffer) => appendFileSync(logFile, c));
-    const instance = new RawModel(child);
-    const ready = await Promise.race([
-      instance.nextLine(),
-      new Promise<string>((_, rej) => child.once('exit', (code) => rej(new Error(`raw-model.ts exited with ${code}; see ${logFile}`)))),
-    ]);
-    if (ready !== 'ready') throw new Error(`raw-model.ts said '${ready}' instead of 'ready'`);
-    return instance;
-  }
-
-  private nextLine(): Promise<string> {
-    return new Promise((res) => this.waiting.push(res));
-  }
-
-  async measure(batches: number[], seconds: number): Promise<RawPoint[]> {
-    const answer = this.nextLine();
-    this.child.stdin.write(`${JSON.stringify({ batches, seconds })}\n`);
-    return JSON.parse(await answer) as RawPoint[];
-  }
-
-  close(): void {
-    this.child.stdin.end();
-  }
+function startRawModel(model: BenchModel, logFile: string): Promise<RawModelProcess> {
+  const raw = model.raw!;
+  return RawModelProcess.start(['--model', model.onnx, '--input', model.input.name, '--shape', raw.rowShape.join(','), '--threads', String(raw.threads)], logFile);
 }
 
 // ---- one measured cell ----
@@ -447,7 +408,7 @@ async function main(): Promise<void> {
   const cells: Cell[] = [];
   const raws: Array<{ run: number; model: string; concurrency: number; points: RawPoint[]; load1: number }> = [];
   const rawSubject = MODELS.find((m) => m.raw !== undefined);
-  const rawModel = rawSubject === undefined ? undefined : await RawModel.start(rawSubject, join(tmp, 'raw-model.log'));
+  const rawModel = rawSubject === undefined ? undefined : await startRawModel(rawSubject, join(tmp, 'raw-model.log'));
   const checks: AnswerCheck[] = [];
   let perfRows: PerfAnalyzerRow[] | undefined;
   let perfNote: string | undefined;
