@@ -7,18 +7,10 @@ import type { InferenceRequest } from '../../src/core/types.js';
 import { decodeInferRequest, parseJsonBody } from '../../src/codecs/json.js';
 import { scanNumber, scanned } from '../../src/codecs/json-number.js';
 import { decodeJsonInferRequest, readInferRequest } from '../../src/codecs/json-request.js';
+import { rng } from '../../src/loadgen/inputs.js';
 
-/** A small seeded generator (mulberry32), so that a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so that a failure can be replayed. */
+const random = rng;
 
 type Outcome = { ok: unknown } | { error: string };
 

@@ -1,4 +1,5 @@
 /** Test doubles for the rest of the pipeline: a `next` that answers per version. */
+import { rng } from '../../src/loadgen/inputs.js';
 import { RuntimeError } from '../../src/core/errors.js';
 import type { InferenceRequest, InferenceResponse, RequestContext } from '../../src/core/types.js';
 
@@ -46,14 +47,5 @@ export class FakePlane {
   };
 }
 
-/** A deterministic [0, 1) source (mulberry32), so random splits are reproducible. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic [0, 1) source (the load generator's seeded one), so random splits are reproducible. */
+export const seeded = rng;

@@ -2,19 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { REPO_ROOT } from '../support/paths.js';
+import { rng } from '../../src/loadgen/inputs.js';
 import { venvPython } from '../support/python.js';
 
-/** Deterministic uniform generator (mulberry32) so the grid is the same on every run. */
-export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform generator (the load generator's seeded one) so the grid is the same on every run. */
+export const seeded = rng;
 
 /** Normal sample by Box-Muller. */
 export function normalSample(random: () => number, n: number, mean = 0, std = 1): number[] {
