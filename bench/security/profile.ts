@@ -12,6 +12,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { summariseProfile } from '../protocols/profile.js';
 import { startServer } from '../support/ab.js';
 import { securityBench } from './fixture.js';
 
@@ -21,42 +22,6 @@ const root = resolve(import.meta.dirname, '..', '..');
 const bench = await securityBench('inferd-secprof');
 const { dir, key } = bench;
 const secure = bench.configs.secure;
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  startTime: number;
-  endTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Self time (µs) per function over the last `fromEndUs`..`toEndUs` before the profile ended. */
-function selfTimes(profile: CpuProfile, fromEndUs: number, toEndUs: number): { byFunction: Map<string, number>; busy: number } {
-  const names = new Map<number, string>();
-  for (const n of profile.nodes) {
-    const url = n.callFrame.url.replace(/^file:\/\//, '').replace(`${root}/`, '').replace(/.*node_modules\//, '');
-    names.set(n.id, `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`);
-  }
-  const byFunction = new Map<string, number>();
-  let busy = 0;
-  let t = profile.startTime;
-  const from = profile.endTime - fromEndUs;
-  const to = profile.endTime - toEndUs;
-  for (let i = 0; i < profile.samples.length; i++) {
-    t += profile.timeDeltas[i]!;
-    const dt = profile.timeDeltas[i + 1] ?? 0;
-    if (t < from || t > to) continue;
-    const name = names.get(profile.samples[i]!)!;
-    byFunction.set(name, (byFunction.get(name) ?? 0) + dt);
-    if (!name.startsWith('(idle)')) busy += dt;
-  }
-  return { byFunction, busy };
-}
 
 async function profileSide(label: string, config?: string, headers: Record<string, string> = {}): Promise<{ perRequest: Map<string, number>; busyUs: number; rps: number }> {
   const profDir = mkdtempSync(join(dir, `prof-${label}-`));
@@ -76,12 +41,15 @@ async function profileSide(label: string, config?: string, headers: Record<strin
   // writing the profile at exit shifts it a little earlier, inside the margin).
   const windowStartUs = (exitedAt - (loadEnd - seconds * 1000 + 300)) * 1000;
   const windowEndUs = (exitedAt - (loadEnd - 300)) * 1000;
-  const profiles = readdirSync(profDir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .map((f) => JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile);
   // Worker threads write profiles too; the event loop's is the one that ran Fastify.
-  const mainProfile = profiles.find((p) => p.nodes.some((n) => n.callFrame.url.includes('fastify')))!;
-  const { byFunction, busy } = selfTimes(mainProfile, windowStartUs, windowEndUs);
+  const mainFile = readdirSync(profDir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(profDir, f))
+    .find((f) => readFileSync(f, 'utf8').includes('node_modules/fastify/'))!;
+  const { endTime } = JSON.parse(readFileSync(mainFile, 'utf8')) as { endTime: number };
+  const summary = summariseProfile(mainFile, Infinity, { fromUs: endTime - windowStartUs, toUs: endTime - windowEndUs });
+  const byFunction = new Map(summary.top.map((f) => [`${f.name} ${f.url}`, f.selfMs * 1000]));
+  const busy = summary.busyMs * 1000;
   const requests = (rps * (windowStartUs - windowEndUs)) / 1e6;
   const perRequest = new Map<string, number>();
   for (const [name, us] of byFunction) perRequest.set(name, us / requests);
