@@ -18,7 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { syntheticImage } from '../protocols/inputs.js';
+import { MOBILENET_CONFIG, syntheticImage } from '../protocols/inputs.js';
 import { closedLoop, grpcTransport, httpTransport, type Target, type Transport } from '../protocols/load.js';
 import type { RawPoint } from '../protocols/raw-model.js';
 import { RawModelProcess } from '../protocols/raw-model-client.js';
@@ -46,21 +46,6 @@ const CONCURRENCY = flags.concurrency!.split(',').map(Number);
 const CELLS = flags.cells!.split(',');
 const envOf = (text: string): Record<string, string> => Object.fromEntries(text.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
 
-const CONFIG = `runtime: onnx
-max_batch_size: 8
-instances: 1
-onnx:
-  intra_op_threads: 2
-  inter_op_threads: 1
-inputs:
-  - { name: input, datatype: FP32, shape: [-1, 3, 224, 224] }
-outputs:
-  - { name: logits, datatype: FP32, shape: [-1, 1000] }
-dynamic_batching:
-  max_queue_delay_microseconds: 0
-warmup:
-  - { batch_size: 1, count: 3, inputs: { input: random } }
-`;
 const INPUT: InputTensor = { name: 'input', shape: [1, 3, 224, 224], values: syntheticImage(3 * 224 * 224) };
 
 const log = (m: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
@@ -101,7 +86,7 @@ async function cell(server: RunningServer, protocol: Protocol, concurrency: numb
 }
 
 const work = mkdtempSync(join(tmpdir(), 'inferd-large-'));
-const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: CONFIG }]);
+const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: MOBILENET_CONFIG }]);
 const a = await startServer({ root: ROOT, repository: repo, logFile: join(work, 'a.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['a-env']!) } });
 const b = await startServer({ root: flags['b-root'] ? resolve(flags['b-root']) : ROOT, repository: repo, logFile: join(work, 'b.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['b-env']!) } });
 const raw = await RawModelProcess.start(['--model', ONNX, '--threads', '2']);

@@ -45,3 +45,23 @@ export const BREAST_CANCER_ROW = Float32Array.from([
   17.99, 10.38, 122.8, 1001, 0.1184, 0.2776, 0.3001, 0.1471, 0.2419, 0.07871, 1.095, 0.9053, 8.589, 153.4, 0.006399, 0.04904, 0.05373,
   0.01587, 0.03003, 0.006193, 25.38, 17.33, 184.6, 2019, 0.1622, 0.6656, 0.7119, 0.2654, 0.4601, 0.1189,
 ]);
+
+/** mobilenet_v2's serving configuration in the benches that compare it with the model alone. */
+export const MOBILENET_CONFIG = `# mobilenet_v2 as the protocol benchmark serves it.
+runtime: onnx
+max_batch_size: 8
+instances: 1
+onnx:
+  intra_op_threads: 2
+  inter_op_threads: 1
+inputs:
+  - { name: input, datatype: FP32, shape: [-1, 3, 224, 224] }
+outputs:
+  - { name: logits, datatype: FP32, shape: [-1, 1000] }
+# Greedy batching: whatever is queued when the instance frees up runs together, nobody waits.
+dynamic_batching:
+  max_queue_delay_microseconds: 0
+warmup:
+  - { batch_size: 1, count: 3, inputs: { input: random } }
+  - { batch_size: 4, count: 2, inputs: { input: random } }
+`;

@@ -28,7 +28,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { closedLoop, grpcTransport, httpTransport, type LoadResult, type Target, type Transport } from './load.js';
-import { BREAST_CANCER_ROW, syntheticImage } from './inputs.js';
+import { BREAST_CANCER_ROW, MOBILENET_CONFIG, syntheticImage } from './inputs.js';
 import { profileMarkdown, summariseProfile, type ProfileSummary } from './profile.js';
 import type { RawPoint } from './raw-model.js';
 import { RawModelProcess } from './raw-model-client.js';
@@ -88,24 +88,6 @@ interface BenchModel {
   raw?: { threads: number; rowShape: number[] };
 }
 
-const MOBILENET_CONFIG = `# mobilenet_v2 as the protocol benchmark serves it.
-runtime: onnx
-max_batch_size: 8
-instances: 1
-onnx:
-  intra_op_threads: 2
-  inter_op_threads: 1
-inputs:
-  - { name: input, datatype: FP32, shape: [-1, 3, 224, 224] }
-outputs:
-  - { name: logits, datatype: FP32, shape: [-1, 1000] }
-# Greedy batching: whatever is queued when the instance frees up runs together, nobody waits.
-dynamic_batching:
-  max_queue_delay_microseconds: 0
-warmup:
-  - { batch_size: 1, count: 3, inputs: { input: random } }
-  - { batch_size: 4, count: 2, inputs: { input: random } }
-`;
 
 const MODELS: BenchModel[] = [
   {
