@@ -43,6 +43,8 @@ export interface RestOptions {
   jsonDecodeThreads?: number;
   /** Decode those bodies while they arrive, when their length is known (default false). */
   jsonDecodeArriving?: boolean;
+  /** Nice value of the decoder threads (server.worker_nice). */
+  workerNice?: number;
 }
 
 declare module 'fastify' {
@@ -289,7 +291,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   // Small JSON bodies are decoded in place (a hand-off would cost more than the decode); large
   // ones in a decoder thread, so that the event loop keeps answering while they are read.
   const offloadBytes = options.jsonOffloadBytes ?? 0;
-  const decoders = offloadBytes > 0 ? new JsonDecodePool({ threads: options.jsonDecodeThreads ?? 1, maxQueue: 64 }) : undefined;
+  const decoders = offloadBytes > 0 ? new JsonDecodePool({ threads: options.jsonDecodeThreads ?? 1, maxQueue: 64, nice: options.workerNice ?? 0 }) : undefined;
   if (decoders) app.addHook('onClose', async () => decoders.close());
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
