@@ -4,8 +4,9 @@
  * /proc/<pid>/task/<tid>/stat before and after the window, grouped by the thread's name, per
  * request; the load generator's own CPU per request beside it.
  *
- *   npm run build && npx tsx bench/core/thread-cpu.ts [--protocol binary] [--concurrency 1] [--seconds 5] [--env K=V,...]  [--spin] [--cpu-prof-dir DIR]
+ *   npm run build && npx tsx bench/core/thread-cpu.ts [--protocol binary] [--concurrency 1] [--seconds 5] [--env K=V,...]  [--spin] [--cpu-prof-dir DIR] [--root DIR]
  *
+ * --root serves from another built checkout. *
  * --spin serves the model with `onnx.allow_spinning: true` (onnxruntime's own default).
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ const { values: flags } = parseArgs({
     seconds: { type: 'string', default: '5' },
     env: { type: 'string', default: '' },
     spin: { type: 'boolean', default: false },
+    root: { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
   },
 });
@@ -51,7 +53,7 @@ function threads(pid: number): Map<number, [string, number]> {
 const env = Object.fromEntries(flags.env!.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
 const work = mkdtempSync(join(tmpdir(), 'inferd-threads-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: flags.spin ? MOBILENET_CONFIG.replace('inter_op_threads: 1', 'inter_op_threads: 1\n  allow_spinning: true') : MOBILENET_CONFIG }]);
-const server = await startServer({ root: ROOT, repository: repo, logFile: join(work, 'server.log'), readyModels: ['mobilenet_v2'], ...(flags['cpu-prof-dir'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof-dir']] } : {}), env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...env } });
+const server = await startServer({ root: flags.root ? resolve(flags.root) : ROOT, repository: repo, logFile: join(work, 'server.log'), readyModels: ['mobilenet_v2'], ...(flags['cpu-prof-dir'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof-dir']] } : {}), env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...env } });
 const protocol = flags.protocol as Protocol;
 const concurrency = Number(flags.concurrency);
 try {
@@ -71,7 +73,7 @@ try {
     groups.set(name, g);
   }
   const total = [...groups.values()].reduce((s, g) => s + g.ms, 0);
-  console.log(`${protocol} c=${concurrency}${flags.spin ? ' spinning' : ''}${flags.env ? ` ${flags.env}` : ''}: ${result.throughput.toFixed(1)} req/s, ${n} requests, server ${(total / n).toFixed(2)} ms CPU/req, client ${result.clientCpuMsPerRequest.toFixed(2)} ms CPU/req, load ${loadavg()[0]!.toFixed(2)}`);
+  console.log(`${flags.root ?? '.'} ${protocol} c=${concurrency}${flags.spin ? ' spinning' : ''}${flags.env ? ` ${flags.env}` : ''}: ${result.throughput.toFixed(1)} req/s, ${n} requests, p50 ${result.p50Ms.toFixed(2)} ms, server ${(total / n).toFixed(2)} ms CPU/req, main ${((after.threads.get(server.pid)?.[1] ?? 0) - (before.threads.get(server.pid)?.[1] ?? 0)) / n} ms/req, client ${result.clientCpuMsPerRequest.toFixed(2)} ms CPU/req, load ${loadavg()[0]!.toFixed(2)}`);
   for (const [name, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms)) {
     if (g.ms > 0) console.log(`  ${name.padEnd(18)} ${String(g.threads).padStart(3)} threads  ${(g.ms / n).toFixed(3)} ms/req`);
   }
