@@ -21,6 +21,7 @@ import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codec
 import { correlationIdOf, createContext, minimalContext, recordReader, type ContextSource, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
 import type { PipelineContext } from '../../pipeline/types.js';
+import { binaryBodyHook, lendSoleTensor } from './binary-body.js';
 import { toHttpError } from './errors.js';
 import { DeferredChildLogger } from './request-logger.js';
 
@@ -344,7 +345,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
     const infer = async (req: Req, reply: FastifyReply) => {
       const ctx = checkContext(req);
-      const body = req.body as Buffer | undefined;
+      const body = req.binaryBody ?? (req.body as Buffer | undefined);
       const headerLength = req.headers['inference-header-content-length'];
       let request: InferenceRequest;
       if (req.arrivingDecode !== undefined) {
@@ -357,6 +358,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
           throw new InvalidInputError(`Inference-Header-Content-Length is ${JSON.stringify(headerLength)} but the body has ${body.length} bytes`);
         }
         request = binaryCodec.decode(body, n);
+        if (req.binaryBody !== undefined) lendSoleTensor(request, req.binaryBody);
       } else if (decoders !== undefined && body.length >= offloadBytes) {
         request = await decoders.decode(body);
       } else {
@@ -373,8 +375,9 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       }
       return reply.type('application/json').send(encodeInferResponse(response));
     };
-    // The hook only when on: small bodies (most requests) pay nothing for it.
-    const inferOptions = decodeArriving ? { preParsing: arrivingHook } : {};
+    // Large binary bodies go into memory of their own; the arriving-JSON hook only when on.
+    const binaryHook = binaryBodyHook(options.bodyLimitBytes);
+    const inferOptions = { preParsing: decodeArriving ? [binaryHook, arrivingHook] : [binaryHook] };
     scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', inferOptions, infer);
     scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 
@@ -386,7 +389,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       const head = target.slice(0, -':predict'.length);
       if (req.params.model === undefined) ctx.model = head;
       else ctx.version = head;
-      const body = req.body as Buffer | undefined;
+      const body = req.binaryBody ?? (req.body as Buffer | undefined);
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected {"instances": [...]}');
       const instances = parseV1Body(parseV1JsonBody(body));
       ctx.decode = (inputs) => decodeV1Instances(instances, inputs);
