@@ -74,7 +74,7 @@ async function post(model: string, payload: Buffer, headerLength: number): Promi
   const r = await fetch(`${served.url}/v2/models/${model}/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) },
-    body: payload,
+    body: new Uint8Array(payload),
   });
   const json = (await r.json()) as { outputs?: Array<{ name: string; data: number[] }>; error?: string };
   return { status: r.status, outputs: Object.fromEntries((json.outputs ?? []).map((o) => [o.name, o.data])), ...(json.error !== undefined ? { error: json.error } : {}) };
