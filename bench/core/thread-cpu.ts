@@ -32,7 +32,6 @@ const { values: flags } = parseArgs({
     'cpu-prof-dir': { type: 'string' },
   },
 });
-const TICK_MS = 10;
 
 /** tid → [name, cpu ms] of every thread of `pid`. */
 function threads(pid: number): Map<number, [string, number]> {
@@ -41,8 +40,9 @@ function threads(pid: number): Map<number, [string, number]> {
     try {
       const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), [Number(tid) === pid ? 'main' : name, (Number(fields[11]) + Number(fields[12])) * TICK_MS]);
+      // Time on the CPU in nanoseconds (schedstat), finer than stat's 10 ms ticks.
+      const onCpuNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(Number(tid), [Number(tid) === pid ? 'main' : name, onCpuNs / 1e6]);
     } catch {
       // the thread ended
     }
@@ -73,7 +73,7 @@ try {
     groups.set(name, g);
   }
   const total = [...groups.values()].reduce((s, g) => s + g.ms, 0);
-  console.log(`${flags.root ?? '.'} ${protocol} c=${concurrency}${flags.spin ? ' spinning' : ''}${flags.env ? ` ${flags.env}` : ''}: ${result.throughput.toFixed(1)} req/s, ${n} requests, p50 ${result.p50Ms.toFixed(2)} ms, server ${(total / n).toFixed(2)} ms CPU/req, main ${((after.threads.get(server.pid)?.[1] ?? 0) - (before.threads.get(server.pid)?.[1] ?? 0)) / n} ms/req, client ${result.clientCpuMsPerRequest.toFixed(2)} ms CPU/req, load ${loadavg()[0]!.toFixed(2)}`);
+  console.log(`${flags.root ?? '.'} ${protocol} c=${concurrency}${flags.spin ? ' spinning' : ''}${flags.env ? ` ${flags.env}` : ''}: ${result.throughput.toFixed(1)} req/s, ${n} requests, p50 ${result.p50Ms.toFixed(2)} ms, server ${(total / n).toFixed(2)} ms CPU/req, main ${(((after.threads.get(server.pid)?.[1] ?? 0) - (before.threads.get(server.pid)?.[1] ?? 0)) / n).toFixed(3)} ms/req, client ${result.clientCpuMsPerRequest.toFixed(2)} ms CPU/req, load ${loadavg()[0]!.toFixed(2)}`);
   for (const [name, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms)) {
     if (g.ms > 0) console.log(`  ${name.padEnd(18)} ${String(g.threads).padStart(3)} threads  ${(g.ms / n).toFixed(3)} ms/req`);
   }

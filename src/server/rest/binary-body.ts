@@ -58,7 +58,8 @@ export function binaryBodyHook(bodyLimitBytes: number): preParsingHookHandler {
       return done(null, payload);
     }
     const pad = (ALIGNMENT - (headerLength % ALIGNMENT)) % ALIGNMENT;
-    const memory = new ArrayBuffer(pad + length);
+    // Not zeroed: every byte the tensor reads is written from the socket first.
+    const memory = Buffer.allocUnsafeSlow(pad + length).buffer as ArrayBuffer;
     const bytes = new Uint8Array(memory, pad, length);
     let received = 0;
     let ended = false;
