@@ -72,7 +72,8 @@ export const ServerConfigSchema = Type.Object(
          * Nice value of the model worker threads (and the threads onnxruntime starts from them) and
          * of the JSON decoder threads (Linux; 0 keeps the process's priority): the event loop then
          * gets a core first when they saturate the machine, so health checks and small requests stay
-         * prompt. Only relative to this process's other threads and to other processes.
+         * prompt. Off by default: the lowered threads also yield to other processes at normal
+         * priority, which on a shared machine cost throughput (bench/README.md, Serving core).
          */
         worker_nice: Type.Integer({ minimum: 0, maximum: 19, default: 0 }),
         grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
