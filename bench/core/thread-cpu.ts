@@ -4,7 +4,7 @@
  * /proc/<pid>/task/<tid>/stat before and after the window, grouped by the thread's name, per
  * request; the load generator's own CPU per request beside it.
  *
- *   npm run build && npx tsx bench/core/thread-cpu.ts [--protocol binary] [--concurrency 1] [--seconds 5] [--env K=V,...]  [--spin] [--cpu-prof-dir DIR] [--root DIR]
+ *   npm run build && npx tsx bench/core/thread-cpu.ts [--protocol binary] [--concurrency 1] [--seconds 5] [--env K=V,...]  [--spin] [--cpu-prof-dir DIR] [--root DIR] [--node-args '--trace-gc ...']
  *
  * --root serves from another built checkout. *
  * --spin serves the model with `onnx.allow_spinning: true` (onnxruntime's own default).
@@ -29,6 +29,7 @@ const { values: flags } = parseArgs({
     env: { type: 'string', default: '' },
     spin: { type: 'boolean', default: false },
     root: { type: 'string' },
+    'node-args': { type: 'string', default: '' },
     'cpu-prof-dir': { type: 'string' },
   },
 });
@@ -53,7 +54,7 @@ function threads(pid: number): Map<number, [string, number]> {
 const env = Object.fromEntries(flags.env!.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
 const work = mkdtempSync(join(tmpdir(), 'inferd-threads-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: flags.spin ? MOBILENET_CONFIG.replace('inter_op_threads: 1', 'inter_op_threads: 1\n  allow_spinning: true') : MOBILENET_CONFIG }]);
-const server = await startServer({ root: flags.root ? resolve(flags.root) : ROOT, repository: repo, logFile: join(work, 'server.log'), readyModels: ['mobilenet_v2'], ...(flags['cpu-prof-dir'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof-dir']] } : {}), env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...env } });
+const server = await startServer({ root: flags.root ? resolve(flags.root) : ROOT, repository: repo, logFile: join(work, 'server.log'), readyModels: ['mobilenet_v2'], nodeArgs: [...(flags['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof-dir']] : []), ...flags['node-args']!.split(' ').filter(Boolean)], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...env } });
 const protocol = flags.protocol as Protocol;
 const concurrency = Number(flags.concurrency);
 try {

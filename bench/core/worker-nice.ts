@@ -7,6 +7,10 @@
  * server's CPU per request (every thread; main thread).
  *
  *   npm run build && npx tsx bench/core/worker-nice.ts [--nice 0,5] [--rounds 3] [--seconds 6] [--protocols json,binary] [--concurrency 4]
+ *
+ * Each entry of --nice is a nice value, optionally followed by Node flags for that server joined
+ * with '+': `--nice 0,0+--single-threaded-gc` compares the default with the same server whose
+ * garbage collector uses no helper threads. The first entry is the baseline of the paired ratios.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -31,7 +35,15 @@ const { values: flags } = parseArgs({
     probes: { type: 'string', default: '400' },
   },
 });
-const NICES = flags.nice!.split(',').map(Number);
+interface Variant {
+  label: string;
+  nice: number;
+  nodeArgs: string[];
+}
+const VARIANTS: Variant[] = flags.nice!.split(',').map((entry) => {
+  const [nice, ...nodeArgs] = entry.split('+');
+  return { label: `nice ${nice}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}`, nice: Number(nice), nodeArgs };
+});
 const ROUNDS = Number(flags.rounds);
 const SECONDS = Number(flags.seconds);
 const PROTOCOLS = flags.protocols!.split(',') as Protocol[];
@@ -115,19 +127,19 @@ async function cell(server: RunningServer, protocol: Protocol): Promise<Sample> 
 
 const work = mkdtempSync(join(tmpdir(), 'inferd-nice-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: MOBILENET_CONFIG }]);
-const servers = new Map<number, RunningServer>();
-for (const nice of NICES) {
-  servers.set(nice, await startServer({ root: ROOT, repository: repo, logFile: join(work, `nice-${nice}.log`), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_SERVER__WORKER_NICE: String(nice) } }));
+const servers = new Map<string, RunningServer>();
+for (const [i, v] of VARIANTS.entries()) {
+  servers.set(v.label, await startServer({ root: ROOT, repository: repo, nodeArgs: v.nodeArgs, logFile: join(work, `server-${i}.log`), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_SERVER__WORKER_NICE: String(v.nice) } }));
 }
 const samples = new Map<string, Sample[]>();
 const loads = [loadavg()[0]!];
 try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const protocol of PROTOCOLS) {
-      const order = round % 2 === 0 ? NICES : [...NICES].reverse();
-      for (const nice of order) {
-        const s = await cell(servers.get(nice)!, protocol);
-        const key = `${protocol} nice ${nice}`;
+      const order = round % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+      for (const v of order) {
+        const s = await cell(servers.get(v.label)!, protocol);
+        const key = `${protocol} ${v.label}`;
         (samples.get(key) ?? samples.set(key, []).get(key)!).push(s);
         log(`round ${round + 1} ${key}: /health idle p99 ${f(s.idleP99, 2)} busy p50 ${f(s.busyP50, 2)} p99 ${f(s.busyP99, 2)} ms; ${f(s.rps)} req/s, cpu ${f(s.cpuMs, 2)} / main ${f(s.mainMs, 2)} ms/req, load ${f(s.load1, 2)}`);
       }
@@ -146,13 +158,13 @@ for (const [key, list] of samples) {
   console.log(`| ${key} | ${f(m('idleP50'), 2)} / ${f(m('idleP99'), 2)} | ${f(m('busyP50'), 2)} / ${f(m('busyP99'), 2)} | ${f(median(list.map((s) => s.busyP99 / s.idleP99)), 2)}x | ${f(m('rps'))} | ${f(m('cpuMs'), 2)} | ${f(m('mainMs'), 2)} |`);
 }
 // Paired per-round ratios against the first nice value listed (same machine load).
-const [base, ...others] = NICES;
+const [base, ...others] = VARIANTS;
 for (const protocol of PROTOCOLS) {
-  const A = samples.get(`${protocol} nice ${base}`)!;
-  for (const nice of others) {
-    const B = samples.get(`${protocol} nice ${nice}`)!;
+  const A = samples.get(`${protocol} ${base!.label}`)!;
+  for (const v of others) {
+    const B = samples.get(`${protocol} ${v.label}`)!;
     const rps = B.map((s, i) => s.rps / A[i]!.rps);
     const p99 = B.map((s, i) => s.busyP99 / A[i]!.busyP99);
-    console.log(`\n${protocol}, nice ${nice} / nice ${base} per round: req/s ${rps.map((r) => f(r, 2)).join(', ')} (median ${f(median(rps), 2)}); saturated /health p99 ${p99.map((r) => f(r, 2)).join(', ')} (median ${f(median(p99), 2)})`);
+    console.log(`\n${protocol}, ${v.label} / ${base!.label} per round: req/s ${rps.map((r) => f(r, 2)).join(', ')} (median ${f(median(rps), 2)}); saturated /health p99 ${p99.map((r) => f(r, 2)).join(', ')} (median ${f(median(p99), 2)})`);
   }
 }
