@@ -10,7 +10,9 @@
  *
  * Each entry of --nice is a nice value, optionally followed by Node flags for that server joined
  * with '+': `--nice 0,0+--single-threaded-gc` compares the default with the same server whose
- * garbage collector uses no helper threads. The first entry is the baseline of the paired ratios.
+ * garbage collector uses no helper threads; other '+' parts of the form K=V are environment
+ * variables of that server (`0+INFERD_SERVER__SINGLE_THREADED_GC=true`). The first entry is the
+ * baseline of the paired ratios.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -39,10 +41,13 @@ interface Variant {
   label: string;
   nice: number;
   nodeArgs: string[];
+  env: Record<string, string>;
 }
 const VARIANTS: Variant[] = flags.nice!.split(',').map((entry) => {
-  const [nice, ...nodeArgs] = entry.split('+');
-  return { label: `nice ${nice}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}`, nice: Number(nice), nodeArgs };
+  const [nice, ...extra] = entry.split('+');
+  const nodeArgs = extra.filter((a) => a.startsWith('-'));
+  const env = Object.fromEntries(extra.filter((a) => !a.startsWith('-')).map((kv) => kv.split('=', 2) as [string, string]));
+  return { label: `nice ${nice}${extra.length > 0 ? ` ${extra.join(' ')}` : ''}`, nice: Number(nice), nodeArgs, env };
 });
 const ROUNDS = Number(flags.rounds);
 const SECONDS = Number(flags.seconds);
@@ -129,7 +134,7 @@ const work = mkdtempSync(join(tmpdir(), 'inferd-nice-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: MOBILENET_CONFIG }]);
 const servers = new Map<string, RunningServer>();
 for (const [i, v] of VARIANTS.entries()) {
-  servers.set(v.label, await startServer({ root: ROOT, repository: repo, nodeArgs: v.nodeArgs, logFile: join(work, `server-${i}.log`), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_SERVER__WORKER_NICE: String(v.nice) } }));
+  servers.set(v.label, await startServer({ root: ROOT, repository: repo, nodeArgs: v.nodeArgs, logFile: join(work, `server-${i}.log`), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_SERVER__WORKER_NICE: String(v.nice), ...v.env } }));
 }
 const samples = new Map<string, Sample[]>();
 const loads = [loadavg()[0]!];
