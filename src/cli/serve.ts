@@ -1,5 +1,4 @@
 /** `inferd serve`: runs the server until SIGTERM/SIGINT, then drains and exits. */
-import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { InferdServer } from '../server/index.js';
@@ -52,8 +51,6 @@ export function registerServeCommand(program: Command): void {
       if (flags.registry) overrides.registry = flags.registry;
       const loaded = loadConfig({ file: flags.config, overrides });
       const logger = createServerLogger(loaded);
-      // Process-wide, before the server's threads start: every isolate collects without helpers.
-      if (loaded.server.single_threaded_gc) setFlagsFromString('--single-threaded-gc');
       // Object storage: registry artifacts in S3, and a remote repository mirrored into the cache.
       const storage = storageSettings(loaded, logger);
       const progress = progressLine();

@@ -76,13 +76,6 @@ export const ServerConfigSchema = Type.Object(
          * priority, which on a shared machine cost throughput (bench/README.md, Serving core).
          */
         worker_nice: Type.Integer({ minimum: 0, maximum: 19, default: 0 }),
-        /**
-         * `inferd serve` runs V8's garbage collector without helper threads (--single-threaded-gc).
-         * When the model's threads keep the cores busy, a collection that waits for helpers to get
-         * a core stalls the event loop and the decoder threads for milliseconds; without helpers
-         * each thread collects its own heap at once (bench/README.md, Serving core).
-         */
-        single_threaded_gc: Type.Boolean({ default: false }),
         grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
         /** Bound on the time a client may take to send a request's headers and body. */
