@@ -389,7 +389,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       const head = target.slice(0, -':predict'.length);
       if (req.params.model === undefined) ctx.model = head;
       else ctx.version = head;
-      const body = req.binaryBody ?? (req.body as Buffer | undefined);
+      const body = req.body as Buffer | undefined;
       if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected {"instances": [...]}');
       const instances = parseV1Body(parseV1JsonBody(body));
       ctx.decode = (inputs) => decodeV1Instances(instances, inputs);

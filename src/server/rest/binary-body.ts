@@ -1,9 +1,10 @@
 /**
  * Large binary-extension bodies read straight into memory of their own: the bytes after the JSON
  * header start on an 8-byte boundary, so every numeric tensor can view them where they lie, and
- * when the body holds one tensor, the memory is that tensor's alone, so the model's worker can take
- * it whole (transferred, not copied; `lendToWorker`). Fastify would otherwise join the socket's chunks into one buffer,
- * and the tensor's bytes would then be copied once more to be sent.
+ * when the body holds one tensor, the memory is that tensor's alone, so the model's worker can
+ * take it whole (transferred, not copied; `lendToWorker`). Fastify would otherwise join the
+ * socket's chunks into one buffer, and the tensor's bytes would then be copied once more to be
+ * sent. The few bytes of padding before the body are never read.
  *
  * Fastify keeps counting the bytes (its Content-Length checks and errors stay as they are); the
  * route finds the body on the request instead of in `req.body`.
