@@ -51,6 +51,13 @@ function threads(pid: number): Map<number, [string, number]> {
   return out;
 }
 
+/** The main thread's user and system CPU, ms (10 ms ticks): system time is mostly socket reads and writes. */
+function mainUserSystem(pid: number): [number, number] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return [Number(fields[11]) * 10, Number(fields[12]) * 10];
+}
+
 const env = Object.fromEntries(flags.env!.split(',').filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
 const work = mkdtempSync(join(tmpdir(), 'inferd-threads-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: flags.spin ? MOBILENET_CONFIG.replace('inter_op_threads: 1', 'inter_op_threads: 1\n  allow_spinning: true') : MOBILENET_CONFIG }]);
@@ -61,7 +68,7 @@ try {
   const target: Target = { host: '127.0.0.1', httpPort: server.httpPort, grpcPort: server.grpcPort };
   const request = encodeRequest(protocol, 'mobilenet_v2', { name: 'input', shape: [1, 3, 224, 224], values: syntheticImage(3 * 224 * 224) });
   const transport = protocol === 'grpc' ? grpcTransport(target, modelInferMethod(), request) : httpTransport(target, '/v2/models/mobilenet_v2/infer', request, concurrency);
-  const snapshot = async () => ({ threads: threads(server.pid), counters: await batchCounters(server.httpPort, 'mobilenet_v2') });
+  const snapshot = async () => ({ threads: threads(server.pid), main: mainUserSystem(server.pid), counters: await batchCounters(server.httpPort, 'mobilenet_v2') });
   const { result, before, after } = await closedLoop(transport, concurrency, 1000, Number(flags.seconds) * 1000, snapshot);
   transport.close();
   const n = counterDelta(before.counters, after.counters).inferences;
@@ -75,6 +82,7 @@ try {
   }
   const total = [...groups.values()].reduce((s, g) => s + g.ms, 0);
   console.log(`${flags.root ?? '.'} ${protocol} c=${concurrency}${flags.spin ? ' spinning' : ''}${flags.env ? ` ${flags.env}` : ''}: ${result.throughput.toFixed(1)} req/s, ${n} requests, p50 ${result.p50Ms.toFixed(2)} ms, server ${(total / n).toFixed(2)} ms CPU/req, main ${(((after.threads.get(server.pid)?.[1] ?? 0) - (before.threads.get(server.pid)?.[1] ?? 0)) / n).toFixed(3)} ms/req, client ${result.clientCpuMsPerRequest.toFixed(2)} ms CPU/req, load ${loadavg()[0]!.toFixed(2)}`);
+  console.log(`  main thread user ${((after.main[0] - before.main[0]) / n).toFixed(3)} / system ${((after.main[1] - before.main[1]) / n).toFixed(3)} ms/req`);
   for (const [name, g] of [...groups].sort((a, b) => b[1].ms - a[1].ms)) {
     if (g.ms > 0) console.log(`  ${name.padEnd(18)} ${String(g.threads).padStart(3)} threads  ${(g.ms / n).toFixed(3)} ms/req`);
   }
