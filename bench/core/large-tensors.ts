@@ -8,7 +8,10 @@
  * the server's CPU per request (all threads; main thread).
  *
  *   npm run build && npx tsx bench/core/large-tensors.ts [--rounds 4] [--seconds 3] [--concurrency 1,4]
- *       [--a-env K=V,...] [--b-env K=V,...] [--b-root DIR]
+ *       [--a-env K=V,...] [--b-env K=V,...] [--b-root DIR] [--cells json-a,json-b,binary-a,grpc-a] [--raw-spin]
+ *
+ * The model alone runs as the servers run it: intra-op threads do not spin (inferd's default,
+ * `onnx.allow_spinning: false`); --raw-spin lets them, as onnxruntime does by default.
  *
  * By default A decodes large JSON bodies while they arrive (INFERD_SERVER__JSON_DECODE_ARRIVING=true)
  * and B once they are in (the default). --b-root serves B from another built checkout.
@@ -37,6 +40,7 @@ const { values: flags } = parseArgs({
     'b-env': { type: 'string', default: '' },
     'b-root': { type: 'string' },
     cells: { type: 'string', default: 'json-a,json-b,binary-a,grpc-a' },
+    'raw-spin': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -89,7 +93,8 @@ const work = mkdtempSync(join(tmpdir(), 'inferd-large-'));
 const repo = makeRepository(work, [{ name: 'mobilenet_v2', onnx: ONNX, config: MOBILENET_CONFIG }]);
 const a = await startServer({ root: ROOT, repository: repo, logFile: join(work, 'a.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['a-env']!) } });
 const b = await startServer({ root: flags['b-root'] ? resolve(flags['b-root']) : ROOT, repository: repo, logFile: join(work, 'b.log'), readyModels: ['mobilenet_v2'], env: { INFERD_LOGGING__ACCESS_LOG: 'false', ...envOf(flags['b-env']!) } });
-const raw = await RawModelProcess.start(['--model', ONNX, '--threads', '2']);
+// The model alone at the server's spinning setting (off unless the model's configuration turns it on).
+const raw = await RawModelProcess.start(['--model', ONNX, '--threads', '2', ...(flags['raw-spin'] ? [] : ['--no-spin'])]);
 const samples = new Map<string, Sample[]>();
 const rawSamples = new Map<number, number[]>();
 const loads: number[] = [loadavg()[0]!];
@@ -123,7 +128,7 @@ try {
   await Promise.all([a.stop(), b.stop()]);
 }
 
-console.log(`\n${ROUNDS} rounds of ${SECONDS} s per cell, A: ${flags['a-env'] || '(defaults)'}; B: ${flags['b-env'] || '(defaults)'}${flags['b-root'] ? ` from ${flags['b-root']}` : ''}; load average ${f(Math.min(...loads), 2)}-${f(Math.max(...loads), 2)}\n`);
+console.log(`\n${ROUNDS} rounds of ${SECONDS} s per cell, model alone ${flags['raw-spin'] ? 'spinning' : 'not spinning'}, A: ${flags['a-env'] || '(defaults)'}; B: ${flags['b-env'] || '(defaults)'}${flags['b-root'] ? ` from ${flags['b-root']}` : ''}; load average ${f(Math.min(...loads), 2)}-${f(Math.max(...loads), 2)}\n`);
 console.log('| cell | req/s | % of raw (at its batch) | mean batch | p50 ms | server CPU ms/req | main thread ms/req | model alone b1 rows/s |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [key, list] of samples) {

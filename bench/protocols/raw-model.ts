@@ -7,9 +7,10 @@
  *   npx tsx bench/protocols/raw-model.ts --model FILE --input NAME --shape 3,224,224 \
  *     --threads 2 --batches 1,2,3,4 --seconds 2
  *
- * --no-spin turns off onnxruntime's spin-waiting of intra-op threads (inferd's model configuration
- * has no such switch: the server always runs with the default, spinning), to show what spinning
- * costs on a machine whose cores are shared.
+ * --no-spin turns off onnxruntime's spin-waiting of intra-op threads, as inferd runs models unless
+ * their configuration says `onnx.allow_spinning: true`; compare the server with the model alone
+ * at the same setting. --fresh-input copies the input into new memory before every run, as a
+ * server gets each request's tensor in memory the model has not read before.
  *
  * With --serve it keeps the session and answers requests instead, one JSON line in
  * (`{"batches": [1, 2], "seconds": 1}`) and one out, so a benchmark can measure the model
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '2' },
     serve: { type: 'boolean', default: false },
     'no-spin': { type: 'boolean', default: false },
+    'fresh-input': { type: 'boolean', default: false },
   },
 });
 if (values.model === undefined) throw new Error('--model FILE is required');
@@ -78,7 +80,12 @@ async function measure(batches: number[], seconds: number): Promise<RawPoint[]> 
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     while (performance.now() - t0 < seconds * 1000) {
-      await session.run(feeds);
+      if (values['fresh-input']) {
+        const tensor = feeds[values.input!]!;
+        await session.run({ [values.input!]: new ort.Tensor('float32', (tensor.data as Float32Array).slice(), tensor.dims) });
+      } else {
+        await session.run(feeds);
+      }
       runs++;
     }
     const ms = performance.now() - t0;

@@ -30,6 +30,13 @@ export interface JsonDecodePoolOptions {
   threads: number;
   /** Bodies waiting for a thread before new ones are refused (503). */
   maxQueue: number;
+  /** Nice value the threads lower themselves to when they start (Linux; 0 or absent: unchanged). */
+  nice?: number;
+}
+
+/** What a decoder thread is started with. */
+export interface JsonDecodeWorkerData {
+  nice: number;
 }
 
 /** Indices into an arriving body's shared state. */
@@ -228,6 +235,7 @@ export class JsonDecodePool {
       minThreads: this.options.threads,
       maxThreads: this.options.threads,
       idleTimeout: Number.MAX_SAFE_INTEGER,
+      workerData: { nice: this.options.nice ?? 0 } satisfies JsonDecodeWorkerData,
       name: 'default',
     });
   }

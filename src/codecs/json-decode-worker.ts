@@ -4,12 +4,17 @@
  * behind the bytes that have arrived); the tensors go back with their buffers transferred, so no
  * element is copied on the way out. A refusal crosses as plain data (an error's class would not).
  */
+import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { InferdError } from '../core/errors.js';
 import { transferablesOf } from '../core/tensor.js';
 import type { InferenceRequest } from '../core/types.js';
 import { decodeJsonInferRequest, readInferRequest, type Arrival } from './json-request.js';
-import { ABANDONED, ARRIVED, STATUS, WANTED, type JsonDecodeReply, type JsonDecodeTask } from './json-decode-pool.js';
+import { ABANDONED, ARRIVED, STATUS, WANTED, type JsonDecodeReply, type JsonDecodeTask, type JsonDecodeWorkerData } from './json-decode-pool.js';
+import { ThreadPriority } from '../workers/priority.js';
+
+// Lowered once, before any body: the event loop gets a core first when decoding saturates them.
+new ThreadPriority(Int32Array.of((workerData as JsonDecodeWorkerData | undefined)?.nice ?? 0)).apply();
 
 /**
  * Longest wait for the next bytes of an arriving body, and for all of them together: past

@@ -68,6 +68,14 @@ export const ServerConfigSchema = Type.Object(
          * the event loop more than the overlap saved (bench/README.md, Serving core).
          */
         json_decode_arriving: Type.Boolean({ default: false }),
+        /**
+         * Nice value of the model worker threads (and the threads onnxruntime starts from them) and
+         * of the JSON decoder threads (Linux; 0 keeps the process's priority): the event loop then
+         * gets a core first when they saturate the machine, so health checks and small requests stay
+         * prompt. Off by default: the lowered threads also yield to other processes at normal
+         * priority, which on a shared machine cost throughput (bench/README.md, Serving core).
+         */
+        worker_nice: Type.Integer({ minimum: 0, maximum: 19, default: 0 }),
         grpc_max_message_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
         keep_alive_timeout_ms: Type.Integer({ minimum: 0, default: 72_000 }),
         /** Bound on the time a client may take to send a request's headers and body. */

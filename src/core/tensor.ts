@@ -257,14 +257,29 @@ export function checkElementCount(tensor: Tensor, what: string): void {
   }
 }
 
+/**
+ * Memory that belongs to one tensor alone although the tensor views only part of it (a binary
+ * request body read into a buffer of its own, header bytes first): sent to the worker whole,
+ * rather than the tensor's bytes copied out of it. Nothing reads a request's tensors after they
+ * are sent (copies that must outlive the hand-off are made before it, as for buffers owned whole).
+ */
+const lent = new WeakSet<ArrayBuffer>();
+
+/** Marks `memory` as the buffer of one tensor alone; only for memory no other view will read. */
+export function lendToWorker(memory: ArrayBuffer): void {
+  lent.add(memory);
+}
+
 /** Buffers a tensor owns, for transfer lists; BYTES data is copied by structured clone instead. */
 export function transferablesOf(tensors: readonly Tensor[], into: ArrayBuffer[] = []): ArrayBuffer[] {
   for (const t of tensors) {
     if (Array.isArray(t.data)) continue;
     const view = t.data as ArrayBufferView;
     const buffer = view.buffer as ArrayBuffer;
-    // Only transfer a buffer the tensor owns whole; a view into a larger body must not be detached.
-    if (view.byteOffset === 0 && view.byteLength === buffer.byteLength && !into.includes(buffer)) into.push(buffer);
+    // Only transfer a buffer the tensor owns whole, or lent to it; a view into a larger body must
+    // not be detached.
+    const owned = (view.byteOffset === 0 && view.byteLength === buffer.byteLength) || lent.has(buffer);
+    if (owned && !into.includes(buffer)) into.push(buffer);
   }
   return into;
 }
@@ -278,6 +293,7 @@ export function ownBuffers(tensors: Tensor[]): Tensor[] {
   for (const t of tensors) {
     if (Array.isArray(t.data)) continue;
     const view = t.data as Float32Array;
+    if (lent.has(view.buffer as ArrayBuffer)) continue;
     if (view.byteOffset !== 0 || view.byteLength !== view.buffer.byteLength) t.data = view.slice() as typeof t.data;
   }
   return tensors;

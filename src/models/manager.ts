@@ -48,6 +48,8 @@ export interface ModelManagerOptions {
   served?: ServedModels;
   /** How registry models are reached; required when `served` names any. */
   registry?: RegistryLink;
+  /** Nice value every version's worker threads run at, at least (server.worker_nice); a shadow's may be lower still. */
+  workerNice?: number;
 }
 
 export interface LoadOptions {
@@ -388,7 +390,7 @@ export class ModelManager {
     const loaded = this.models.get(model)?.versions.get(version);
     if (loaded === undefined) return;
     try {
-      const states = await loaded.setNice(nice);
+      const states = await loaded.setNice(Math.max(nice, this.options.workerNice ?? 0));
       if (states.some((s) => !s.supported) && !this.niceUnsupportedLogged) {
         this.niceUnsupportedLogged = true;
         this.options.logger?.info({ platform: process.platform }, 'worker thread priorities are not supported on this platform; shadow versions run at normal priority');
@@ -401,7 +403,7 @@ export class ModelManager {
   }
 
   private niceOf(model: string, version: string): number {
-    return this.nices.get(model)?.get(version) ?? 0;
+    return Math.max(this.nices.get(model)?.get(version) ?? 0, this.options.workerNice ?? 0);
   }
 
   /** Whether a registered model's version is serving under any name (deletion guard). */

@@ -117,7 +117,11 @@ export class InferdServer {
       observer: inferenceObserver(metrics),
       served,
       ...(registry ? { registry } : {}),
+      workerNice: config.server.worker_nice,
     });
+    if (config.server.worker_nice > 0 && process.platform !== 'linux') {
+      logger.info({ platform: process.platform, worker_nice: config.server.worker_nice }, 'thread priorities are not supported on this platform; server.worker_nice has no effect');
+    }
     const drift = createDriftServing({ manager, metrics, logger, ...(registry ? { registry } : {}) });
     const c = config.model_control;
     const control = new ModelControl(manager, {
@@ -168,6 +172,7 @@ export class InferdServer {
       jsonOffloadBytes: config.server.json_offload_bytes,
       jsonDecodeThreads: config.server.json_decode_threads,
       jsonDecodeArriving: config.server.json_decode_arriving,
+      workerNice: config.server.worker_nice,
       keepAliveTimeoutMs: config.server.keep_alive_timeout_ms,
       requestTimeoutMs: config.server.request_timeout_ms,
       logger,

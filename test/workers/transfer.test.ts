@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lendToWorker } from '../../src/core/tensor.js';
 import type { Tensor } from '../../src/core/types.js';
 import type { RuntimeSpec } from '../../src/runtimes/types.js';
 import { ModelWorkerPool } from '../../src/workers/pool.js';
@@ -66,6 +67,18 @@ describe('tensors to and from a model worker', () => {
     expect(whole[2]).toBeCloseTo(2 / 7, 6);
     expect(view.length).toBe(1000);
     expect((outputs[0]!.data as Float32Array)[0]).toBeCloseTo((2 * 2) / 7, 6);
+  });
+
+  it('transfers memory lent to a tensor whole, header bytes and all, instead of copying the view', async () => {
+    const body = new ArrayBuffer(4 * 1000 + 8);
+    const view = new Float32Array(body, 8, 1000);
+    view.set(values(1000));
+    lendToWorker(body);
+    const input: Tensor = { name: 'x', datatype: 'FP32', shape: [1, 1000], data: view };
+    const { outputs } = await pool.infer([input], ['y']);
+    expect(body.byteLength).toBe(0);
+    expect(input.data).toBe(view);
+    expect((outputs[0]!.data as Float32Array)[7]).toBeCloseTo(2, 6);
   });
 
   it('transfers every run of a group and answers each', async () => {

@@ -9,6 +9,7 @@
  * codes, and shutdown drains in-flight calls.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Http2Server, Http2Session } from 'node:http2';
 import {
   CancelledError,
   DeadlineExceededError,
@@ -538,6 +539,7 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
           error ? reject(error) : resolve(bound),
         );
       });
+      widenReceiveWindows(s, logger);
       logger?.info({ host: options.host, port, maxMessageBytes }, 'gRPC server listening');
       return port;
     },
@@ -574,4 +576,34 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
 
     forceStop,
   };
+}
+
+/**
+ * HTTP/2 lets a client send 64 KB on a connection, and on each stream, before the server grants
+ * more; grpc-js's server keeps those defaults (its `grpc-node.flow_control_window` option is read
+ * by clients only). A 600 KB tensor then crosses in ten windows, each waiting for the server's
+ * event loop to read and answer with a WINDOW_UPDATE. Each new session gets windows of
+ * RECEIVE_WINDOW_BYTES instead, so one large request arrives without waiting. Memory stays bounded
+ * by grpc.max_receive_message_length per call, which grpc-js enforces as the bytes come in.
+ */
+const RECEIVE_WINDOW_BYTES = 8 * 1024 * 1024;
+
+function widenReceiveWindows(server: grpc.Server, logger: GrpcLogger | undefined): void {
+  // grpc-js keeps its HTTP/2 servers in a private map; when a version no longer has it, the
+  // default windows stay (slower for large messages, nothing else changes).
+  const servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) {
+    logger?.warn({}, 'cannot reach the gRPC server\'s HTTP/2 sessions; large requests keep the default 64 KB flow-control windows');
+    return;
+  }
+  for (const http2Server of servers.keys()) {
+    http2Server.on('session', (session: Http2Session) => {
+      try {
+        session.settings({ initialWindowSize: RECEIVE_WINDOW_BYTES });
+        session.setLocalWindowSize(RECEIVE_WINDOW_BYTES);
+      } catch (error) {
+        logger?.warn({ err: (error as Error).message }, 'widening a gRPC session\'s flow-control window failed');
+      }
+    });
+  }
 }

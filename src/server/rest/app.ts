@@ -21,6 +21,7 @@ import { decodeV1Instances, encodeV1Predictions, parseV1Body } from '../../codec
 import { correlationIdOf, createContext, minimalContext, recordReader, type ContextSource, type HeaderReader } from '../../pipeline/context.js';
 import type { DataPlane } from '../../pipeline/dataplane.js';
 import type { PipelineContext } from '../../pipeline/types.js';
+import { binaryBodyHook, lendSoleTensor } from './binary-body.js';
 import { toHttpError } from './errors.js';
 import { DeferredChildLogger } from './request-logger.js';
 
@@ -43,6 +44,8 @@ export interface RestOptions {
   jsonDecodeThreads?: number;
   /** Decode those bodies while they arrive, when their length is known (default false). */
   jsonDecodeArriving?: boolean;
+  /** Nice value of the decoder threads (server.worker_nice). */
+  workerNice?: number;
 }
 
 declare module 'fastify' {
@@ -289,7 +292,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
   // Small JSON bodies are decoded in place (a hand-off would cost more than the decode); large
   // ones in a decoder thread, so that the event loop keeps answering while they are read.
   const offloadBytes = options.jsonOffloadBytes ?? 0;
-  const decoders = offloadBytes > 0 ? new JsonDecodePool({ threads: options.jsonDecodeThreads ?? 1, maxQueue: 64 }) : undefined;
+  const decoders = offloadBytes > 0 ? new JsonDecodePool({ threads: options.jsonDecodeThreads ?? 1, maxQueue: 64, nice: options.workerNice ?? 0 }) : undefined;
   if (decoders) app.addHook('onClose', async () => decoders.close());
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -342,7 +345,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
     const infer = async (req: Req, reply: FastifyReply) => {
       const ctx = checkContext(req);
-      const body = req.body as Buffer | undefined;
+      const body = req.binaryBody ?? (req.body as Buffer | undefined);
       const headerLength = req.headers['inference-header-content-length'];
       let request: InferenceRequest;
       if (req.arrivingDecode !== undefined) {
@@ -355,6 +358,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
           throw new InvalidInputError(`Inference-Header-Content-Length is ${JSON.stringify(headerLength)} but the body has ${body.length} bytes`);
         }
         request = binaryCodec.decode(body, n);
+        if (req.binaryBody !== undefined) lendSoleTensor(request, req.binaryBody);
       } else if (decoders !== undefined && body.length >= offloadBytes) {
         request = await decoders.decode(body);
       } else {
@@ -371,8 +375,9 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       }
       return reply.type('application/json').send(encodeInferResponse(response));
     };
-    // The hook only when on: small bodies (most requests) pay nothing for it.
-    const inferOptions = decodeArriving ? { preParsing: arrivingHook } : {};
+    // Large binary bodies go into memory of their own; the arriving-JSON hook only when on.
+    const binaryHook = binaryBodyHook(options.bodyLimitBytes);
+    const inferOptions = { preParsing: decodeArriving ? [binaryHook, arrivingHook] : [binaryHook] };
     scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', inferOptions, infer);
     scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 

@@ -615,3 +615,26 @@ describe('gRPC server: limits and shutdown', () => {
     }
   });
 });
+
+describe('gRPC server: flow control for large messages', () => {
+  it('grants each connection and stream an 8 MiB receive window, so a large tensor is not sent 64 KB at a time', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      // The server's own SETTINGS come first with the default; the widened ones right after.
+      await until(() => session.remoteSettings?.initialWindowSize === 8 * 1024 * 1024);
+      expect(logs.filter((l) => l.level === 'warn' && /flow-control/.test(l.msg ?? ''))).toEqual([]);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('still answers a 4 MB request whole, and the model sees every byte', async () => {
+    const values = Float32Array.from({ length: 1 << 20 }, (_, i) => (i % 9973) / 7);
+    const { response } = await call<InferResponse>(clients.inference, 'ModelInfer', {
+      model_name: 'echo',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', String(values.length)] }],
+      raw_input_contents: [Buffer.from(values.buffer)],
+    });
+    expect(Buffer.compare(Buffer.from(response.raw_output_contents[0]!), Buffer.from(values.buffer))).toBe(0);
+  });
+});
