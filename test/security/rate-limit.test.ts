@@ -29,6 +29,28 @@ describe('GCRA arithmetic', () => {
     expect(gcra.take('b').remaining).toBe(4);
   });
 
+  it('admit (no decision object) decides as take does, key by key, request by request', () => {
+    let now = 5_000;
+    const params = { ratePerSecond: 50, burst: 8 };
+    const byTake = new LocalGcra(params, 100, () => now);
+    const byAdmit = new LocalGcra(params, 100, () => now);
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    let refusals = 0;
+    for (let i = 0; i < 2_000; i++) {
+      now += random() < 0.7 ? 0 : random() * 60;
+      const key = random() < 0.8 ? 'busy' : 'quiet';
+      const decision = byTake.take(key);
+      const remaining = byAdmit.admit(key);
+      expect(remaining >= 0).toBe(decision.allowed);
+      if (decision.allowed) {
+        expect(remaining).toBe(decision.remaining);
+        expect(byAdmit.admittedResetMs).toBeCloseTo(decision.resetMs, 9);
+      } else refusals += 1;
+    }
+    expect(refusals).toBeGreaterThan(100);
+  });
+
   it('never admits more than burst + rate * d over any interval d (no window-edge doubling)', () => {
     const params = { ratePerSecond: 100, burst: 10 };
     let tat: number | undefined;

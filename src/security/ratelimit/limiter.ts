@@ -238,11 +238,17 @@ export class SharedRateLimiter {
 
   /**
    * The allocation-free path of a busy identity: spends a token this replica holds for `key`
-   * and returns what the bucket has left; -1 when no held token can be spent (then `takeNow`
-   * decides). The bucket's time to full goes to `heldResetMs`, read right after the call.
+   * (or, limiting locally, admits by the local GCRA) and returns what the bucket has left; -1
+   * when that cannot be done (then `takeNow` decides, and says when to retry). The bucket's time to full goes to `heldResetMs`, read right after the call.
    */
   spendHeld(key: string): number {
-    if (this.redis === undefined || this.degraded) return -1;
+    if (this.redis === undefined || this.degraded) {
+      const remaining = this.local.admit(key);
+      if (remaining < 0) return -1;
+      if (this.redis !== undefined) this.fallbackCounter?.inc();
+      this.heldResetMs = this.local.admittedResetMs;
+      return remaining;
+    }
     const lease = this.leaseOf(key);
     const now = Date.now();
     if (!canSpend(lease, now)) return -1;
