@@ -239,7 +239,8 @@ export class SharedRateLimiter {
   /**
    * The allocation-free path of a busy identity: spends a token this replica holds for `key`
    * (or, limiting locally, admits by the local GCRA) and returns what the bucket has left; -1
-   * when that cannot be done (then `takeNow` decides, and says when to retry). The bucket's time to full goes to `heldResetMs`, read right after the call.
+   * when that cannot be done (then `takeNow` decides, and says when to retry). The bucket's
+   * time to full goes to `heldResetMs`, read right after the call.
    */
   spendHeld(key: string): number {
     if (this.redis === undefined || this.degraded) {
