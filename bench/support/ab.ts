@@ -100,13 +100,13 @@ export function processCpuMicros(pid: number, mainThread = false): number | unde
 // USER_HZ: 100 on every Linux architecture Node runs on.
 const CLOCK_TICKS = 100;
 
-/** Successful inferences the server has counted for `model` (its statistics extension). */
-async function servedCount(s: Served, model: string, headers: Record<string, string> = {}): Promise<number | undefined> {
+/** Successful inferences the server has counted for `model` (its statistics extension), and the rows and executions (batches) behind them. */
+async function servedCount(s: Served, model: string, headers: Record<string, string> = {}): Promise<{ served: number; rows: number; executions: number } | undefined> {
   try {
     const answer = await fetch(`http://127.0.0.1:${s.http}/v2/models/${model}/stats`, { headers });
     if (answer.status !== 200) return undefined;
-    const body = (await answer.json()) as { model_stats: Array<{ inference_stats: { success: { count: number } } }> };
-    return body.model_stats.reduce((n, m) => n + m.inference_stats.success.count, 0);
+    const body = (await answer.json()) as { model_stats: Array<{ inference_count: number; execution_count: number; inference_stats: { success: { count: number } } }> };
+    return body.model_stats.reduce((n, m) => ({ served: n.served + m.inference_stats.success.count, rows: n.rows + m.inference_count, executions: n.executions + m.execution_count }), { served: 0, rows: 0, executions: 0 });
   } catch {
     return undefined;
   }
@@ -129,13 +129,17 @@ export interface AbSummary {
   /** The same for the event-loop thread alone (where the request path runs; model execution is in worker threads). */
   mainThreadCpuUsPerRequestA?: number;
   mainThreadCpuUsPerRequestB?: number;
+  /** Median rows per model execution (dynamic batching): CPU per request compares only at like batch sizes. */
+  meanBatchA?: number;
+  meanBatchB?: number;
 }
 
-export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', Record<string, number[]>>; cpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; mainThreadCpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; summary: AbSummary[] }> {
+export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', Record<string, number[]>>; cpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; mainThreadCpuUsPerRequest: Record<'A' | 'B', Record<string, number[]>>; batchRows: Record<'A' | 'B', Record<string, number[]>>; summary: AbSummary[] }> {
   const results: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
   // The server's own CPU per request: unlike req/s it hardly moves when other work shares the cores.
   const cpu: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
   const mainCpu: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
+  const batches: Record<'A' | 'B', Record<string, number[]>> = { A: {}, B: {} };
   const model = o.model ?? 'breast_cancer';
   for (let round = 0; round < o.rounds; round++) {
     for (const label of round % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
@@ -153,13 +157,16 @@ export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', 
           const servedAfter = await servedCount(s, model, side.headers);
           (results[label][protocol] ??= []).push(rps);
           let perRequest = '';
-          if (cpuBefore !== undefined && cpuAfter !== undefined && servedBefore !== undefined && servedAfter !== undefined && servedAfter > servedBefore) {
-            const served = servedAfter - servedBefore;
+          if (cpuBefore !== undefined && cpuAfter !== undefined && servedBefore !== undefined && servedAfter !== undefined && servedAfter.served > servedBefore.served) {
+            const served = servedAfter.served - servedBefore.served;
             const us = (cpuAfter - cpuBefore) / served;
             const mainUs = (mainAfter! - mainBefore!) / served;
+            // The cost per request follows the batch size (one worker dispatch per batch), which a round's load decides.
+            const batch = (servedAfter.rows - servedBefore.rows) / Math.max(1, servedAfter.executions - servedBefore.executions);
             (cpu[label][protocol] ??= []).push(us);
             (mainCpu[label][protocol] ??= []).push(mainUs);
-            perRequest = `, server CPU per request ${us.toFixed(1)} µs (event loop ${mainUs.toFixed(1)})`;
+            (batches[label][protocol] ??= []).push(batch);
+            perRequest = `, server CPU per request ${us.toFixed(1)} µs (event loop ${mainUs.toFixed(1)}), mean batch ${batch.toFixed(1)} rows`;
           }
           console.error(`round ${round + 1} ${label} ${protocol}: ${Math.round(rps)} req/s${perRequest}`);
         }
@@ -181,8 +188,10 @@ export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', 
       line.cpuRatio = Math.round((cb / ca) * 1000) / 1000;
       line.mainThreadCpuUsPerRequestA = Math.round(median(mainCpu.A[p]!) * 10) / 10;
       line.mainThreadCpuUsPerRequestB = Math.round(median(mainCpu.B[p]!) * 10) / 10;
+      line.meanBatchA = Math.round(median(batches.A[p]!) * 10) / 10;
+      line.meanBatchB = Math.round(median(batches.B[p]!) * 10) / 10;
     }
     return line;
   });
-  return { results, cpuUsPerRequest: cpu, mainThreadCpuUsPerRequest: mainCpu, summary };
+  return { results, cpuUsPerRequest: cpu, mainThreadCpuUsPerRequest: mainCpu, batchRows: batches, summary };
 }

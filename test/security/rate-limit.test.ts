@@ -29,6 +29,28 @@ describe('GCRA arithmetic', () => {
     expect(gcra.take('b').remaining).toBe(4);
   });
 
+  it('admit (no decision object) decides as take does, key by key, request by request', () => {
+    let now = 5_000;
+    const params = { ratePerSecond: 50, burst: 8 };
+    const byTake = new LocalGcra(params, 100, () => now);
+    const byAdmit = new LocalGcra(params, 100, () => now);
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    let refusals = 0;
+    for (let i = 0; i < 2_000; i++) {
+      now += random() < 0.7 ? 0 : random() * 60;
+      const key = random() < 0.8 ? 'busy' : 'quiet';
+      const decision = byTake.take(key);
+      const remaining = byAdmit.admit(key);
+      expect(remaining >= 0).toBe(decision.allowed);
+      if (decision.allowed) {
+        expect(remaining).toBe(decision.remaining);
+        expect(byAdmit.admittedResetMs).toBeCloseTo(decision.resetMs, 9);
+      } else refusals += 1;
+    }
+    expect(refusals).toBeGreaterThan(100);
+  });
+
   it('never admits more than burst + rate * d over any interval d (no window-edge doubling)', () => {
     const params = { ratePerSecond: 100, burst: 10 };
     let tat: number | undefined;
@@ -106,6 +128,45 @@ describe('shared rate limiting through a real Redis', () => {
     const expected = 60 + (200 * elapsedMs) / 1000;
     expect(offered, 'the offered load must exceed the limit for the test to mean anything').toBeGreaterThan(expected * 1.5);
     expect(Math.abs(admitted - expected) / expected, JSON.stringify({ admitted, expected, offered, elapsedMs })).toBeLessThan(0.05);
+  });
+
+  it('a caller spending leased tokens gets its RateLimit fields without a Redis call, one token each', async () => {
+    const metrics = new Registry();
+    // Leases of up to 25 tokens; the bucket refills 0.1 token per ms.
+    const limiter = new SharedRateLimiter({ ratePerSecond: 100, burst: 1000, maxLeaseFraction: 0.25, redisUrl: redis.url, redisTimeoutMs: 2000, log, metrics });
+    limiters.push(limiter);
+    expect(await limiter.ready()).toBe(true);
+    const leaseCalls = async (): Promise<number> => Number(/inferd_rate_limit_lease_calls_total (\d+)/.exec(await metrics.getSingleMetricAsString('inferd_rate_limit_lease_calls_total'))![1]);
+    const policy = new RateLimitPolicy({ limiter });
+    const rec = recorder();
+    const call = async (subject: string): Promise<Record<string, string>> => {
+      const c = context({}, 'iris');
+      c.identity = { subject, method: 'api_key', roles: [] };
+      await policy.infer(c, REQUEST, rec.infer);
+      return c.responseHeaders!;
+    };
+    const started = Date.now();
+    // Demand first, so the next lease holds several tokens.
+    for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 25 }, () => call('fields')));
+    const callsBefore = await leaseCalls();
+    const seen: Array<Record<string, string>> = [];
+    for (let i = 0; i < 10; i++) seen.push(await call('fields'));
+    expect(await leaseCalls(), 'ten requests in a row spend held tokens, not ten Redis calls').toBeLessThan(callsBefore + 5);
+    const refilled = Math.ceil(((Date.now() - started) * 100) / 1000) + 1;
+    seen.forEach((headers, i) => {
+      expect(headers['ratelimit-limit']).toBe('1000');
+      expect(Number(headers['ratelimit-reset'])).toBeGreaterThanOrEqual(1);
+      expect(Number(headers['ratelimit-reset'])).toBeLessThanOrEqual(10);
+      expect(headers['retry-after']).toBeUndefined();
+      // What the bucket has left never exceeds what was not spent, give or take the refill.
+      expect(Number(headers['ratelimit-remaining'])).toBeLessThanOrEqual(1000 - (75 + i + 1) + refilled);
+    });
+    // Another caller in between has its own lease and bucket; the first one's count goes on from where it was.
+    const other = await call('other-caller');
+    expect(Number(other['ratelimit-remaining'])).toBeGreaterThanOrEqual(1000 - 25);
+    const back = await call('fields');
+    expect(Number(back['ratelimit-remaining'])).toBeLessThanOrEqual(1000 - 86 + Math.ceil(((Date.now() - started) * 100) / 1000) + 1);
+    expect(rec.calls).toBe(87);
   });
 
   it('leases tokens in blocks: concurrent requests for one identity share one Redis call', async () => {

@@ -105,6 +105,9 @@ export class ApiKeyStore {
    * a rotation, revocation or cache expiry sends the next request through the full check.
    */
   private readonly verified: LRUCache<string, { stored: StoredKey; previous: boolean }> | undefined;
+  /** The last presented key found in `verified`, and what was found. */
+  private lastPresented: string | undefined;
+  private lastHit: { stored: StoredKey; previous: boolean } | undefined;
   private readonly ttlMs: number;
   private readonly now: () => number;
   private readonly onChange: KeyChangeListener | undefined;
@@ -216,11 +219,19 @@ export class ApiKeyStore {
    * record (no HMAC, no promise); undefined means "not known here": call `authenticate`.
    */
   authenticateCached(presented: string): ApiKeyRecord | undefined {
-    const hit = this.verified?.get(presented);
-    if (hit === undefined) return undefined;
+    // A run of requests with one key skips the LRU lookup; the entry is checked the same way.
+    let hit = presented === this.lastPresented ? this.lastHit : undefined;
+    if (hit === undefined) {
+      hit = this.verified?.get(presented);
+      if (hit === undefined) return undefined;
+      this.lastPresented = presented;
+      this.lastHit = hit;
+    }
     const { stored } = hit;
     if (stored.released === true || Date.now() - stored.loadedAt >= this.ttlMs) {
       this.verified!.delete(presented);
+      this.lastPresented = undefined;
+      this.lastHit = undefined;
       return undefined;
     }
     return this.valid(stored, hit.previous) ? stored.record : undefined;

@@ -49,22 +49,69 @@ export function gcraStep(tat: number | undefined, now: number, params: RateLimit
   };
 }
 
+/** One key's stored TAT, updated in place so a repeat request does not write the LRU. */
+interface Cell {
+  tat: number;
+}
+
 /** Per-process GCRA over a bounded LRU of keys (an evicted key has a full bucket anyway). */
 export class LocalGcra {
-  private readonly tats: LRUCache<string, number>;
+  private readonly cells: LRUCache<string, Cell>;
+  private readonly interval: number;
+  private readonly tolerance: number;
+  /** The last cell looked up: a run of requests from one key skips the LRU. */
+  private lastKey: string | undefined;
+  private lastCell: Cell | undefined;
+  /** Time to a full bucket after the last admission of `admit` (ms). */
+  admittedResetMs = 0;
 
   constructor(
     private readonly params: RateLimitParams,
     maxKeys = 100_000,
     private readonly now: () => number = Date.now,
   ) {
-    this.tats = new LRUCache<string, number>({ max: maxKeys });
+    this.interval = emissionIntervalMs(params);
+    this.tolerance = this.interval * params.burst;
+    this.cells = new LRUCache<string, Cell>({
+      max: maxKeys,
+      dispose: (cell) => {
+        if (cell === this.lastCell) this.lastCell = undefined;
+      },
+    });
   }
 
   take(key: string): RateDecision {
-    const now = this.now();
-    const { decision, newTat } = gcraStep(this.tats.get(key), now, this.params);
-    if (newTat !== undefined) this.tats.set(key, newTat);
+    const cell = this.cellOf(key);
+    const { decision, newTat } = gcraStep(cell.tat, this.now(), this.params);
+    if (newTat !== undefined) cell.tat = newTat;
     return decision;
+  }
+
+  /**
+   * `take` without a decision object: admits and returns the requests still admissible, or
+   * returns -1 and changes nothing when refused (`take` then says when to retry).
+   */
+  admit(key: string): number {
+    const cell = this.cellOf(key);
+    const now = this.now();
+    const start = cell.tat < now ? now : cell.tat;
+    const newTat = start + this.interval;
+    if (now < newTat - this.tolerance) return -1;
+    cell.tat = newTat;
+    this.admittedResetMs = newTat - now;
+    return Math.floor((this.tolerance - (newTat - now)) / this.interval);
+  }
+
+  private cellOf(key: string): Cell {
+    if (key === this.lastKey && this.lastCell !== undefined) return this.lastCell;
+    let cell = this.cells.get(key);
+    if (cell === undefined) {
+      // A TAT in the past is a full bucket.
+      cell = { tat: 0 };
+      this.cells.set(key, cell);
+    }
+    this.lastKey = key;
+    this.lastCell = cell;
+    return cell;
   }
 }

@@ -116,6 +116,11 @@ interface Lease {
 
 const MAX_LEASE_ROUNDS = 64;
 
+/** Held tokens stay spendable past expiry while the next lease is on its way: they left the shared bucket when leased. */
+function canSpend(lease: Lease, now: number): boolean {
+  return lease.tokens > 0 && (now < lease.expiresAt || lease.inFlight !== undefined);
+}
+
 export class SharedRateLimiter {
   private readonly local: LocalGcra;
   private readonly redis: Redis | undefined;
@@ -127,7 +132,14 @@ export class SharedRateLimiter {
   /** Recent Redis round trip of a lease call (ms): the slowest lately, decaying. */
   private roundTripMs = 0;
   private readonly maxLease: number;
-  private readonly leases = new LRUCache<string, Lease>({ max: 100_000 });
+  private readonly leases = new LRUCache<string, Lease>({
+    max: 100_000,
+    dispose: (lease) => {
+      if (lease === this.lastLease) this.lastLease = undefined;
+    },
+  });
+  private lastKey: string | undefined;
+  private lastLease: Lease | undefined;
   /** Identities holding leased tokens, for the sweep that returns expired ones. */
   private readonly holding = new Set<string>();
   private sweep: NodeJS.Timeout | undefined;
@@ -140,6 +152,8 @@ export class SharedRateLimiter {
   private readonly leaseCounter: Counter | undefined;
   private readonly waitCounter: Counter | undefined;
   private closed = false;
+  /** Time to a full bucket as of the last token spent from a lease (ms); read right after `spendHeld`. */
+  heldResetMs = 0;
 
   constructor(private readonly options: SharedRateLimiterOptions) {
     this.local = new LocalGcra(options);
@@ -194,6 +208,11 @@ export class SharedRateLimiter {
     return this.degraded ? 'degraded' : 'shared';
   }
 
+  /** The bucket size (the `RateLimit-Limit` of every answer). */
+  get limit(): number {
+    return this.options.burst;
+  }
+
   /** The most tokens one lease takes. */
   get leaseLimit(): number {
     return this.maxLease;
@@ -218,18 +237,52 @@ export class SharedRateLimiter {
   }
 
   /**
+   * The allocation-free path of a busy identity: spends a token this replica holds for `key`
+   * (or, limiting locally, admits by the local GCRA) and returns what the bucket has left; -1
+   * when that cannot be done (then `takeNow` decides, and says when to retry). The bucket's
+   * time to full goes to `heldResetMs`, read right after the call.
+   */
+  spendHeld(key: string): number {
+    if (this.redis === undefined || this.degraded) {
+      const remaining = this.local.admit(key);
+      if (remaining < 0) return -1;
+      if (this.redis !== undefined) this.fallbackCounter?.inc();
+      this.heldResetMs = this.local.admittedResetMs;
+      return remaining;
+    }
+    const lease = this.leaseOf(key);
+    const now = Date.now();
+    if (!canSpend(lease, now)) return -1;
+    lease.seen += 1;
+    return this.spend(key, lease, now);
+  }
+
+  /**
    * The decision when it needs no Redis call (a leased token, a known-empty bucket, local
    * mode); undefined when `take` must ask Redis.
    */
   takeNow(key: string): RateDecision | undefined {
     if (this.redis === undefined || this.degraded) return this.takeLocally(key);
+    const lease = this.leaseOf(key);
+    lease.seen += 1;
+    return this.fromLease(key, lease, Date.now());
+  }
+
+  /**
+   * This identity's lease, created empty on first use. The last one looked up is kept aside:
+   * a run of requests from one identity skips the LRU (whose recency only matters once
+   * another key has come between, and then the LRU is asked again).
+   */
+  private leaseOf(key: string): Lease {
+    if (key === this.lastKey && this.lastLease !== undefined) return this.lastLease;
     let lease = this.leases.get(key);
     if (lease === undefined) {
       lease = { tokens: 0, expiresAt: 0, sharedRemaining: 0, fullAt: 0, deniedUntil: 0, lowWater: 0, renewAt: 0, inFlight: undefined, waiting: 0, seen: 0, lastLeaseAt: 0, ratePerMs: 0 };
       this.leases.set(key, lease);
     }
-    lease.seen += 1;
-    return this.fromLease(key, lease, Date.now());
+    this.lastKey = key;
+    this.lastLease = lease;
+    return lease;
   }
 
   async take(key: string): Promise<RateDecision> {
@@ -259,18 +312,23 @@ export class SharedRateLimiter {
   }
 
   private fromLease(key: string, lease: Lease, now: number): RateDecision | undefined {
-    // Held tokens stay spendable past expiry while the next lease is on its way: they left the shared bucket when leased.
-    if (lease.tokens > 0 && (now < lease.expiresAt || lease.inFlight !== undefined)) {
-      lease.tokens -= 1;
-      if ((lease.tokens < lease.lowWater || now >= lease.renewAt) && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
-      // Tokens still held from the lease before a renewal were taken while the bucket refilled since: never claim more than the bucket.
-      const remaining = Math.min(this.options.burst, lease.tokens + lease.sharedRemaining);
-      return { allowed: true, limit: this.options.burst, remaining, retryAfterMs: 0, resetMs: Math.max(0, lease.fullAt - now) };
+    if (canSpend(lease, now)) {
+      const remaining = this.spend(key, lease, now);
+      return { allowed: true, limit: this.options.burst, remaining, retryAfterMs: 0, resetMs: this.heldResetMs };
     }
     if (now < lease.deniedUntil) {
       return { allowed: false, limit: this.options.burst, remaining: 0, retryAfterMs: lease.deniedUntil - now, resetMs: Math.max(0, lease.fullAt - now) };
     }
     return undefined;
+  }
+
+  /** Spends one held token (after `canSpend`), asks for the next lease when due; returns what the bucket has left. */
+  private spend(key: string, lease: Lease, now: number): number {
+    lease.tokens -= 1;
+    if ((lease.tokens < lease.lowWater || now >= lease.renewAt) && lease.inFlight === undefined && now >= lease.deniedUntil) lease.inFlight = this.renew(key, lease);
+    this.heldResetMs = Math.max(0, lease.fullAt - now);
+    // Tokens still held from the lease before a renewal were taken while the bucket refilled since: never claim more than the bucket.
+    return Math.min(this.options.burst, lease.tokens + lease.sharedRemaining);
   }
 
   /**
@@ -410,6 +468,7 @@ export class SharedRateLimiter {
     if (!this.degraded) return;
     // Leases from before the outage are stale: start afresh from the shared bucket.
     this.leases.clear();
+    this.lastLease = undefined;
     this.holding.clear();
     this.degraded = false;
     clearInterval(this.probe);

@@ -29,18 +29,70 @@ export function setRateLimitHeaders(headers: Record<string, string>, decision: R
   if (!decision.allowed) headers['retry-after'] = String(Math.max(1, seconds(decision.retryAfterMs)));
 }
 
+/** Bucket keys of identity and model are built once per pair, up to this many. */
+const MAX_MODEL_KEYS = 10_000;
+
 export class RateLimitPolicy implements Policy {
   readonly name = 'rate-limit';
+  /** The header values that stay the same from one answer to the next, as strings made once. */
+  private readonly limitText: string;
+  private resetSeconds = -1;
+  private resetText = '0';
+  private readonly modelKeys = new Map<string, Map<string, string>>();
+  private modelKeyCount = 0;
 
-  constructor(private readonly options: RateLimitPolicyOptions) {}
+  constructor(private readonly options: RateLimitPolicyOptions) {
+    this.limitText = String(options.limiter.limit);
+  }
 
-  // Not async: a request spending a leased token passes through without a Redis call or an extra promise.
+  // Not async: a request spending a leased token passes through without a Redis call, an extra
+  // promise or a decision object.
   infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const subject = ctx.identity?.subject ?? 'anonymous';
-    const key = this.options.perModel === true && ctx.model !== undefined ? `${subject}|${ctx.model}` : subject;
-    const decision = this.options.limiter.takeNow(key);
-    if (decision === undefined) return this.options.limiter.takeFromNextLease(key).then((d) => this.admit(ctx, request, next, subject, d));
+    const key = this.options.perModel === true && ctx.model !== undefined ? this.modelKey(subject, ctx.model) : subject;
+    const limiter = this.options.limiter;
+    if (this.options.concurrency === undefined) {
+      const remaining = limiter.spendHeld(key);
+      if (remaining >= 0) {
+        const headers = (ctx.responseHeaders ??= {});
+        headers['ratelimit-limit'] = this.limitText;
+        headers['ratelimit-remaining'] = String(remaining);
+        headers['ratelimit-reset'] = this.reset(limiter.heldResetMs);
+        return next(ctx, request);
+      }
+    }
+    const decision = limiter.takeNow(key);
+    if (decision === undefined) return limiter.takeFromNextLease(key).then((d) => this.admit(ctx, request, next, subject, d));
     return this.admit(ctx, request, next, subject, decision);
+  }
+
+  /** The reset header's text; it changes at most once a second for a busy identity. */
+  private reset(ms: number): string {
+    const s = seconds(ms);
+    if (s !== this.resetSeconds) {
+      this.resetSeconds = s;
+      this.resetText = String(s);
+    }
+    return this.resetText;
+  }
+
+  private modelKey(subject: string, model: string): string {
+    let byModel = this.modelKeys.get(subject);
+    if (byModel === undefined) {
+      if (this.modelKeyCount >= MAX_MODEL_KEYS) {
+        this.modelKeys.clear();
+        this.modelKeyCount = 0;
+      }
+      byModel = new Map();
+      this.modelKeys.set(subject, byModel);
+    }
+    let key = byModel.get(model);
+    if (key === undefined) {
+      key = `${subject}|${model}`;
+      byModel.set(model, key);
+      this.modelKeyCount += 1;
+    }
+    return key;
   }
 
   private admit(ctx: RequestContext, request: InferenceRequest, next: NextInfer, subject: string, decision: RateDecision): Promise<InferenceResponse> {
