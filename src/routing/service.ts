@@ -71,6 +71,12 @@ export interface TrafficServiceOptions {
   /** Runs a mirrored request on the shadow version; shadows are off without it. */
   runOnVersion?: RunOnVersion;
   /**
+   * The channel a version's worker threads take mirrored requests on, when it runs in this
+   * process's workers and is ready (see workers/mirror.ts); then mirrored requests go to them
+   * directly instead of through `runOnVersion`.
+   */
+  mirrorChannel?: (model: string, version: string) => string | undefined;
+  /**
    * Sets the nice value of a version's worker threads: a shadow version's are lowered to its
    * policy's `nice` while it is a shadow (and serves no variant), and set back to 0 when it stops
    * being one. Called only on changes; the model manager's setNice.
@@ -319,7 +325,7 @@ export class TrafficService {
     old?.shadow?.close();
     if (entry.canary?.active === true) entry.timer = this.clock.every(entry.canary.policy.analysis.intervalMs, () => this.tick(entry));
     if (entry.policy.shadow !== undefined && this.options.runOnVersion !== undefined) {
-      entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random);
+      entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random, undefined, this.options.mirrorChannel);
     }
     entry.events = old?.events ?? [];
     this.models.set(entry.model, entry);

@@ -86,6 +86,10 @@ export class ModelWorkerPool {
       maxThreads: options.instances,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
+      // Idle workers wait for messages on their event loop rather than blocked in Atomics.wait:
+      // requests mirrored to a shadow version reach its workers on a channel of their own (see
+      // mirror.ts), and the model's asynchronous runs must be able to finish between tasks.
+      atomics: 'disabled',
       workerData: { spec: options.spec, niceWanted } satisfies WorkerData,
       resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
       name: 'default',
