@@ -24,7 +24,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { InferenceRequest, RequestContext } from '../../src/core/types.js';
 import { parseTrafficConfig } from '../../src/routing/config.js';
-import { mirrorChannelOf, runOnPlane } from '../../src/routing/plane.js';
+import { mirrorTargetOf, runOnPlane } from '../../src/routing/plane.js';
 import type { RunOnVersion } from '../../src/routing/shadow.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
@@ -231,7 +231,7 @@ async function measure(shadowPercent: number, batchWindow?: string, inWorkers = 
   const priorityChanges: Array<Promise<void>> = [];
   const traffic = await TrafficService.open(
     new Map([['breast_cancer', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, ...shadow }, 'breast_cancer')]]),
-    { runOnVersion: shadowRun, ...(inWorkers ? { mirrorChannel: (m: string, v: string) => mirrorChannelOf(server.manager, m, v) } : {}), versionNice: (model, version, n) => priorityChanges.push(server.manager.setNice(model, version, n)) },
+    { runOnVersion: shadowRun, ...(inWorkers ? { mirrorTarget: (m: string, v: string) => mirrorTargetOf(server.manager, m, v) } : {}), versionNice: (model, version, n) => priorityChanges.push(server.manager.setNice(model, version, n)) },
   );
   await new Promise((r) => setImmediate(r));
   await Promise.all(priorityChanges);

@@ -7,7 +7,7 @@ import { InvalidInputError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse } from '../core/types.js';
 import type { PipelineContext } from '../pipeline/types.js';
 import type { ModelManager } from '../models/manager.js';
-import { mirrorChannelName } from '../workers/mirror.js';
+import { mirrorChannelName, type MirrorTarget } from '../workers/mirror.js';
 import type { RunOnVersion } from './shadow.js';
 
 export interface InferencePlane {
@@ -27,11 +27,11 @@ export function runOnPlane(plane: InferencePlane): RunOnVersion {
 }
 
 /**
- * The channel a version's worker threads take mirrored requests on: a ready version of a model
- * that runs in worker threads (onnx, js); undefined otherwise (not loaded, remote, ensemble).
+ * Where a version's worker threads take mirrored requests: a ready version of a model that runs
+ * in worker threads (onnx, js); undefined otherwise (not loaded, remote, ensemble).
  */
-export function mirrorChannelOf(manager: Pick<ModelManager, 'serving'>, model: string, version: string): string | undefined {
+export function mirrorTargetOf(manager: Pick<ModelManager, 'serving'>, model: string, version: string): MirrorTarget | undefined {
   const v = manager.serving.versionsOf(model).find((x) => x.version === version);
   if (v === undefined || v.state !== 'READY' || (v.config.runtime !== 'onnx' && v.config.runtime !== 'js')) return undefined;
-  return mirrorChannelName(v.name, v.version, v.path);
+  return { channel: mirrorChannelName(v.name, v.version, v.path), executionTimeoutMs: v.config.execution.timeout_ms, stopWorker: (threadId) => v.stopWorker(threadId) };
 }

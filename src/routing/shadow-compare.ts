@@ -31,7 +31,7 @@ function element(data: TensorData, i: number): number | string {
   return typeof value === 'bigint' ? Number(value) : (value as number);
 }
 
-/** Each row's top class; `from..to` limits it to those rows (rows = first dimension). */
+/** Each row's top class (a row: the last dimension). */
 function argmaxRows(tensor: Tensor): number[] {
   const width = tensor.shape.length === 0 ? 1 : tensor.shape[tensor.shape.length - 1]!;
   const data = tensor.data as ArrayLike<number | bigint>;

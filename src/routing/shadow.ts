@@ -7,17 +7,19 @@
  * `compare: argmax`), absolute error for values, and both latencies side by side.
  *
  * Mirrored requests are gathered for `batchWindowMs` and run as one request whose rows are
- * theirs concatenated (same inputs, same trailing dimensions): one call through the data plane
- * and one worker message per window instead of one per request, which is what keeps the
- * callers' tail latency where it was without a shadow. The answer is split back by rows and
- * each part compared with its caller's. A batched call that fails is retried in batches half
- * as large, down to one request at a time.
+ * theirs concatenated (same inputs, same trailing dimensions). When the shadow version runs in
+ * this process's worker threads, the window is posted to them once (workers/mirror.ts): they
+ * run, split and compare it and keep the totals in shared memory, so the event loop the callers
+ * are answered on spends one post per window on the shadow and receives nothing back. Otherwise
+ * the window is one call through the data plane, whose answer is split back by rows and each
+ * part compared with its caller's; a batched call that fails is retried in batches half as
+ * large, down to one request at a time.
  */
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
 import type { ShadowPolicy } from './config.js';
 import { BroadcastChannel } from 'node:worker_threads';
-import { claimRing, MirrorCounters, type MirrorWindow } from '../workers/mirror.js';
+import { claimRing, MirrorCounters, type MirrorTarget, type MirrorWindow } from '../workers/mirror.js';
 import { percentile } from './observations.js';
 import { compareOutputs, concatData, emptyComparison, sliceRows, splittable } from './shadow-compare.js';
 
@@ -167,7 +169,7 @@ export class ShadowMirror {
     private readonly run: RunOnVersion,
     private readonly random: () => number = Math.random,
     private readonly now: () => number = () => performance.now(),
-    private readonly channelOf?: (model: string, version: string) => string | undefined,
+    private readonly targetOf?: (model: string, version: string) => MirrorTarget | undefined,
   ) {
     this.batchLimit = policy.maxBatch;
   }
@@ -229,8 +231,8 @@ export class ShadowMirror {
   }
 
   private pump(): void {
-    const channel = this.queue.length > 0 ? this.channelOf?.(this.model, this.policy.version) : undefined;
-    if (channel !== undefined) return this.post(channel);
+    const target = this.queue.length > 0 ? this.targetOf?.(this.model, this.policy.version) : undefined;
+    if (target !== undefined) return this.post(target);
     while (this.running < this.policy.concurrency && this.queue.length > 0) {
       const first = this.queue.shift()!;
       const batch = [first];
@@ -404,11 +406,12 @@ export class ShadowMirror {
    * jobs that can run as one batch (up to max_batch), one per job otherwise. Nothing comes back
    * to this thread; the workers add their results to the shared counters.
    */
-  private post(channel: string): void {
-    if (this.link === undefined || this.link.name !== channel) {
+  private post(target: MirrorTarget): void {
+    if (this.link === undefined || this.link.name !== target.channel) {
       this.link?.close();
-      this.link = new WorkerLink(channel, this.policy.queueSize + this.policy.concurrency, this.link);
+      this.link = new WorkerLink(target.channel, this.policy.queueSize + this.policy.concurrency, this.now, this.link);
     }
+    this.link.target = target;
     const link = this.link;
     while (this.queue.length > 0) {
       const first = this.queue.shift()!;
@@ -437,10 +440,12 @@ export class ShadowMirror {
 }
 
 /**
- * The channel to a shadow version's worker threads and the counters they fill. Windows a worker
- * never finishes (none listening: the version not loaded yet or unloaded; its worker replaced
- * mid-run) would hold their place in the bound for ever: once the workers have made no progress
- * for a while, the jobs still out are counted as timed out and their places freed.
+ * The channel to a shadow version's worker threads and the counters they fill. A window whose
+ * run overruns the version's execution timeout fails and its worker is stopped, as a task's
+ * would be; a watchdog looks every quarter of that timeout while windows are out. Windows a
+ * worker never finishes (none listening: the version not loaded yet or unloaded; its worker
+ * replaced) would hold their place in the bound for ever: once the workers have made no
+ * progress for a while, the jobs still out are counted as timed out and their places freed.
  */
 class WorkerLink {
   readonly counters: MirrorCounters;
@@ -453,11 +458,14 @@ class WorkerLink {
   private lastDone = 0;
   private lastProgressAt = 0;
   private timeoutMs = 0;
+  target: MirrorTarget | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
 
   /** `previous`: the link this one replaces (the version's workers moved); its totals carry over. */
   constructor(
     readonly name: string,
     bound: number,
+    private readonly now: () => number,
     previous?: WorkerLink,
   ) {
     this.counters = previous?.counters ?? new MirrorCounters();
@@ -469,6 +477,13 @@ class WorkerLink {
     }
     this.channel = new BroadcastChannel(name);
     this.channel.unref();
+  }
+
+  /** Stops the workers of runs past the execution timeout (their jobs count as failed). */
+  private checkOverdue(): void {
+    const limit = this.target?.executionTimeoutMs;
+    if (limit === undefined) return;
+    for (const thread of this.counters.overdue(Date.now(), limit)) this.target?.stopWorker(thread);
   }
 
   /** Jobs posted and neither finished nor given up (see the class comment). */
@@ -506,10 +521,22 @@ class WorkerLink {
       return false;
     }
     this.posted += body.rows.length;
+    const limit = this.target?.executionTimeoutMs;
+    if (limit !== undefined && this.watchdog === undefined) {
+      this.watchdog = setInterval(() => {
+        this.checkOverdue();
+        if (this.outstanding(this.now()) === 0) {
+          clearInterval(this.watchdog);
+          this.watchdog = undefined;
+        }
+      }, Math.max(10, Math.min(1000, limit / 4)));
+      this.watchdog.unref();
+    }
     return true;
   }
 
   close(): void {
     this.channel.close();
+    // Windows already posted still run; the watchdog stops itself once none is out.
   }
 }

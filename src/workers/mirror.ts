@@ -7,10 +7,18 @@
  * batch of the requests' rows when they can be concatenated, compares each answer with the
  * caller's, and adds the outcome to the counters.
  */
-import { BroadcastChannel } from 'node:worker_threads';
+import { BroadcastChannel, threadId } from 'node:worker_threads';
 import type { Tensor } from '../core/types.js';
 import type { ModelRuntime } from '../runtimes/types.js';
 import { compareOutputs, emptyComparison, sliceRows, splittable, type CompareMode, type ComparisonCounts } from '../routing/shadow-compare.js';
+
+/** A version whose worker threads take mirrored requests. */
+export interface MirrorTarget {
+  channel: string;
+  /** The version's execution timeout: a mirrored run longer than this has its worker stopped. */
+  executionTimeoutMs: number | undefined;
+  stopWorker(threadId: number): void;
+}
 
 /** The channel a version's workers listen on: the version's artifact path keeps two servers in one process apart. */
 export function mirrorChannelName(model: string, version: string, path: string): string {
@@ -62,7 +70,10 @@ const enum Slot {
   LatencyRing,
 }
 
-const FLOAT_SLOTS = Slot.LatencyRing + 2 * MIRROR_LATENCY_SAMPLES;
+/** Windows running at once, one per worker: [thread id, Date.now() at start, jobs] each. */
+const RUN_SLOTS = 64;
+const RUNS = Slot.LatencyRing + 2 * MIRROR_LATENCY_SAMPLES;
+const FLOAT_SLOTS = RUNS + 3 * RUN_SLOTS;
 
 export interface MirrorOutcome {
   completed: number;
@@ -97,30 +108,83 @@ export class MirrorCounters {
     }
   }
 
-  started(jobs: number): void {
-    this.locked((v) => void (v[Slot.Running] += jobs));
+  /** A worker starts running a window (one at a time per worker); false when no slot is free. */
+  started(thread: number, jobs: number, now: number): boolean {
+    return this.locked((v) => {
+      for (let i = RUNS; i < RUNS + 3 * RUN_SLOTS; i += 3) {
+        if (v[i] !== 0) continue;
+        v[i] = thread;
+        v[i + 1] = now;
+        v[i + 2] = jobs;
+        v[Slot.Running] += jobs;
+        return true;
+      }
+      return false;
+    });
   }
 
-  finished(jobs: number, outcome: MirrorOutcome): void {
+  /**
+   * The window a worker ran is finished: its outcome is added, unless the window was given up
+   * (its worker overran the execution timeout and was stopped) and already counted.
+   */
+  finished(thread: number, jobs: number, outcome: MirrorOutcome): void {
     this.locked((v) => {
-      v[Slot.Running] -= jobs;
-      v[Slot.Done] += jobs;
-      v[Slot.Completed] += outcome.completed;
-      v[Slot.Errors] += outcome.errors;
-      v[Slot.Timeouts] += outcome.timeouts;
-      const c = outcome.comparison;
-      v[Slot.Labels] += c.labels;
-      v[Slot.Agreements] += c.agreements;
-      v[Slot.Values] += c.values;
-      v[Slot.AbsErrorSum] += c.absErrorSum;
-      if (c.maxAbsError > v[Slot.MaxAbsError]!) v[Slot.MaxAbsError] = c.maxAbsError;
-      for (const [primaryMs, shadowMs] of outcome.latencies) {
-        const at = v[Slot.LatencyCount]! % MIRROR_LATENCY_SAMPLES;
-        v[Slot.LatencyRing + at] = primaryMs;
-        v[Slot.LatencyRing + MIRROR_LATENCY_SAMPLES + at] = shadowMs;
-        v[Slot.LatencyCount] += 1;
+      let slot = -1;
+      for (let i = RUNS; i < RUNS + 3 * RUN_SLOTS; i += 3) if (v[i] === thread) slot = i;
+      if (slot >= 0) {
+        v[slot] = 0;
+        v[slot + 1] = 0;
+        v[slot + 2] = 0;
+        v[Slot.Running] -= jobs;
+        this.add(v, jobs, outcome);
       }
     });
+  }
+
+  /** Windows run by no worker (the claim ring overflowed, or too old): counted at once. */
+  skipped(jobs: number, outcome: MirrorOutcome): void {
+    this.locked((v) => this.add(v, jobs, outcome));
+  }
+
+  /**
+   * Runs going on longer than `limitMs`: their jobs count as failed now, and the threads running
+   * them are returned, to be stopped (as the execution timeout stops a worker's task).
+   */
+  overdue(now: number, limitMs: number): number[] {
+    return this.locked((v) => {
+      const threads: number[] = [];
+      for (let i = RUNS; i < RUNS + 3 * RUN_SLOTS; i += 3) {
+        if (v[i] === 0 || now - v[i + 1]! <= limitMs) continue;
+        threads.push(v[i]!);
+        const jobs = v[i + 2]!;
+        v[Slot.Running] -= jobs;
+        v[Slot.Done] += jobs;
+        v[Slot.Errors] += jobs;
+        v[i] = 0;
+        v[i + 1] = 0;
+        v[i + 2] = 0;
+      }
+      return threads;
+    });
+  }
+
+  private add(v: Float64Array, jobs: number, outcome: MirrorOutcome): void {
+    v[Slot.Done] += jobs;
+    v[Slot.Completed] += outcome.completed;
+    v[Slot.Errors] += outcome.errors;
+    v[Slot.Timeouts] += outcome.timeouts;
+    const c = outcome.comparison;
+    v[Slot.Labels] += c.labels;
+    v[Slot.Agreements] += c.agreements;
+    v[Slot.Values] += c.values;
+    v[Slot.AbsErrorSum] += c.absErrorSum;
+    if (c.maxAbsError > v[Slot.MaxAbsError]!) v[Slot.MaxAbsError] = c.maxAbsError;
+    for (const [primaryMs, shadowMs] of outcome.latencies) {
+      const at = v[Slot.LatencyCount]! % MIRROR_LATENCY_SAMPLES;
+      v[Slot.LatencyRing + at] = primaryMs;
+      v[Slot.LatencyRing + MIRROR_LATENCY_SAMPLES + at] = shadowMs;
+      v[Slot.LatencyCount] += 1;
+    }
   }
 
   /** Jobs finished and running now. */
@@ -179,7 +243,6 @@ export function serveMirrors(channelName: string, runtime: Promise<ModelRuntime>
   channel.onmessage = (event: unknown) => {
     const window = (event as { data: MirrorWindow }).data;
     if (!claim(window)) return;
-    new MirrorCounters(window.counters).started(window.rows.length);
     waiting.push(window);
     if (!draining) void drain();
   };
@@ -191,11 +254,13 @@ export function serveMirrors(channelName: string, runtime: Promise<ModelRuntime>
 async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): Promise<void> {
   const outcome: MirrorOutcome = { completed: 0, errors: 0, timeouts: 0, comparison: emptyComparison(), latencies: [] };
   const jobs = window.rows.length;
+  const counters = new MirrorCounters(window.counters);
+  if (Date.now() - window.sentAt > window.timeoutMs) {
+    counters.skipped(jobs, { ...outcome, timeouts: jobs });
+    return;
+  }
+  const tracked = counters.started(threadId, jobs, Date.now());
   try {
-    if (Date.now() - window.sentAt > window.timeoutMs) {
-      outcome.timeouts = jobs;
-      return;
-    }
     let model: ModelRuntime;
     try {
       model = await runtime;
@@ -220,7 +285,8 @@ async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): 
       from = to;
     }
   } finally {
-    new MirrorCounters(window.counters).finished(jobs, outcome);
+    if (tracked) counters.finished(threadId, jobs, outcome);
+    else counters.skipped(jobs, outcome);
   }
 }
 

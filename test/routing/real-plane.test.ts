@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import type { InferenceRequest } from '../../src/core/types.js';
 import { parseTrafficConfig } from '../../src/routing/config.js';
-import { mirrorChannelOf, runOnPlane } from '../../src/routing/plane.js';
+import { mirrorTargetOf, runOnPlane } from '../../src/routing/plane.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
 import type { InferdServer } from '../../src/server/index.js';
@@ -209,13 +209,13 @@ describe('traffic policies on a real data plane', () => {
           planeCalls.push(ctx.requestId);
           return runOnPlane(server.plane)(ctx, request);
         },
-        mirrorChannel: (m, v) => mirrorChannelOf(server.manager, m, v),
+        mirrorTarget: (m, v) => mirrorTargetOf(server.manager, m, v),
       });
 
-    it('names a channel only for a ready version running in worker threads', () => {
-      expect(mirrorChannelOf(server.manager, 'scorer', '3')).toMatch(/^inferd\.mirror:scorer:3:/);
-      expect(mirrorChannelOf(server.manager, 'scorer', '9')).toBeUndefined();
-      expect(mirrorChannelOf(server.manager, 'nothing', '1')).toBeUndefined();
+    it('names a target only for a ready version running in worker threads', () => {
+      expect(mirrorTargetOf(server.manager, 'scorer', '3')).toMatchObject({ channel: expect.stringMatching(/^inferd\.mirror:scorer:3:/), executionTimeoutMs: 30_000 });
+      expect(mirrorTargetOf(server.manager, 'scorer', '9')).toBeUndefined();
+      expect(mirrorTargetOf(server.manager, 'nothing', '1')).toBeUndefined();
     });
 
     it('runs and compares there, batched, with the callers\' answers untouched', async () => {
