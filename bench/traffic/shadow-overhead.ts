@@ -6,10 +6,15 @@
  * threads, batcher). The same load runs with the shadow off and on, alternating, and the
  * callers' p50/p99 are compared within the run.
  *
- * Four settings alternate in every round: no shadow, the shadow as configured by default
- * (mirrored requests gathered for 20 ms and run as one batch, its worker threads at nice 10), the
- * same with the shadow's workers at normal priority (nice 0), and the shadow run a request at a
- * time (batch_window 0, nice 10). The summary gives the median over rounds of each p99 ratio.
+ * Four settings alternate in every round: no shadow; the shadow as the server runs it (mirrored
+ * requests gathered for 20 ms and posted as one window to the shadow version's worker threads,
+ * which run and compare it there, at nice 10); the same window called through the data plane
+ * instead (one call per window and its answer split and compared on the event loop, what inferd
+ * did before); and the shadow posted a request at a time (batch_window 0). The summary gives
+ * the median over rounds of each p99 ratio. Each slow caller request (above the round's p99
+ * without a shadow) is attributed to what overlapped it: a scavenge or mark-compact collection,
+ * a shadow window's hand-off (the post, or the data plane call), a shadow answer's arrival, the
+ * shadow's run in its worker, or none of these. `--settings off,batched` runs fewer settings.
  *
  *   npx tsx bench/traffic/shadow-overhead.ts [--seconds 4] [--rate 500] [--rounds 2]
  */
@@ -115,7 +120,7 @@ function phases(r: Result, threshold: number): void {
 
 function attribute(r: Result, threshold: number): Attribution {
   const overlaps = (a0: number, a1: number, b0: number, b1: number) => a0 < b1 && b0 < a1;
-  const a: Attribution = { slow: 0, scavenge: 0, markCompact: 0, handOff: 0, answer: 0, inFlightOnly: 0, nothing: 0, allScavenge: 0, allAnswer: 0, allHandOff: 0, handOffMeanMs: 0, scavengesPerSecond: 0, scavengeMeanMs: 0, markCompactsPerSecond: 0 };
+  const a: Attribution = { slow: 0, scavenge: 0, markCompact: 0, handOff: 0, answer: 0, inFlightOnly: 0, nothing: 0, allScavenge: 0, allAnswer: 0, allHandOff: 0, handOffMedianMs: 0, scavengesPerSecond: 0, scavengeMeanMs: 0, markCompactsPerSecond: 0 };
   for (const [t0, t1] of r.spans) {
     const scavenge = r.gcs.some((g) => g.minor && overlaps(t0, t1, g.start, g.end));
     const markCompact = r.gcs.some((g) => !g.minor && overlaps(t0, t1, g.start, g.end));
@@ -137,7 +142,8 @@ function attribute(r: Result, threshold: number): Attribution {
   a.allScavenge /= r.spans.length;
   a.allAnswer /= r.spans.length;
   a.allHandOff /= r.spans.length;
-  a.handOffMeanMs = r.calls.reduce((t, c) => t + c.handedOff - c.start, 0) / Math.max(1, r.calls.length);
+  const handOffs = r.calls.map((c) => c.handedOff - c.start).sort((x, y) => x - y);
+  a.handOffMedianMs = handOffs.length === 0 ? 0 : handOffs[handOffs.length >> 1]!;
   const scavenges = r.gcs.filter((g) => g.minor);
   a.scavengesPerSecond = scavenges.length / r.wall;
   a.scavengeMeanMs = scavenges.reduce((t, g) => t + g.end - g.start, 0) / Math.max(1, scavenges.length);
@@ -216,7 +222,7 @@ interface Attribution {
   allScavenge: number;
   allAnswer: number;
   allHandOff: number;
-  handOffMeanMs: number;
+  handOffMedianMs: number;
   scavengesPerSecond: number;
   scavengeMeanMs: number;
   markCompactsPerSecond: number;
@@ -312,7 +318,7 @@ for (let r = 0; r < rounds; r++) {
   for (const k of order) {
     const a = attribute(results[k]!, off.p99);
     attributions.push(
-      `| ${r + 1} | ${SETTINGS[k]} | ${results[k]!.p99.toFixed(2)} | ${a.slow} | ${a.scavenge} | ${a.markCompact} | ${a.handOff} | ${a.answer} | ${a.inFlightOnly} | ${a.nothing} | ${(100 * a.allScavenge).toFixed(1)}% | ${(100 * a.allAnswer).toFixed(1)}% | ${(100 * a.allHandOff).toFixed(1)}% | ${a.handOffMeanMs.toFixed(3)} | ${a.scavengesPerSecond.toFixed(1)} | ${a.scavengeMeanMs.toFixed(2)} | ${a.markCompactsPerSecond.toFixed(2)} |`,
+      `| ${r + 1} | ${SETTINGS[k]} | ${results[k]!.p99.toFixed(2)} | ${a.slow} | ${a.scavenge} | ${a.markCompact} | ${a.handOff} | ${a.answer} | ${a.inFlightOnly} | ${a.nothing} | ${(100 * a.allScavenge).toFixed(1)}% | ${(100 * a.allAnswer).toFixed(1)}% | ${(100 * a.allHandOff).toFixed(1)}% | ${a.handOffMedianMs.toFixed(3)} | ${a.scavengesPerSecond.toFixed(1)} | ${a.scavengeMeanMs.toFixed(2)} | ${a.markCompactsPerSecond.toFixed(2)} |`,
     );
   }
   profile.push(`| ${r + 1} | ${cost(off)} | ${cost(batched)} | ${cost(normal)} | ${cost(single)} |`);
@@ -341,7 +347,7 @@ for (const r of profile) console.log(r);
 console.log(
   "\nattribution of the callers' requests slower than the round's p99 without a shadow: how many overlapped a scavenge, a mark-compact, a shadow batch's hand-off, a shadow answer's arrival, only a shadow batch running in its worker, none of these; share of all requests overlapping a scavenge / a shadow answer; scavenges per second and their mean ms; mark-compacts per second\n",
 );
-console.log('| round | setting | p99 ms | slow | scavenge | mark-compact | hand-off | answer | in flight only | nothing | all: scavenge | all: answer | all: hand-off | hand-off ms | scavenges/s | scavenge ms | mark-compacts/s |');
+console.log('| round | setting | p99 ms | slow | scavenge | mark-compact | hand-off | answer | in flight only | nothing | all: scavenge | all: answer | all: hand-off | hand-off median ms | scavenges/s | scavenge ms | mark-compacts/s |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const a of attributions) console.log(a);
 console.log(
