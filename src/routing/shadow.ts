@@ -493,7 +493,8 @@ class WorkerLink {
       this.lastDone = done;
       this.lastProgressAt = now;
     }
-    let out = this.posted - done - this.abandoned;
+    // `done` is a wrapping 32-bit count: the difference, taken to 32 bits, is exact below 2^31 jobs out.
+    let out = (this.posted - this.abandoned - done) | 0;
     if (out < 0) {
       // Finished after being given up: already counted as timed out.
       this.abandoned += out;

@@ -62,9 +62,6 @@ const enum Slot {
   Values,
   AbsErrorSum,
   MaxAbsError,
-  /** Jobs finished in any way (completed, failed, timed out). */
-  Done,
-  Running,
   /** Latency samples recorded so far; the ring's next slot is this modulo its size. */
   LatencyCount,
   LatencyRing,
@@ -84,27 +81,48 @@ export interface MirrorOutcome {
   latencies: Array<[number, number]>;
 }
 
+/** Words before the doubles: the lock, jobs done (wrapping 32-bit count), jobs running. */
+const LOCK = 0;
+const DONE = 1;
+const RUNNING = 2;
+
 /**
- * Totals shared by the main thread and the shadow's workers: a lock word, then doubles. Every
- * read and write takes the lock (held for a few additions), so several workers add safely.
+ * Totals shared by the main thread and the shadow's workers: three words, then doubles. Workers
+ * add under a lock (held for a few additions; a worker waiting for it sleeps). The main thread
+ * never waits for a worker, which may be descheduled while holding the lock (a shadow's workers
+ * run at a lower priority): it reads the jobs done and running without the lock, and takes the
+ * lock only when it is free at once.
  */
 export class MirrorCounters {
   readonly buffer: SharedArrayBuffer;
-  private readonly lock: Int32Array;
+  private readonly words: Int32Array;
   private readonly values: Float64Array;
 
   constructor(buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(8 + 8 * FLOAT_SLOTS);
-    this.lock = new Int32Array(this.buffer, 0, 1);
-    this.values = new Float64Array(this.buffer, 8, FLOAT_SLOTS);
+    this.buffer = buffer ?? new SharedArrayBuffer(16 + 8 * FLOAT_SLOTS);
+    this.words = new Int32Array(this.buffer, 0, 4);
+    this.values = new Float64Array(this.buffer, 16, FLOAT_SLOTS);
   }
 
+  /** For the workers: waits for the lock. */
   private locked<T>(body: (v: Float64Array) => T): T {
-    while (Atomics.compareExchange(this.lock, 0, 0, 1) !== 0);
+    while (Atomics.compareExchange(this.words, LOCK, 0, 1) !== 0) Atomics.wait(this.words, LOCK, 1, 1);
     try {
       return body(this.values);
     } finally {
-      Atomics.store(this.lock, 0, 0);
+      Atomics.store(this.words, LOCK, 0);
+      Atomics.notify(this.words, LOCK, 1);
+    }
+  }
+
+  /** For the main thread: runs `body` under the lock if it is free now, else returns undefined. */
+  private ifFree<T>(body: (v: Float64Array) => T): T | undefined {
+    if (Atomics.compareExchange(this.words, LOCK, 0, 1) !== 0) return undefined;
+    try {
+      return body(this.values);
+    } finally {
+      Atomics.store(this.words, LOCK, 0);
+      Atomics.notify(this.words, LOCK, 1);
     }
   }
 
@@ -116,7 +134,7 @@ export class MirrorCounters {
         v[i] = thread;
         v[i + 1] = now;
         v[i + 2] = jobs;
-        v[Slot.Running] += jobs;
+        Atomics.add(this.words, RUNNING, jobs);
         return true;
       }
       return false;
@@ -135,7 +153,7 @@ export class MirrorCounters {
         v[slot] = 0;
         v[slot + 1] = 0;
         v[slot + 2] = 0;
-        v[Slot.Running] -= jobs;
+        Atomics.sub(this.words, RUNNING, jobs);
         this.add(v, jobs, outcome);
       }
     });
@@ -148,17 +166,18 @@ export class MirrorCounters {
 
   /**
    * Runs going on longer than `limitMs`: their jobs count as failed now, and the threads running
-   * them are returned, to be stopped (as the execution timeout stops a worker's task).
+   * them are returned, to be stopped (as the execution timeout stops a worker's task). None
+   * while a worker holds the lock: the caller looks again later.
    */
   overdue(now: number, limitMs: number): number[] {
-    return this.locked((v) => {
+    const found = this.ifFree((v) => {
       const threads: number[] = [];
       for (let i = RUNS; i < RUNS + 3 * RUN_SLOTS; i += 3) {
         if (v[i] === 0 || now - v[i + 1]! <= limitMs) continue;
         threads.push(v[i]!);
         const jobs = v[i + 2]!;
-        v[Slot.Running] -= jobs;
-        v[Slot.Done] += jobs;
+        Atomics.sub(this.words, RUNNING, jobs);
+        Atomics.add(this.words, DONE, jobs);
         v[Slot.Errors] += jobs;
         v[i] = 0;
         v[i + 1] = 0;
@@ -166,10 +185,11 @@ export class MirrorCounters {
       }
       return threads;
     });
+    return found ?? [];
   }
 
   private add(v: Float64Array, jobs: number, outcome: MirrorOutcome): void {
-    v[Slot.Done] += jobs;
+    Atomics.add(this.words, DONE, jobs);
     v[Slot.Completed] += outcome.completed;
     v[Slot.Errors] += outcome.errors;
     v[Slot.Timeouts] += outcome.timeouts;
@@ -187,27 +207,30 @@ export class MirrorCounters {
     }
   }
 
-  /** Jobs finished and running now. */
+  /** Jobs finished (a 32-bit count that wraps: compare differences with `| 0`) and running now; no lock. */
   progress(): { done: number; running: number } {
-    return this.locked((v) => ({ done: v[Slot.Done]!, running: v[Slot.Running]! }));
+    return { done: Atomics.load(this.words, DONE), running: Atomics.load(this.words, RUNNING) };
   }
 
-  /** Everything, with the latency samples (unordered). */
+  /**
+   * Everything, with the latency samples (unordered). Under the lock when it is free; otherwise
+   * read as it stands (a worker may be adding one window's outcome meanwhile).
+   */
   snapshot(): MirrorOutcome & { done: number; running: number } {
-    return this.locked((v) => {
+    const read = (v: Float64Array) => {
       const n = Math.min(v[Slot.LatencyCount]!, MIRROR_LATENCY_SAMPLES);
       const latencies: Array<[number, number]> = [];
       for (let i = 0; i < n; i++) latencies.push([v[Slot.LatencyRing + i]!, v[Slot.LatencyRing + MIRROR_LATENCY_SAMPLES + i]!]);
       return {
-        done: v[Slot.Done]!,
-        running: v[Slot.Running]!,
+        ...this.progress(),
         completed: v[Slot.Completed]!,
         errors: v[Slot.Errors]!,
         timeouts: v[Slot.Timeouts]!,
         comparison: { labels: v[Slot.Labels]!, agreements: v[Slot.Agreements]!, values: v[Slot.Values]!, absErrorSum: v[Slot.AbsErrorSum]!, maxAbsError: v[Slot.MaxAbsError]! },
         latencies,
       };
-    });
+    };
+    return this.ifFree(read) ?? read(this.values);
   }
 }
 

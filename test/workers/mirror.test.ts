@@ -36,6 +36,18 @@ describe('mirror counters', () => {
     expect(counters.snapshot()).toMatchObject({ done: 3, running: 0, errors: 2, completed: 1 });
   });
 
+  it('never makes the main thread wait for a worker holding the lock', () => {
+    const counters = new MirrorCounters();
+    counters.started(7, 2, 1000);
+    const lock = new Int32Array(counters.buffer, 0, 1);
+    Atomics.store(lock, 0, 1); // a worker in the middle of adding
+    expect(counters.overdue(5000, 500)).toEqual([]);
+    expect(counters.progress()).toEqual({ done: 0, running: 2 });
+    expect(counters.snapshot()).toMatchObject({ running: 2, errors: 0 });
+    Atomics.store(lock, 0, 0);
+    expect(counters.overdue(5000, 500)).toEqual([7]);
+  });
+
   it('counts windows no worker runs, and keeps the latest latency samples', () => {
     const counters = new MirrorCounters();
     counters.skipped(4, { ...outcome(0), timeouts: 4 });
