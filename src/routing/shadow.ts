@@ -15,10 +15,10 @@
  * part compared with its caller's; a batched call that fails is retried in batches half as
  * large, down to one request at a time.
  */
+import { BroadcastChannel } from 'node:worker_threads';
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
 import type { ShadowPolicy } from './config.js';
-import { BroadcastChannel } from 'node:worker_threads';
 import { claimRing, MirrorCounters, type MirrorTarget, type MirrorWindow } from '../workers/mirror.js';
 import { percentile } from './observations.js';
 import { compareOutputs, concatData, emptyComparison, sliceRows, splittable } from './shadow-compare.js';
