@@ -364,6 +364,8 @@ export class ShadowMirror {
     let shadow = this.shadowLatency;
     let inWorkers = { queued: 0, running: 0 };
     if (this.link !== undefined) {
+      // First: it gives up on what will never finish, which the totals below then include.
+      const outstanding = this.link.outstanding(this.now());
       const w = this.link.counters.snapshot();
       completed += w.completed;
       errors += w.errors;
@@ -375,7 +377,6 @@ export class ShadowMirror {
       totals.maxAbsError = Math.max(totals.maxAbsError, w.comparison.maxAbsError);
       primary = primary.concat(w.latencies.map((l) => l[0]));
       shadow = shadow.concat(w.latencies.map((l) => l[1]));
-      const outstanding = this.link.outstanding(this.now());
       inWorkers = { running: Math.min(outstanding, w.running), queued: Math.max(0, outstanding - w.running) };
     }
     const p = Float64Array.from(primary).sort();
@@ -460,6 +461,8 @@ class WorkerLink {
   private timeoutMs = 0;
   target: MirrorTarget | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  /** Windows posted, oldest first, until they are old enough to tell whether a worker claimed them. */
+  private readonly sent: Array<{ seq: number; jobs: number; at: number }> = [];
 
   /** `previous`: the link this one replaces (the version's workers moved); its totals carry over. */
   constructor(
@@ -486,8 +489,21 @@ class WorkerLink {
     for (const thread of this.counters.overdue(Date.now(), limit)) this.target?.stopWorker(thread);
   }
 
+  /**
+   * Windows no worker claimed within twice the timeout never will be (none was listening): their
+   * jobs count as timed out at once, and the claim is withdrawn so a late listener skips them.
+   */
+  private dropUnclaimed(now: number): void {
+    const mask = this.claims.length - 1;
+    while (this.sent.length > 0 && now - this.sent[0]!.at > 2 * this.timeoutMs) {
+      const window = this.sent.shift()!;
+      if (Atomics.compareExchange(this.claims, window.seq & mask, window.seq, 0) === window.seq) this.abandoned += window.jobs;
+    }
+  }
+
   /** Jobs posted and neither finished nor given up (see the class comment). */
   outstanding(now: number): number {
+    this.dropUnclaimed(now);
     const { done, running } = this.counters.progress();
     if (done !== this.lastDone) {
       this.lastDone = done;
@@ -522,6 +538,7 @@ class WorkerLink {
       return false;
     }
     this.posted += body.rows.length;
+    this.sent.push({ seq: this.seq, jobs: body.rows.length, at: now });
     const limit = this.target?.executionTimeoutMs;
     if (limit !== undefined && this.watchdog === undefined) {
       this.watchdog = setInterval(() => {
