@@ -443,10 +443,11 @@ export class ShadowMirror {
 /**
  * The channel to a shadow version's worker threads and the counters they fill. A window whose
  * run overruns the version's execution timeout fails and its worker is stopped, as a task's
- * would be; a watchdog looks every quarter of that timeout while windows are out. Windows a
- * worker never finishes (none listening: the version not loaded yet or unloaded; its worker
- * replaced) would hold their place in the bound for ever: once the workers have made no
- * progress for a while, the jobs still out are counted as timed out and their places freed.
+ * would be; a watchdog looks every quarter of that timeout while windows are out. Windows no
+ * worker finishes would hold their place in the bound for ever: those no worker claimed within
+ * twice the timeout (none listening: the version unloaded, its workers being replaced), and,
+ * once the workers have made no progress for a while, every job still out, are counted as
+ * timed out and their places freed.
  */
 class WorkerLink {
   readonly counters: MirrorCounters;
