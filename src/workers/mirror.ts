@@ -9,7 +9,7 @@
  */
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 import type { Tensor } from '../core/types.js';
-import type { ModelRuntime } from '../runtimes/types.js';
+import type { ModelRuntime, RunContext } from '../runtimes/types.js';
 import { compareOutputs, emptyComparison, sliceRows, splittable, type CompareMode, type ComparisonCounts } from '../routing/shadow-compare.js';
 
 /** A version whose worker threads take mirrored requests. */
@@ -251,14 +251,14 @@ function claim(window: MirrorWindow): boolean {
  * Listens for mirrored windows for this worker's version, and runs them one at a time, after
  * the model has loaded. Returns the channel, to close with the runtime.
  */
-export function serveMirrors(channelName: string, runtime: Promise<ModelRuntime>): BroadcastChannel {
+export function serveMirrors(channelName: string, runtime: Promise<ModelRuntime>, context: RunContext): BroadcastChannel {
   const channel = new BroadcastChannel(channelName);
   const waiting: MirrorWindow[] = [];
   let draining = false;
   const drain = async (): Promise<void> => {
     draining = true;
     try {
-      for (let window = waiting.shift(); window !== undefined; window = waiting.shift()) await runWindow(window, runtime);
+      for (let window = waiting.shift(); window !== undefined; window = waiting.shift()) await runWindow(window, runtime, context);
     } finally {
       draining = false;
     }
@@ -274,7 +274,7 @@ export function serveMirrors(channelName: string, runtime: Promise<ModelRuntime>
   return channel;
 }
 
-async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): Promise<void> {
+async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>, context: RunContext): Promise<void> {
   const outcome: MirrorOutcome = { completed: 0, errors: 0, timeouts: 0, comparison: emptyComparison(), latencies: [] };
   const jobs = window.rows.length;
   const counters = new MirrorCounters(window.counters);
@@ -292,10 +292,10 @@ async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): 
       return;
     }
     if (jobs === 1) {
-      await runOne(model, window, window.inputs, window.primary, window.primaryMs[0]!, outcome);
+      await runOne(model, window, window.inputs, window.primary, window.primaryMs[0]!, outcome, context);
       return;
     }
-    if (await runBatched(model, window, outcome)) return;
+    if (await runBatched(model, window, outcome, context)) return;
     // The batch failed or its answer cannot be split: each request alone.
     let total = 0;
     for (const r of window.rows) total += r;
@@ -304,7 +304,7 @@ async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): 
       const to = from + window.rows[j]!;
       const inputs = window.inputs.map((t) => sliceRows(t, total, from, to));
       const primary = window.primary.map((t) => sliceRows(t, total, from, to));
-      await runOne(model, window, inputs, primary, window.primaryMs[j]!, outcome);
+      await runOne(model, window, inputs, primary, window.primaryMs[j]!, outcome, context);
       from = to;
     }
   } finally {
@@ -314,13 +314,13 @@ async function runWindow(window: MirrorWindow, runtime: Promise<ModelRuntime>): 
 }
 
 /** Runs the window's requests as one; false when that failed or its answer cannot be split by rows. */
-async function runBatched(model: ModelRuntime, window: MirrorWindow, outcome: MirrorOutcome): Promise<boolean> {
+async function runBatched(model: ModelRuntime, window: MirrorWindow, outcome: MirrorOutcome, context: RunContext): Promise<boolean> {
   let rows = 0;
   for (const r of window.rows) rows += r;
   const started = performance.now();
   let outputs: Tensor[];
   try {
-    outputs = (await model.run(window.inputs, window.outputs)).outputs;
+    outputs = (await model.run(window.inputs, window.outputs, context)).outputs;
   } catch {
     return false;
   }
@@ -346,10 +346,10 @@ async function runBatched(model: ModelRuntime, window: MirrorWindow, outcome: Mi
   return true;
 }
 
-async function runOne(model: ModelRuntime, window: MirrorWindow, inputs: Tensor[], primary: Tensor[], primaryMs: number, outcome: MirrorOutcome): Promise<void> {
+async function runOne(model: ModelRuntime, window: MirrorWindow, inputs: Tensor[], primary: Tensor[], primaryMs: number, outcome: MirrorOutcome, context: RunContext): Promise<void> {
   const started = performance.now();
   try {
-    const { outputs } = await model.run(inputs, window.outputs);
+    const { outputs } = await model.run(inputs, window.outputs, context);
     const ms = performance.now() - started;
     if (ms > window.timeoutMs) {
       outcome.timeouts += 1;

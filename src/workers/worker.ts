@@ -36,7 +36,14 @@ const runtimeReady: Promise<ModelRuntime> = (async () => {
 runtimeReady.catch(() => undefined);
 
 // Requests mirrored to this version while it is a shadow arrive here, not through the pool.
-const mirrors = serveMirrors(mirrorChannelName(spec.model, spec.version, spec.path), runtimeReady);
+// A model's log lines from them say so.
+let mirrorLog: Logger | undefined;
+const mirrors = serveMirrors(mirrorChannelName(spec.model, spec.version, spec.path), runtimeReady, {
+  requestIds: ['shadow'],
+  get log(): Logger {
+    return (mirrorLog ??= log.child({ shadow: true }));
+  },
+});
 
 function warmupInputs(inputs: readonly TensorMetadata[], warmup: WarmupSpec): Tensor[] {
   return inputs.map((meta) => {
