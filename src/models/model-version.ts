@@ -101,6 +101,15 @@ export class ModelVersion {
     return pool instanceof ModelWorkerPool ? pool.setNice(nice) : [];
   }
 
+  /**
+   * Stops one worker thread (it ran a mirrored request past the execution timeout); its pool
+   * starts another in its place. True when this version has that thread.
+   */
+  stopWorker(threadId: number): boolean {
+    const pool = this.pool;
+    return pool instanceof ModelWorkerPool ? pool.stopThread(threadId) : false;
+  }
+
   /** Each worker thread's priority now (none for versions without worker threads). */
   async workerPriorities(): Promise<PriorityState[]> {
     const pool = this.pool;

@@ -6,6 +6,8 @@
 import { InvalidInputError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse } from '../core/types.js';
 import type { PipelineContext } from '../pipeline/types.js';
+import type { ModelManager } from '../models/manager.js';
+import { mirrorChannelName, type MirrorTarget } from '../workers/mirror.js';
 import type { RunOnVersion } from './shadow.js';
 
 export interface InferencePlane {
@@ -22,4 +24,14 @@ export function runOnPlane(plane: InferencePlane): RunOnVersion {
     delete shadow.observed;
     return plane.inferServed(shadow, request);
   };
+}
+
+/**
+ * Where a version's worker threads take mirrored requests: a ready version of a model that runs
+ * in worker threads (onnx, js); undefined otherwise (not loaded, remote, ensemble).
+ */
+export function mirrorTargetOf(manager: Pick<ModelManager, 'serving'>, model: string, version: string): MirrorTarget | undefined {
+  const v = manager.serving.versionsOf(model).find((x) => x.version === version);
+  if (v === undefined || v.state !== 'READY' || (v.config.runtime !== 'onnx' && v.config.runtime !== 'js')) return undefined;
+  return { channel: mirrorChannelName(v.name, v.version, v.path), executionTimeoutMs: v.config.execution.timeout_ms, stopWorker: (threadId) => v.stopWorker(threadId) };
 }

@@ -13,6 +13,7 @@ import { CanaryController, initialCanaryState, type CanaryAction, type CanaryEve
 import { systemClock, type Clock, type Timer } from './clock.js';
 import { parseTrafficConfig, trafficConfigOf, versionsOf, type TrafficConfig, type TrafficPolicy, type Variant } from './config.js';
 import { emptyPeerWindow, latencyBucket, VersionObservations, type PeerWindow } from './observations.js';
+import type { MirrorTarget } from '../workers/mirror.js';
 import { ShadowMirror, type RunOnVersion, type ShadowStats } from './shadow.js';
 import { TrafficConflictError, type Assignment, type CounterRow, type StoredTraffic, type TrafficStore } from './store.js';
 
@@ -70,6 +71,12 @@ export interface TrafficServiceOptions {
   observations?: VersionObservations;
   /** Runs a mirrored request on the shadow version; shadows are off without it. */
   runOnVersion?: RunOnVersion;
+  /**
+   * Where a version's worker threads take mirrored requests, when it runs in this process's
+   * workers and is ready (see workers/mirror.ts); then mirrored requests go to them directly
+   * instead of through `runOnVersion`.
+   */
+  mirrorTarget?: (model: string, version: string) => MirrorTarget | undefined;
   /**
    * Sets the nice value of a version's worker threads: a shadow version's are lowered to its
    * policy's `nice` while it is a shadow (and serves no variant), and set back to 0 when it stops
@@ -319,7 +326,7 @@ export class TrafficService {
     old?.shadow?.close();
     if (entry.canary?.active === true) entry.timer = this.clock.every(entry.canary.policy.analysis.intervalMs, () => this.tick(entry));
     if (entry.policy.shadow !== undefined && this.options.runOnVersion !== undefined) {
-      entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random);
+      entry.shadow = new ShadowMirror(entry.model, entry.policy.shadow, this.options.runOnVersion, this.random, undefined, this.options.mirrorTarget);
     }
     entry.events = old?.events ?? [];
     this.models.set(entry.model, entry);

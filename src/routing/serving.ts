@@ -16,7 +16,7 @@ import { configuredTrafficPolicies } from './configured.js';
 import { exactStatistics } from './exact-statistics.js';
 import { trafficGuardPolicy } from './guard.js';
 import { registerTrafficMetrics } from './metrics.js';
-import { runOnPlane, type InferencePlane } from './plane.js';
+import { mirrorTargetOf, runOnPlane, type InferencePlane } from './plane.js';
 import { routingPolicy } from './policy.js';
 import { TrafficService } from './service.js';
 import { TrafficStore } from './store.js';
@@ -50,6 +50,7 @@ export async function createTrafficServing(deps: {
   const service = await TrafficService.open(configuredTrafficPolicies(deps.config.models), {
     ...(store ? { store } : {}),
     runOnVersion: (ctx, request) => runOnPlane(deps.plane())(ctx, request),
+    mirrorTarget: (model, version) => mirrorTargetOf(deps.manager, model, version),
     versionNice: (model, version, nice) => deps.manager.setNice(model, version, nice),
     logger: deps.logger,
     refreshIntervalMs: deps.config.traffic.refresh_interval_ms,

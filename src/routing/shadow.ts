@@ -7,16 +7,21 @@
  * `compare: argmax`), absolute error for values, and both latencies side by side.
  *
  * Mirrored requests are gathered for `batchWindowMs` and run as one request whose rows are
- * theirs concatenated (same inputs, same trailing dimensions): one call through the data plane
- * and one worker message per window instead of one per request, which is what keeps the
- * callers' tail latency where it was without a shadow. The answer is split back by rows and
- * each part compared with its caller's. A batched call that fails is retried in batches half
- * as large, down to one request at a time.
+ * theirs concatenated (same inputs, same trailing dimensions). When the shadow version runs in
+ * this process's worker threads, the window is posted to them once (workers/mirror.ts): they
+ * run, split and compare it and keep the totals in shared memory, so the event loop the callers
+ * are answered on spends one post per window on the shadow and receives nothing back. Otherwise
+ * the window is one call through the data plane, whose answer is split back by rows and each
+ * part compared with its caller's; a batched call that fails is retried in batches half as
+ * large, down to one request at a time.
  */
+import { BroadcastChannel } from 'node:worker_threads';
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
 import type { ShadowPolicy } from './config.js';
+import { claimRing, MirrorCounters, type MirrorTarget, type MirrorWindow } from '../workers/mirror.js';
 import { percentile } from './observations.js';
+import { compareOutputs, concatData, emptyComparison, sliceRows, splittable } from './shadow-compare.js';
 
 /** Runs a request on the version `ctx.version` names (the data plane, through one adapter). */
 export type RunOnVersion = (ctx: RequestContext, request: InferenceRequest) => Promise<InferenceResponse>;
@@ -77,7 +82,7 @@ function copyRequest(request: InferenceRequest): InferenceRequest {
   const copy: InferenceRequest = {
     ...request,
     inputs: request.inputs.map((t) => {
-      const data = Array.isArray(t.data) ? t.data.map((b) => b.slice()) : (t.data as unknown as Concatenable).slice(0, t.data.length);
+      const data = Array.isArray(t.data) ? t.data.map((b) => b.slice()) : (t.data as unknown as { slice(a: number, b: number): unknown }).slice(0, t.data.length);
       return { ...t, shape: t.shape.slice(), data: data as TensorData, ...(t.parameters !== undefined ? { parameters: structuredClone(t.parameters) } : {}) };
     }),
   };
@@ -86,57 +91,52 @@ function copyRequest(request: InferenceRequest): InferenceRequest {
   return copy;
 }
 
-type Concatenable = { length: number; constructor: unknown; subarray?: (a: number, b: number) => unknown; slice: (a: number, b: number) => unknown };
-
-/** The data of several tensors one after another (typed arrays of one kind, or arrays of byte strings). */
-function concatData(parts: readonly TensorData[]): TensorData | undefined {
-  const first = parts[0]!;
-  if (Array.isArray(first)) return (parts as readonly Uint8Array[][]).flat();
-  const Typed = (first as Concatenable).constructor as new (n: number) => { set(a: ArrayLike<unknown>, at: number): void };
-  let total = 0;
-  for (const p of parts) {
-    if ((p as Concatenable).constructor !== Typed) return undefined;
-    total += p.length;
-  }
-  const out = new Typed(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p as ArrayLike<unknown>, at);
-    at += p.length;
-  }
-  return out as unknown as TensorData;
-}
-
-/** Rows from..to of a tensor whose first dimension is rows (a view, not a copy, for typed arrays). */
-function sliceRows(tensor: Tensor, rows: number, from: number, to: number): Tensor {
-  const width = tensor.data.length / rows;
-  const data = tensor.data as unknown as Concatenable;
-  const part = (data.subarray ?? data.slice).call(data, from * width, to * width) as TensorData;
-  return { ...tensor, shape: [to - from, ...tensor.shape.slice(1)], data: part };
-}
-
 const LATENCY_SAMPLES = 2048;
 
-function isLabelType(datatype: string): boolean {
-  return datatype === 'BYTES' || datatype === 'BOOL' || datatype.startsWith('INT') || datatype.startsWith('UINT');
+type WindowBody = Pick<MirrorWindow, 'inputs' | 'outputs' | 'primary' | 'rows' | 'primaryMs'>;
+
+/** One request as it came, for the shadow's workers. */
+function alone(job: Job): WindowBody {
+  return {
+    inputs: job.request.inputs,
+    outputs: job.request.outputs?.map((o) => o.name) ?? [],
+    primary: job.primary.outputs,
+    rows: Int32Array.of(job.rows ?? 0),
+    primaryMs: Float64Array.of(job.primaryMs),
+  };
 }
 
-function element(data: TensorData, i: number): number | string {
-  const value = (data as ArrayLike<unknown>)[i];
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('latin1');
-  return typeof value === 'bigint' ? Number(value) : (value as number);
-}
-
-function argmaxRows(tensor: Tensor): number[] {
-  const width = tensor.shape.length === 0 ? 1 : tensor.shape[tensor.shape.length - 1]!;
-  const data = tensor.data as ArrayLike<number | bigint>;
-  const rows: number[] = [];
-  for (let start = 0; start + width <= data.length && width > 0; start += width) {
-    let best = 0;
-    for (let j = 1; j < width; j++) if (Number(data[start + j]) > Number(data[start + best])) best = j;
-    rows.push(best);
+/**
+ * Requests of one batching signature as one: inputs and the callers' outputs concatenated by
+ * rows. Undefined when the callers' answers differ in outputs or have no row per input row.
+ */
+function packRows(jobs: Job[]): WindowBody | undefined {
+  const head = jobs[0]!;
+  let rows = 0;
+  for (const job of jobs) rows += job.rows!;
+  const outputs = head.primary.outputs;
+  for (const job of jobs) {
+    const own = job.primary.outputs;
+    if (own.length !== outputs.length) return undefined;
+    for (let k = 0; k < own.length; k++) {
+      const o = own[k]!;
+      if (o.name !== outputs[k]!.name || o.datatype !== outputs[k]!.datatype || o.shape.length < 1 || o.shape[0] !== job.rows) return undefined;
+    }
   }
-  return rows;
+  const concatenated = (tensors: readonly Tensor[], pick: (job: Job) => readonly Tensor[]): Tensor[] | undefined => {
+    const out: Tensor[] = [];
+    for (let k = 0; k < tensors.length; k++) {
+      const data = concatData(jobs.map((j) => pick(j)[k]!.data));
+      if (data === undefined) return undefined;
+      const t = tensors[k]!;
+      out.push({ name: t.name, datatype: t.datatype, shape: [rows, ...t.shape.slice(1)], data });
+    }
+    return out;
+  };
+  const inputs = concatenated(head.request.inputs, (j) => j.request.inputs);
+  const primary = concatenated(outputs, (j) => j.primary.outputs);
+  if (inputs === undefined || primary === undefined) return undefined;
+  return { inputs, outputs: [], primary, rows: Int32Array.from(jobs, (j) => j.rows!), primaryMs: Float64Array.from(jobs, (j) => j.primaryMs) };
 }
 
 export class ShadowMirror {
@@ -151,26 +151,39 @@ export class ShadowMirror {
    */
   private batchLimit: number;
   private batching = true;
-  private counts = { mirrored: 0, dropped: 0, completed: 0, errors: 0, timeouts: 0, labels: 0, agreements: 0, values: 0, absErrorSum: 0, maxAbsError: 0 };
+  private counts = { mirrored: 0, dropped: 0, completed: 0, errors: 0, timeouts: 0 };
+  private comparison = emptyComparison();
   private primaryLatency: number[] = [];
   private shadowLatency: number[] = [];
   private latencyNext = 0;
+  /** The shadow version's worker threads, once windows have been posted to them. */
+  private link: WorkerLink | undefined;
 
+  /**
+   * `channelOf` names the channel the shadow version's worker threads listen on when it runs in
+   * this process's workers (then windows go to them directly); undefined: through `run`.
+   */
   constructor(
     readonly model: string,
     readonly policy: ShadowPolicy,
     private readonly run: RunOnVersion,
     private readonly random: () => number = Math.random,
     private readonly now: () => number = () => performance.now(),
+    private readonly targetOf?: (model: string, version: string) => MirrorTarget | undefined,
   ) {
     this.batchLimit = policy.maxBatch;
+  }
+
+  /** Jobs queued here, running here, or handed to the workers and not finished. */
+  private get held(): number {
+    return this.queue.length + this.running + (this.link?.outstanding(this.now()) ?? 0);
   }
 
   /** Decides whether this request is mirrored; when it is, keeps a copy (the caller's tensors may be handed to a worker). */
   pick(request: InferenceRequest): InferenceRequest | undefined {
     if (this.closed || this.policy.percent <= 0 || this.random() * 100 >= this.policy.percent) return undefined;
     this.counts.mirrored += 1;
-    if (this.queue.length + this.running >= this.policy.queueSize + this.policy.concurrency) {
+    if (this.held >= this.policy.queueSize + this.policy.concurrency) {
       this.counts.dropped += 1;
       return undefined;
     }
@@ -185,7 +198,7 @@ export class ShadowMirror {
   /** Queues the mirrored request with the caller's answer; returns at once and never throws. */
   submit(ctx: RequestContext, copy: InferenceRequest, primary: InferenceResponse, primaryMs: number): void {
     if (this.closed) return;
-    if (this.queue.length + this.running >= this.policy.queueSize + this.policy.concurrency) {
+    if (this.held >= this.policy.queueSize + this.policy.concurrency) {
       this.counts.dropped += 1;
       return;
     }
@@ -218,6 +231,8 @@ export class ShadowMirror {
   }
 
   private pump(): void {
+    const target = this.queue.length > 0 ? this.targetOf?.(this.model, this.policy.version) : undefined;
+    if (target !== undefined) return this.post(target);
     while (this.running < this.policy.concurrency && this.queue.length > 0) {
       const first = this.queue.shift()!;
       const batch = [first];
@@ -257,13 +272,13 @@ export class ShadowMirror {
     if (outcome instanceof Error) return this.unbatched(jobs);
     const { response, ms } = outcome;
     // Every output must have one row per input row, or the answer cannot be split.
-    if (!response.outputs.every((o) => o.shape.length >= 1 && o.shape[0] === rows && o.data.length % rows === 0)) return this.unbatched(jobs);
+    if (!splittable(response.outputs, rows)) return this.unbatched(jobs);
     let from = 0;
     for (const job of jobs) {
       const to = from + job.rows!;
       this.counts.completed += 1;
       this.latency(job.primaryMs, ms);
-      this.compare(job.primary, { ...response, outputs: response.outputs.map((o) => sliceRows(o, rows, from, to)) });
+      compareOutputs(job.primary.outputs, response.outputs.map((o) => sliceRows(o, rows, from, to)), this.policy.compare, this.comparison);
       from = to;
     }
   }
@@ -324,7 +339,7 @@ export class ShadowMirror {
     else {
       this.counts.completed += 1;
       this.latency(job.primaryMs, outcome.ms);
-      this.compare(job.primary, outcome.response);
+      compareOutputs(job.primary.outputs, outcome.response.outputs, this.policy.compare, this.comparison);
     }
   }
 
@@ -339,41 +354,33 @@ export class ShadowMirror {
     }
   }
 
-  private compare(primary: InferenceResponse, shadow: InferenceResponse): void {
-    for (const p of primary.outputs) {
-      const s = shadow.outputs.find((o) => o.name === p.name);
-      if (s === undefined) continue;
-      if (this.policy.compare === 'argmax' && !isLabelType(p.datatype) && !isLabelType(s.datatype)) {
-        const a = argmaxRows(p);
-        const b = argmaxRows(s);
-        for (let i = 0; i < Math.min(a.length, b.length); i++) {
-          this.counts.labels += 1;
-          if (a[i] === b[i]) this.counts.agreements += 1;
-        }
-        continue;
-      }
-      const n = Math.min(p.data.length, s.data.length);
-      if (isLabelType(p.datatype)) {
-        for (let i = 0; i < n; i++) {
-          this.counts.labels += 1;
-          if (element(p.data, i) === element(s.data, i)) this.counts.agreements += 1;
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const error = Math.abs(Number(element(p.data, i)) - Number(element(s.data, i)));
-          if (!Number.isFinite(error)) continue;
-          this.counts.values += 1;
-          this.counts.absErrorSum += error;
-          if (error > this.counts.maxAbsError) this.counts.maxAbsError = error;
-        }
-      }
-    }
-  }
-
   stats(): ShadowStats {
     const c = this.counts;
-    const p = Float64Array.from(this.primaryLatency).sort();
-    const s = Float64Array.from(this.shadowLatency).sort();
+    const totals = { ...this.comparison };
+    let completed = c.completed;
+    let errors = c.errors;
+    let timeouts = c.timeouts;
+    let primary = this.primaryLatency;
+    let shadow = this.shadowLatency;
+    let inWorkers = { queued: 0, running: 0 };
+    if (this.link !== undefined) {
+      // First: it gives up on what will never finish, which the totals below then include.
+      const outstanding = this.link.outstanding(this.now());
+      const w = this.link.counters.snapshot();
+      completed += w.completed;
+      errors += w.errors;
+      timeouts += w.timeouts + this.link.abandoned;
+      totals.labels += w.comparison.labels;
+      totals.agreements += w.comparison.agreements;
+      totals.values += w.comparison.values;
+      totals.absErrorSum += w.comparison.absErrorSum;
+      totals.maxAbsError = Math.max(totals.maxAbsError, w.comparison.maxAbsError);
+      primary = primary.concat(w.latencies.map((l) => l[0]));
+      shadow = shadow.concat(w.latencies.map((l) => l[1]));
+      inWorkers = { running: Math.min(outstanding, w.running), queued: Math.max(0, outstanding - w.running) };
+    }
+    const p = Float64Array.from(primary).sort();
+    const s = Float64Array.from(shadow).sort();
     const q = (values: Float64Array, at: number) => (values.length === 0 ? null : percentile(values, at));
     return {
       model: this.model,
@@ -381,18 +388,45 @@ export class ShadowMirror {
       percent: this.policy.percent,
       mirrored: c.mirrored,
       dropped: c.dropped,
-      queued: this.queue.length,
-      running: this.running,
-      completed: c.completed,
-      errors: c.errors,
-      timeouts: c.timeouts,
-      labelComparisons: c.labels,
-      agreementRate: c.labels === 0 ? null : c.agreements / c.labels,
-      valueComparisons: c.values,
-      meanAbsoluteError: c.values === 0 ? null : c.absErrorSum / c.values,
-      maxAbsoluteError: c.values === 0 ? null : c.maxAbsError,
+      queued: this.queue.length + inWorkers.queued,
+      running: this.running + inWorkers.running,
+      completed,
+      errors,
+      timeouts,
+      labelComparisons: totals.labels,
+      agreementRate: totals.labels === 0 ? null : totals.agreements / totals.labels,
+      valueComparisons: totals.values,
+      meanAbsoluteError: totals.values === 0 ? null : totals.absErrorSum / totals.values,
+      maxAbsoluteError: totals.values === 0 ? null : totals.maxAbsError,
       latencyMs: { primary: { p50: q(p, 50), p99: q(p, 99) }, shadow: { p50: q(s, 50), p99: q(s, 99) } },
     };
+  }
+
+  /**
+   * Hands every queued job to the shadow version's worker threads: one message per group of
+   * jobs that can run as one batch (up to max_batch), one per job otherwise. Nothing comes back
+   * to this thread; the workers add their results to the shared counters.
+   */
+  private post(target: MirrorTarget): void {
+    if (this.link === undefined || this.link.name !== target.channel) {
+      this.link?.close();
+      this.link = new WorkerLink(target.channel, this.policy.queueSize + this.policy.concurrency, this.now, this.link);
+    }
+    this.link.target = target;
+    const link = this.link;
+    while (this.queue.length > 0) {
+      const first = this.queue.shift()!;
+      const batch = [first];
+      if (first.signature !== undefined) {
+        for (let i = 0; i < this.queue.length && batch.length < this.policy.maxBatch; ) {
+          if (this.queue[i]!.signature === first.signature) batch.push(this.queue.splice(i, 1)[0]!);
+          else i += 1;
+        }
+      }
+      const packed = batch.length > 1 ? packRows(batch) : undefined;
+      const windows = packed !== undefined ? [packed] : batch.map(alone);
+      for (const window of windows) if (!link.send(window, this.policy, this.now())) this.counts.errors += window.rows.length;
+    }
   }
 
   /** Stops taking work; queued jobs are dropped, running ones finish on their own. */
@@ -402,5 +436,126 @@ export class ShadowMirror {
     this.windowTimer = undefined;
     this.counts.dropped += this.queue.length;
     this.queue.length = 0;
+    this.link?.close();
+  }
+}
+
+/**
+ * The channel to a shadow version's worker threads and the counters they fill. A window whose
+ * run overruns the version's execution timeout fails and its worker is stopped, as a task's
+ * would be; a watchdog looks every quarter of that timeout while windows are out. Windows no
+ * worker finishes would hold their place in the bound for ever: those no worker claimed within
+ * twice the timeout (none listening: the version unloaded, its workers being replaced), and,
+ * once the workers have made no progress for a while, every job still out, are counted as
+ * timed out and their places freed.
+ */
+class WorkerLink {
+  readonly counters: MirrorCounters;
+  private readonly claims: Int32Array;
+  private readonly channel: BroadcastChannel;
+  private seq = 0;
+  /** Jobs posted, and those given up for lost. */
+  private posted = 0;
+  abandoned = 0;
+  private lastDone = 0;
+  private lastProgressAt = 0;
+  private timeoutMs = 0;
+  target: MirrorTarget | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Windows posted, oldest first, until they are old enough to tell whether a worker claimed them. */
+  private readonly sent: Array<{ seq: number; jobs: number; at: number }> = [];
+
+  /** `previous`: the link this one replaces (the version's workers moved); its totals carry over. */
+  constructor(
+    readonly name: string,
+    bound: number,
+    private readonly now: () => number,
+    previous?: WorkerLink,
+  ) {
+    this.counters = previous?.counters ?? new MirrorCounters();
+    this.claims = claimRing(bound);
+    if (previous !== undefined) {
+      this.posted = previous.posted;
+      this.abandoned = previous.abandoned;
+      this.lastDone = previous.lastDone;
+    }
+    this.channel = new BroadcastChannel(name);
+    this.channel.unref();
+  }
+
+  /** Stops the workers of runs past the execution timeout (their jobs count as failed). */
+  private checkOverdue(): void {
+    const limit = this.target?.executionTimeoutMs;
+    if (limit === undefined) return;
+    for (const thread of this.counters.overdue(Date.now(), limit)) this.target?.stopWorker(thread);
+  }
+
+  /**
+   * Windows no worker claimed within twice the timeout never will be (none was listening): their
+   * jobs count as timed out at once, and the claim is withdrawn so a late listener skips them.
+   */
+  private dropUnclaimed(now: number): void {
+    const mask = this.claims.length - 1;
+    while (this.sent.length > 0 && now - this.sent[0]!.at > 2 * this.timeoutMs) {
+      const window = this.sent.shift()!;
+      if (Atomics.compareExchange(this.claims, window.seq & mask, window.seq, 0) === window.seq) this.abandoned += window.jobs;
+    }
+  }
+
+  /** Jobs posted and neither finished nor given up (see the class comment). */
+  outstanding(now: number): number {
+    this.dropUnclaimed(now);
+    const { done, running } = this.counters.progress();
+    if (done !== this.lastDone) {
+      this.lastDone = done;
+      this.lastProgressAt = now;
+    }
+    // `done` is a wrapping 32-bit count: the difference, taken to 32 bits, is exact below 2^31 jobs out.
+    let out = (this.posted - this.abandoned - done) | 0;
+    if (out < 0) {
+      // Finished after being given up: already counted as timed out.
+      this.abandoned += out;
+      out = 0;
+    }
+    // A worker running a job may be slow, not gone: it gets ten times the timeout.
+    const patience = running > 0 ? 10 * this.timeoutMs : 2 * this.timeoutMs;
+    if (out > 0 && now - this.lastProgressAt > patience) {
+      this.abandoned += out;
+      out = 0;
+    }
+    return out;
+  }
+
+  /** Posts one window; false when it cannot be sent (its data cannot be copied). */
+  send(body: WindowBody, policy: ShadowPolicy, now: number): boolean {
+    if (this.outstanding(now) === 0) this.lastProgressAt = now;
+    this.timeoutMs = policy.timeoutMs;
+    this.seq = (this.seq % 0x3fffffff) + 1;
+    Atomics.store(this.claims, this.seq & (this.claims.length - 1), this.seq);
+    const window: MirrorWindow = { seq: this.seq, claims: this.claims, counters: this.counters.buffer, sentAt: Date.now(), timeoutMs: policy.timeoutMs, compare: policy.compare, ...body };
+    try {
+      this.channel.postMessage(window);
+    } catch {
+      return false;
+    }
+    this.posted += body.rows.length;
+    this.sent.push({ seq: this.seq, jobs: body.rows.length, at: now });
+    const limit = this.target?.executionTimeoutMs;
+    if (limit !== undefined && this.watchdog === undefined) {
+      this.watchdog = setInterval(() => {
+        this.checkOverdue();
+        if (this.outstanding(this.now()) === 0) {
+          clearInterval(this.watchdog);
+          this.watchdog = undefined;
+        }
+      }, Math.max(10, Math.min(1000, limit / 4)));
+      this.watchdog.unref();
+    }
+    return true;
+  }
+
+  close(): void {
+    this.channel.close();
+    // Windows already posted still run; the watchdog stops itself once none is out.
   }
 }

@@ -86,6 +86,10 @@ export class ModelWorkerPool {
       maxThreads: options.instances,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
+      // Idle workers wait for messages on their event loop rather than blocked in Atomics.wait:
+      // requests mirrored to a shadow version reach its workers on a channel of their own (see
+      // mirror.ts), and the model's asynchronous runs must be able to finish between tasks.
+      atomics: 'disabled',
       workerData: { spec: options.spec, niceWanted } satisfies WorkerData,
       resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
       name: 'default',
@@ -168,9 +172,11 @@ export class ModelWorkerPool {
     // A busy worker may leave its task to an idle one, which then answers twice: ask again (a few times) for the rest.
     const byThread = new Map<number, PriorityState>();
     for (let attempt = 0; attempt < 5 && !this.closed && byThread.size < this.instances; attempt++) {
-      const replies = await this.toEach(this.current, { kind: 'priority' });
-      for (const reply of replies) {
-        const state = (reply as Extract<WorkerReply, { kind: 'priority' }>).state;
+      // A worker stopped meanwhile (a mirrored run overran the execution timeout) fails its share: asked again.
+      const settled = await Promise.allSettled(Array.from({ length: this.instances }, () => this.post(this.current, { kind: 'priority' })));
+      for (const outcome of settled) {
+        if (outcome.status === 'rejected') continue;
+        const state = (outcome.value as Extract<WorkerReply, { kind: 'priority' }>).state;
         if (!state.supported) return [state];
         byThread.set(state.tid, state);
       }
@@ -283,6 +289,17 @@ export class ModelWorkerPool {
   /** Cuts off every run in progress (their workers are terminated); each fails with `reason`. */
   abortRunning(reason: InferdError): void {
     for (const controller of this.running) controller.abort(reason);
+  }
+
+  /**
+   * Terminates one worker thread of the current set (a run outside the pool's tasks overran the
+   * execution timeout); piscina starts another in its place. False when there is no such thread.
+   */
+  stopThread(threadId: number): boolean {
+    const worker = this.current.piscina.threads.find((t) => t.threadId === threadId);
+    if (worker === undefined) return false;
+    void worker.terminate();
+    return true;
   }
 
   /** Worker thread ids, for diagnostics. */

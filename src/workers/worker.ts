@@ -11,6 +11,7 @@ import { InferdError } from '../core/errors.js';
 import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import { loadRuntime, type ModelRuntime, type WarmupSpec } from '../runtimes/index.js';
+import { mirrorChannelName, serveMirrors } from './mirror.js';
 import { ThreadPriority } from './priority.js';
 import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
 
@@ -33,6 +34,16 @@ const runtimeReady: Promise<ModelRuntime> = (async () => {
 })();
 // Reported to callers through the task that awaits it; never an unhandled rejection.
 runtimeReady.catch(() => undefined);
+
+// Requests mirrored to this version while it is a shadow arrive here, not through the pool.
+// A model's log lines from them say so.
+let mirrorLog: Logger | undefined;
+const mirrors = serveMirrors(mirrorChannelName(spec.model, spec.version, spec.path), runtimeReady, {
+  requestIds: ['shadow'],
+  get log(): Logger {
+    return (mirrorLog ??= log.child({ shadow: true }));
+  },
+});
 
 function warmupInputs(inputs: readonly TensorMetadata[], warmup: WarmupSpec): Tensor[] {
   return inputs.map((meta) => {
@@ -69,6 +80,7 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
     return { kind: 'describe', inputs: runtime.inputs, outputs: runtime.outputs, threadId };
   }
   if (task.kind === 'close') {
+    mirrors.close();
     await runtime.close();
     return { kind: 'closed' };
   }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import type { InferenceRequest } from '../../src/core/types.js';
 import { parseTrafficConfig } from '../../src/routing/config.js';
-import { runOnPlane } from '../../src/routing/plane.js';
+import { mirrorTargetOf, runOnPlane } from '../../src/routing/plane.js';
 import { routingPolicy } from '../../src/routing/policy.js';
 import { TrafficService } from '../../src/routing/service.js';
 import type { InferdServer } from '../../src/server/index.js';
@@ -37,12 +37,22 @@ const HANGING = `export async function predict({ x }) {
   return { y: { datatype: 'FP32', shape: x.shape, data: x.data } };
 }`;
 
+const OFF_BY_ONE = `export function predict({ x }) { return { y: { datatype: 'FP32', shape: x.shape, data: Float32Array.from(x.data, (v) => v * 2 + 1) } }; }`;
+
+// Refuses more than one request's rows at once.
+const ONE_AT_A_TIME = `export function predict({ x }) {
+  if (x.shape[0] > 2) throw new Error('one request at a time');
+  return { y: { datatype: 'FP32', shape: x.shape, data: Float32Array.from(x.data, (v) => v * 2) } };
+}`;
+
 let server: InferdServer;
 let repo: string;
 
 beforeAll(async () => {
   repo = await makeRepository({
-    scorer: { config: CONFIG, files: { '1/model.mjs': GOOD, '2/model.mjs': FAILING, '3/model.mjs': SLOW_AND_OFF, '4/model.mjs': HANGING } },
+    scorer: { config: CONFIG, files: { '1/model.mjs': GOOD, '2/model.mjs': FAILING, '3/model.mjs': SLOW_AND_OFF, '4/model.mjs': HANGING, '5/model.mjs': ONE_AT_A_TIME } },
+    // Two worker threads per version: each mirrored window must run on exactly one of them.
+    twin: { config: `${CONFIG}instances: 2\n`, files: { '1/model.mjs': GOOD, '2/model.mjs': OFF_BY_ONE } },
   });
   ({ server } = await startInProcess(repo));
 }, 120_000);
@@ -189,4 +199,96 @@ describe('traffic policies on a real data plane', () => {
     expect(hung.dropped).toBeGreaterThan(50);
     await traffic.close();
   }, 30_000);
+
+  describe('in the shadow version\'s worker threads', () => {
+    /** The plane is never called for a mirrored request: every call to it fails the test. */
+    const planeCalls: string[] = [];
+    const open = (model: string, shadow: Record<string, unknown>) =>
+      TrafficService.open(new Map([[model, parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, shadow }, model)]]), {
+        runOnVersion: (ctx, request) => {
+          planeCalls.push(ctx.requestId);
+          return runOnPlane(server.plane)(ctx, request);
+        },
+        mirrorTarget: (m, v) => mirrorTargetOf(server.manager, m, v),
+      });
+
+    it('names a target only for a ready version running in worker threads', () => {
+      expect(mirrorTargetOf(server.manager, 'scorer', '3')).toMatchObject({ channel: expect.stringMatching(/^inferd\.mirror:scorer:3:/), executionTimeoutMs: 30_000 });
+      expect(mirrorTargetOf(server.manager, 'scorer', '9')).toBeUndefined();
+      expect(mirrorTargetOf(server.manager, 'nothing', '1')).toBeUndefined();
+    });
+
+    it('runs and compares there, batched, with the callers\' answers untouched', async () => {
+      planeCalls.length = 0;
+      const traffic = await open('scorer', { version: 3, percent: 100, queue_size: 1000, batch_window: '10ms' });
+      const policy = routingPolicy(traffic);
+      const next = runOnPlane(server.plane);
+      for (let i = 0; i < 50; i++) {
+        const response = await policy.infer!(context('scorer'), req(i), next);
+        expect(response.model_version).toBe('1');
+        expect([...(response.outputs[0]!.data as Float32Array)]).toEqual([2 * i, 2 * i + 2]);
+      }
+      for (let k = 0; k < 200 && traffic.view('scorer')!.shadow!.completed < 50; k++) await new Promise((r) => setTimeout(r, 25));
+      const shadow = traffic.view('scorer')!.shadow!;
+      expect(shadow).toMatchObject({ mirrored: 50, dropped: 0, completed: 50, errors: 0, timeouts: 0, queued: 0, running: 0, valueComparisons: 100, meanAbsoluteError: 0.5, maxAbsoluteError: 0.5 });
+      // The version sleeps 20 ms per call, so it ran in fewer calls than requests: batched.
+      expect(shadow.latencyMs.shadow.p50!).toBeGreaterThanOrEqual(15);
+      expect(shadow.latencyMs.primary.p50).not.toBeNull();
+      expect(planeCalls).toEqual([]);
+      await traffic.close();
+    }, 30_000);
+
+    it('runs a window the version refuses as one batch request by request', async () => {
+      const traffic = await open('scorer', { version: 5, percent: 100, queue_size: 1000, batch_window: '50ms' });
+      const policy = routingPolicy(traffic);
+      const next = runOnPlane(server.plane);
+      await Promise.all(Array.from({ length: 10 }, (_, i) => policy.infer!(context('scorer'), req(i), next)));
+      for (let k = 0; k < 200 && traffic.view('scorer')!.shadow!.completed < 10; k++) await new Promise((r) => setTimeout(r, 25));
+      expect(traffic.view('scorer')!.shadow!).toMatchObject({ mirrored: 10, completed: 10, errors: 0, valueComparisons: 20, meanAbsoluteError: 0 });
+      await traffic.close();
+    }, 30_000);
+
+    it('runs each window on exactly one of several worker threads', async () => {
+      const traffic = await open('twin', { version: 2, percent: 100, queue_size: 1000, batch_window: '0ms' });
+      const policy = routingPolicy(traffic);
+      const next = runOnPlane(server.plane);
+      for (let i = 0; i < 40; i++) expect((await policy.infer!(context('twin'), req(i), next)).model_version).toBe('1');
+      for (let k = 0; k < 200 && traffic.view('twin')!.shadow!.completed < 40; k++) await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 100));
+      // A window run twice would count 80 comparisons per 40 requests twice.
+      expect(traffic.view('twin')!.shadow!).toMatchObject({ mirrored: 40, completed: 40, errors: 0, valueComparisons: 80, meanAbsoluteError: 1, maxAbsoluteError: 1 });
+      await traffic.close();
+    }, 30_000);
+
+    it('drops past the bound and counts timeouts for a hanging version, callers answered meanwhile', async () => {
+      const traffic = await open('scorer', { version: 4, percent: 100, queue_size: 10, concurrency: 2, timeout: '200ms' });
+      const policy = routingPolicy(traffic);
+      const next = runOnPlane(server.plane);
+      const started = performance.now();
+      for (let i = 0; i < 100; i++) expect((await policy.infer!(context('scorer'), req(i), next)).model_version).toBe('1');
+      expect(performance.now() - started).toBeLessThan(3000);
+      const hung = traffic.view('scorer')!.shadow!;
+      expect(hung.completed).toBe(0);
+      expect(hung.dropped).toBeGreaterThan(50);
+      expect(hung.queued + hung.running).toBeLessThanOrEqual(12);
+      // The run that hung ends after 3 s, over its 200 ms timeout: its jobs count as timed out.
+      for (let k = 0; k < 200 && traffic.view('scorer')!.shadow!.timeouts === 0; k++) await new Promise((r) => setTimeout(r, 25));
+      const after = traffic.view('scorer')!.shadow!;
+      expect(after.timeouts).toBeGreaterThan(0);
+      expect(after.completed).toBe(0);
+      await traffic.close();
+    }, 30_000);
+
+    it('goes through the data plane when the version does not run here', async () => {
+      planeCalls.length = 0;
+      const traffic = await open('scorer', { version: 9, percent: 100, batch_window: '0ms' });
+      const policy = routingPolicy(traffic);
+      const next = runOnPlane(server.plane);
+      for (let i = 0; i < 5; i++) expect((await policy.infer!(context('scorer'), req(i), next)).model_version).toBe('1');
+      for (let k = 0; k < 200 && traffic.view('scorer')!.shadow!.errors < 5; k++) await new Promise((r) => setTimeout(r, 25));
+      expect(traffic.view('scorer')!.shadow!).toMatchObject({ mirrored: 5, completed: 0, errors: 5 });
+      expect(planeCalls).toHaveLength(5);
+      await traffic.close();
+    }, 30_000);
+  });
 });

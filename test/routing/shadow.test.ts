@@ -189,4 +189,33 @@ describe('shadow', () => {
     const share = (100 * traffic.view('fraud')!.shadow!.mirrored) / 3000;
     expect(Math.abs(share - 10)).toBeLessThanOrEqual(2);
   });
+
+  it('counts windows posted to worker threads that never take them as timed out, and frees their places', async () => {
+    const calls: string[] = [];
+    service = await TrafficService.open(
+      new Map([['fraud', parseTrafficConfig({ split: { variants: [{ version: 1, weight: 100 }] }, shadow: { version: 2, percent: 100, queue_size: 4, concurrency: 1, timeout: '50ms', batch_window: '5ms' } }, 'fraud')]]),
+      {
+        runOnVersion: async (ctx) => {
+          calls.push(ctx.requestId);
+          return answer('2', new Float32Array([0.5, 0.25]));
+        },
+        // Worker threads that are not there: nobody listens on this channel.
+        mirrorTarget: () => ({ channel: `inferd.mirror:nobody:${process.pid}`, executionTimeoutMs: undefined, stopWorker: () => undefined }),
+      },
+    );
+    const policy = routingPolicy(service);
+    for (let i = 0; i < 8; i++) await policy.infer!(context('fraud'), request(), primary);
+    const full = service.view('fraud')!.shadow!;
+    expect(full.mirrored).toBe(8);
+    expect(full.dropped).toBeGreaterThan(0);
+    expect(full.queued + full.running).toBeLessThanOrEqual(5);
+    await new Promise((r) => setTimeout(r, 200));
+    const freed = service.view('fraud')!.shadow!;
+    expect(freed).toMatchObject({ queued: 0, running: 0, completed: 0 });
+    expect(freed.timeouts).toBe(8 - full.dropped);
+    // The places are free again: the next request is taken, not dropped.
+    await policy.infer!(context('fraud'), request(), primary);
+    expect(service.view('fraud')!.shadow!.dropped).toBe(full.dropped);
+    expect(calls).toEqual([]);
+  });
 });
