@@ -262,7 +262,9 @@ export class Scheduler {
     if (a.inputs.length !== b.inputs.length) return false;
     for (let i = 0; i < a.inputs.length; i++) {
       const x = a.inputs[i]!;
-      const y = b.inputs.find((t) => t.name === x.name);
+      // Clients send inputs in one order: the same place is looked at first.
+      const same = b.inputs[i]!;
+      const y = same.name === x.name ? same : b.inputs.find((t) => t.name === x.name);
       if (!y || y.datatype !== x.datatype || y.shape.length !== x.shape.length) return false;
       if (this.options.ragged[x.name]?.kind === 'pad') continue;
       for (let d = 1; d < x.shape.length; d++) if (x.shape[d] !== y.shape[d]) return false;
