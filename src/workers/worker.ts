@@ -85,8 +85,9 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
     const reply: WorkerReply = { kind: 'results', outcomes };
     // One buffer for all the runs' outputs: one transfer instead of one per tensor.
     const packed = packTensors(outputs);
-    if (packed === undefined) return reply;
-    const transfer = [packed];
+    const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
+    for (const tensors of outputs) transferablesOf(tensors, transfer);
+    if (transfer.length === 0) return reply;
     return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
   }
   const reply = await runOne(runtime, task);

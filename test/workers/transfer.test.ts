@@ -101,4 +101,19 @@ describe('tensors to and from a model worker', () => {
     expect(Array.from(yb!)).toEqual(Array.from(b, (x) => x * 2));
     expect(ya!.buffer === yb!.buffer).toBe(true);
   });
+
+  it('moves a large buffer a tensor of a group owns whole instead of copying it', async () => {
+    const small = values(10);
+    const large = values(32 * 1024); // 128 KiB
+    const runs = [
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, 10], data: small }], outputs: ['y'], requestIds: ['s'] },
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, large.length], data: large }], outputs: ['y'], requestIds: ['l'] },
+    ];
+    const results = await pool.inferEach(runs);
+    expect(runs[1]!.inputs[0]!.data === large).toBe(true);
+    expect(large.length).toBe(0); // transferred, so detached here
+    expect(small.length).toBe(10); // copied into the group's buffer
+    const y = results.map((r) => (r instanceof Error ? r.message : (r.outputs[0]!.data as Float32Array).length));
+    expect(y).toEqual([10, 32 * 1024]);
+  });
 });
