@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/small/request-path.ts [--requests 20000] [--rounds 3]
  *        [--concurrency 64] [--batching on|off] [--base /path/to/other/built/checkout]
- *        [--cpu-prof DIR] [--heap-prof FILE]
+ *        [--cpu-prof DIR] [--heap-prof FILE] [--head-node-flags=--max-semi-space-size=64]
  *
  * Each round starts `inferd serve` of this checkout (and of `--base`, in alternating order)
  * with breast_cancer, warms it up, then sends `--requests` requests from `--concurrency`
@@ -37,6 +37,9 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     batching: { type: 'string', default: 'on' },
     base: { type: 'string' },
+    // Node flags for the head side's server only (e.g. '--max-semi-space-size=64'); with
+    // `--base` naming this same checkout, an A/B of the flags alone.
+    'head-node-flags': { type: 'string', default: '' },
     'cpu-prof': { type: 'string' },
     'heap-prof': { type: 'string' },
     limit: { type: 'boolean', default: false },
@@ -106,7 +109,8 @@ const repo = breastCancerRepository(join(work, 'models'), values.models, batchin
 async function start(side: Side, profileDir?: string, heapProfile?: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const grpc = await freePort();
-  const flags = ['--import', probe, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
+  const nodeFlags = side.label === 'head' ? values['head-node-flags'].split(' ').filter((f) => f !== '') : [];
+  const flags = [...nodeFlags, '--import', probe, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
   const args = side.checkout
     ? [resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', String(grpc), '--log-level', 'warn']
     : ['--import', 'tsx', resolve(here, 'bench', 'peers', 'http-limit.ts'), '--plain', '--port', String(port)];

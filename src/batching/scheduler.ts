@@ -48,6 +48,19 @@ export interface SubmitOptions {
   requestId?: string;
 }
 
+const noop = (): void => undefined;
+/**
+ * The request whose promise is being made: a promise's executor runs at once, inside its
+ * constructor, so one shared executor hands the settle functions to it without a new closure
+ * (and the context it would capture) per request.
+ */
+let capturing: Pending | undefined;
+function captureSettlers(resolve: (result: ScheduledResult) => void, reject: (error: Error) => void): void {
+  capturing!.resolve = resolve;
+  capturing!.reject = reject;
+  capturing = undefined;
+}
+
 export class Scheduler {
   private readonly queues: Fifo<Pending>[];
   private queued = 0;
@@ -94,15 +107,21 @@ export class Scheduler {
     if (options.deadline !== undefined) deadline = Math.min(deadline, now + (options.deadline - Date.now()));
     if (deadline <= now) return Promise.reject(new DeadlineExceededError('the request deadline had already passed when it arrived'));
 
-    return new Promise<ScheduledResult>((resolve, reject) => {
-      const pending: Pending = { inputs, outputs, rows, requestId: options.requestId ?? '', enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, queueNs: 0, resolve, reject };
-      if (deadline !== Infinity) {
-        pending.timer = setTimeout(() => this.expire(pending), deadline - now);
-      }
-      this.queues[level]!.push(pending);
-      this.queued++;
+    const pending: Pending = { inputs, outputs, rows, requestId: options.requestId ?? '', enqueuedAt: now, deadline, signal: options.signal, timer: undefined, settled: false, queueNs: 0, resolve: noop, reject: noop };
+    capturing = pending;
+    const answer = new Promise<ScheduledResult>(captureSettlers);
+    if (deadline !== Infinity) {
+      pending.timer = setTimeout(() => this.expire(pending), deadline - now);
+    }
+    this.queues[level]!.push(pending);
+    this.queued++;
+    try {
       this.dispatch();
-    });
+    } catch (error) {
+      // As when dispatch ran inside the promise's executor: a throw rejects this request.
+      pending.reject(error as Error);
+    }
+    return answer;
   }
 
   private levelOf(priority: number | undefined): number {
@@ -262,7 +281,9 @@ export class Scheduler {
     if (a.inputs.length !== b.inputs.length) return false;
     for (let i = 0; i < a.inputs.length; i++) {
       const x = a.inputs[i]!;
-      const y = b.inputs.find((t) => t.name === x.name);
+      // Clients send inputs in one order: the same place is looked at first.
+      const same = b.inputs[i]!;
+      const y = same.name === x.name ? same : b.inputs.find((t) => t.name === x.name);
       if (!y || y.datatype !== x.datatype || y.shape.length !== x.shape.length) return false;
       if (this.options.ragged[x.name]?.kind === 'pad') continue;
       for (let d = 1; d < x.shape.length; d++) if (x.shape[d] !== y.shape[d]) return false;

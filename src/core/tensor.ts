@@ -298,3 +298,56 @@ export function ownBuffers(tensors: Tensor[]): Tensor[] {
   }
   return tensors;
 }
+
+type NumericView = Exclude<Tensor['data'], Uint8Array[]>;
+type ViewConstructor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => NumericView;
+
+/** Largest buffer a tensor owns whole that packTensors still copies rather than transfers. */
+const PACK_OWNED_MAX_BYTES = 64 * 1024;
+
+/**
+ * Copies the numeric data of many small tensors into one fresh buffer and points each tensor at
+ * its part; returns that buffer (undefined when there was nothing to copy). A hand-off of
+ * several runs then transfers one buffer instead of one per tensor: each transferred buffer
+ * costs an allocation and a detach on one side and a new buffer object on the other. Left as
+ * they are, for transferablesOf: lent buffers (see lendSoleTensor) and large buffers a tensor
+ * owns whole (moving those costs no copy); BYTES data is cloned anyway.
+ */
+export function packTensors(groups: readonly (readonly Tensor[])[]): ArrayBuffer | undefined {
+  let bytes = 0;
+  for (const tensors of groups) {
+    for (const t of tensors) {
+      if (!packable(t)) continue;
+      // 8-byte aligned parts: a Float64Array or BigInt64Array view needs it.
+      bytes = align8(bytes) + (t.data as NumericView).byteLength;
+    }
+  }
+  if (bytes === 0) return undefined;
+  const memory = new ArrayBuffer(bytes);
+  const target = new Uint8Array(memory);
+  let offset = 0;
+  for (const tensors of groups) {
+    for (const t of tensors) {
+      if (!packable(t)) continue;
+      const view = t.data as NumericView;
+      offset = align8(offset);
+      target.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength), offset);
+      t.data = new (view.constructor as ViewConstructor)(memory, offset, view.length);
+      offset += view.byteLength;
+    }
+  }
+  return memory;
+}
+
+function packable(t: Tensor): boolean {
+  if (Array.isArray(t.data)) return false;
+  const view = t.data as NumericView;
+  const buffer = view.buffer as ArrayBuffer;
+  if (lent.has(buffer)) return false;
+  const ownsWhole = view.byteOffset === 0 && view.byteLength === buffer.byteLength;
+  return !ownsWhole || view.byteLength <= PACK_OWNED_MAX_BYTES;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}

@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { InferdError, RuntimeError, UnavailableError, toInferdError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse, Parameters, RequestContext, Tensor, TensorMetadata } from '../core/types.js';
 import { Scheduler } from '../batching/scheduler.js';
-import type { ExecutionRecord, RaggedPolicy } from '../batching/types.js';
+import type { ExecutionRecord, RaggedPolicy, ScheduledResult } from '../batching/types.js';
 import type { RuntimeKind, RuntimeSpec } from '../runtimes/types.js';
 import { ExecutionTimeoutError, ModelWorkerPool } from '../workers/pool.js';
 import type { PriorityState } from '../workers/priority.js';
@@ -292,22 +292,36 @@ export class ModelVersion {
     return this.scheduler?.queueSize ?? 0;
   }
 
-  async infer(request: InferenceRequest, context: RequestContext): Promise<LoadedResult> {
+  // Not async: one `then` costs fewer allocations per request than an async frame and its await.
+  infer(request: InferenceRequest, context: RequestContext): Promise<LoadedResult> {
     const scheduler = this.scheduler;
     if (this.state !== 'READY' || !scheduler) {
-      throw new UnavailableError(`model '${this.name}' version ${this.version} is ${this.state.toLowerCase()}`, 1);
+      return Promise.reject(new UnavailableError(`model '${this.name}' version ${this.version} is ${this.state.toLowerCase()}`, 1));
     }
     const started = performance.now();
+    let scheduled: Promise<ScheduledResult>;
     try {
       // Signature and ranges were checked by the pipeline (pipeline/policies/validate.ts).
       const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
-      const params = request.parameters;
-      const result = await scheduler.submit(request.inputs, requested, { priority: context.priority, deadline: context.deadline, signal: context.signal, requestId: context.requestId });
+      // The context carries the scheduler's options (priority, deadline, signal, requestId) itself.
+      scheduled = scheduler.submit(request.inputs, requested, context);
+    } catch (error) {
+      scheduled = Promise.reject(error);
+    }
+    return scheduled.then(
+      (result) => this.answered(request, started, result),
+      (error: unknown) => this.failed(started, error),
+    );
+  }
+
+  private answered(request: InferenceRequest, started: number, result: ScheduledResult): LoadedResult {
+    try {
       const rows = this.config.max_batch_size === 0 ? 1 : (request.inputs[0]?.shape[0] ?? 1);
       const totalNs = (performance.now() - started) * 1e6;
       this.stats.recordSuccess(rows, totalNs, result.queueNs, result.timings);
       const response: InferenceResponse = { model_name: this.name, model_version: this.version, outputs: result.outputs };
       if (request.id !== undefined) response.id = request.id;
+      const params = request.parameters;
       if (params) {
         let echoed: Parameters | undefined;
         for (const key in params) {
@@ -319,9 +333,13 @@ export class ModelVersion {
       const t = result.timings;
       return { response, queueNs: result.queueNs, computeNs: t.inputNs + t.inferNs + t.outputNs, inputNs: t.inputNs, inferNs: t.inferNs, batchRows: result.batchRows };
     } catch (error) {
-      this.stats.recordFailure((performance.now() - started) * 1e6);
-      throw error instanceof InferdError ? error : toInferdError(error);
+      return this.failed(started, error);
     }
+  }
+
+  private failed(started: number, error: unknown): never {
+    this.stats.recordFailure((performance.now() - started) * 1e6);
+    throw error instanceof InferdError ? error : toInferdError(error);
   }
 
   /** Stops taking requests, lets queued and running ones finish (up to the deadline), then frees the threads. */

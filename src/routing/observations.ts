@@ -146,8 +146,17 @@ export class VersionObservations {
 
   /** One answered request. `failed` counts server-side failures only, not the caller's bad input. */
   recordRequest(model: string, version: string, failed: boolean, latencyMs: number, at = this.now()): void {
-    this.ring(this.requests, model, version, this.requestCapacity).push(at, latencyMs, failed ? 1 : 0);
+    // Every request lands here: the ring of the last version seen is kept at hand, so the
+    // common case builds no key string.
+    let ring = this.lastRequests;
+    if (ring === undefined || ring.model !== model || ring.version !== version) {
+      ring = { model, version, ring: this.ring(this.requests, model, version, this.requestCapacity) };
+      this.lastRequests = ring;
+    }
+    ring.ring.push(at, latencyMs, failed ? 1 : 0);
   }
+
+  private lastRequests: { model: string; version: string; ring: Ring } | undefined;
 
   /** One feedback outcome (1/0 for right/wrong, or any number where higher is better). */
   recordOutcome(model: string, version: string, value: number, at = this.now()): void {
@@ -215,6 +224,7 @@ export class VersionObservations {
 
   /** Forgets a model's versions (policy removed). */
   forget(model: string): void {
+    this.lastRequests = undefined;
     for (const map of [this.requests, this.feedback]) {
       for (const key of map.keys()) if (key.startsWith(`${model}\u0000`)) map.delete(key);
     }

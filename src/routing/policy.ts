@@ -12,7 +12,8 @@
 import { InferdError } from '../core/errors.js';
 import type { InferenceRequest, InferenceResponse, RequestContext } from '../core/types.js';
 import type { NextInfer, Policy } from '../pipeline/types.js';
-import type { TrafficService } from './service.js';
+import type { RouteDecision, TrafficService } from './service.js';
+import type { ShadowMirror } from './shadow.js';
 
 export const VARIANT_HEADER = 'x-inferd-variant';
 
@@ -25,35 +26,48 @@ function versionFailed(error: unknown): boolean {
 export function routingPolicy(traffic: TrafficService, now: () => number = () => performance.now()): Policy {
   return {
     name: 'routing',
-    async infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+    // Not async: one `then` costs fewer allocations per request than an async frame and its await.
+    infer(ctx: RequestContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
       const model = ctx.model;
-      if (model === undefined) return next(ctx, request);
-      const decision = ctx.version === undefined ? traffic.route(model, ctx, request) : undefined;
-      const shadow = ctx.version === undefined ? traffic.shadowOf(model) : undefined;
-      if (decision !== undefined) {
-        ctx.version = decision.version;
-        ctx.variant = decision.variant;
-        (ctx.responseHeaders ??= {})[VARIANT_HEADER] = decision.variant;
-      }
-      const copy = shadow?.pick(request);
-      const started = now();
-      let response: InferenceResponse;
+      let decision: RouteDecision | undefined;
+      let shadow: ShadowMirror | undefined;
+      let copy: InferenceRequest | undefined;
+      let started = 0;
+      let answer: Promise<InferenceResponse>;
+      // A throw anywhere before the answer is a rejection, as callers of a policy expect.
       try {
-        response = await next(ctx, request);
+        if (model === undefined) return next(ctx, request);
+        decision = ctx.version === undefined ? traffic.route(model, ctx, request) : undefined;
+        shadow = ctx.version === undefined ? traffic.shadowOf(model) : undefined;
+        if (decision !== undefined) {
+          ctx.version = decision.version;
+          ctx.variant = decision.variant;
+          (ctx.responseHeaders ??= {})[VARIANT_HEADER] = decision.variant;
+        }
+        copy = shadow?.pick(request);
+        started = now();
+        answer = next(ctx, request);
       } catch (error) {
-        if (ctx.version !== undefined) traffic.observe(model, ctx.version, versionFailed(error), now() - started);
-        throw error;
+        return Promise.reject(error);
       }
-      const elapsed = now() - started;
-      // Every answered request is observed by the version that answered: canary analysis and
-      // the analysis endpoint (Argo Rollouts web metrics) read these.
-      const version = response.model_version || ctx.version;
-      if (version !== undefined) traffic.observe(model, version, false, elapsed);
-      if (decision !== undefined) {
-        traffic.noteAssignment({ requestId: ctx.requestId, model, version: version ?? decision.version, variant: decision.variant, at: traffic.now() });
-      }
-      if (copy !== undefined) shadow!.submit(ctx, copy, response, elapsed);
-      return response;
+      return answer.then(
+        (response) => {
+          const elapsed = now() - started;
+          // Every answered request is observed by the version that answered: canary analysis and
+          // the analysis endpoint (Argo Rollouts web metrics) read these.
+          const version = response.model_version || ctx.version;
+          if (version !== undefined) traffic.observe(model, version, false, elapsed);
+          if (decision !== undefined) {
+            traffic.noteAssignment({ requestId: ctx.requestId, model, version: version ?? decision.version, variant: decision.variant, at: traffic.now() });
+          }
+          if (copy !== undefined) shadow!.submit(ctx, copy, response, elapsed);
+          return response;
+        },
+        (error: unknown) => {
+          if (ctx.version !== undefined) traffic.observe(model, ctx.version, versionFailed(error), now() - started);
+          throw error;
+        },
+      );
     },
   };
 }

@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { DeadlineExceededError, InferdError, InvalidInputError, RuntimeError } from '../core/errors.js';
-import { ownBuffers, transferablesOf } from '../core/tensor.js';
+import { ownBuffers, packTensors, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
 import { WANTED_NICE, type PriorityState } from './priority.js';
@@ -237,8 +237,10 @@ export class ModelWorkerPool {
       const reply = await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
       return [outcomeOrError(reply as RunOutcome)];
     }
-    const transfer: ArrayBuffer[] = [];
-    for (const run of runs) transferablesOf(ownBuffers(run.inputs), transfer);
+    // One buffer for all the runs' inputs: one transfer instead of one per tensor.
+    const packed = packTensors(runs.map((run) => run.inputs));
+    const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
+    for (const run of runs) transferablesOf(run.inputs, transfer);
     const progress = new Int32Array(new SharedArrayBuffer(8));
     const startedAt = Date.now();
     const task: WorkerTask = { kind: 'infer-each', runs, progress, startedAt };

@@ -8,7 +8,7 @@ import { pino, type Logger } from 'pino';
 import { Piscina } from 'piscina';
 import { allocate } from '../core/datatypes.js';
 import { InferdError } from '../core/errors.js';
-import { elementCount, fromValues, transferablesOf } from '../core/tensor.js';
+import { elementCount, fromValues, packTensors, transferablesOf } from '../core/tensor.js';
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import { loadRuntime, type ModelRuntime, type WarmupSpec } from '../runtimes/index.js';
 import { mirrorChannelName, serveMirrors } from './mirror.js';
@@ -86,15 +86,19 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
   }
   if (task.kind === 'infer-each') {
     const outcomes: RunOutcome[] = [];
-    const transfer: ArrayBuffer[] = [];
+    const outputs: Tensor[][] = [];
     for (let i = 0; i < task.runs.length; i++) {
       Atomics.store(task.progress, 1, Date.now() - task.startedAt);
       Atomics.store(task.progress, 0, i);
       const outcome = await runOne(runtime, task.runs[i]!);
-      if (outcome.kind === 'result') transferablesOf(outcome.outputs, transfer);
+      if (outcome.kind === 'result') outputs.push(outcome.outputs);
       outcomes.push(outcome);
     }
     const reply: WorkerReply = { kind: 'results', outcomes };
+    // One buffer for all the runs' outputs: one transfer instead of one per tensor.
+    const packed = packTensors(outputs);
+    const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
+    for (const tensors of outputs) transferablesOf(tensors, transfer);
     if (transfer.length === 0) return reply;
     return Piscina.move(new TransferableReply(reply, transfer) as unknown as ArrayBuffer);
   }

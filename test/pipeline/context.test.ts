@@ -17,15 +17,27 @@ describe('correlation ids', () => {
     expect(idOf({ 'x-request-id': ['req-2', 'req-3'] }).id).toBe('req-2');
     expect(idOf({ traceparent: TRACEPARENT })).toEqual({ id: TRACE_ID, key: 'x-request-id' });
     const generated = idOf({}).id;
-    expect(generated).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(idOf({}).id).not.toBe(generated);
+    expect(generated).toMatch(/^[0-9a-f]{16}-[0-9a-f]+$/);
+    const next = idOf({}).id;
+    expect(next).not.toBe(generated);
+    // One process prefix, then a sequence number.
+    expect(next.split('-')[0]).toBe(generated.split('-')[0]);
+    expect(parseInt(next.split('-')[1]!, 16)).toBeGreaterThan(parseInt(generated.split('-')[1]!, 16));
+  });
+
+  it('generates ids with a different prefix in another process', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const script = "import('./src/pipeline/context.ts').then((m) => process.stdout.write(m.newRequestId()))";
+    const other = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8' });
+    expect(other).toMatch(/^[0-9a-f]{16}-1$/);
+    expect(other.split('-')[0]).not.toBe(idOf({}).id.split('-')[0]);
   });
 
   it('ignores values unfit for logs and headers, and invalid traceparents', () => {
     expect(idOf({ 'x-correlation-id': 'a b\nforged=1', 'x-request-id': 'req-ok' }).id).toBe('req-ok');
     expect(idOf({ 'x-request-id': 'x'.repeat(129), traceparent: TRACEPARENT }).id).toBe(TRACE_ID);
     expect(idOf({ traceparent: `00-${'0'.repeat(32)}-00f067aa0ba902b7-01` }).id).not.toBe('0'.repeat(32));
-    expect(idOf({ traceparent: 'garbage' }).id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(idOf({ traceparent: 'garbage' }).id).toMatch(/^[0-9a-f]{16}-[0-9a-f]+$/);
   });
 });
 

@@ -81,15 +81,39 @@ describe('tensors to and from a model worker', () => {
     expect((outputs[0]!.data as Float32Array)[7]).toBeCloseTo(2, 6);
   });
 
-  it('transfers every run of a group and answers each', async () => {
+  it('sends every run of a group in one transferred buffer and answers each, outputs in one buffer too', async () => {
     const a = values(10);
     const b = values(20);
-    const results = await pool.inferEach([
-      { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 10], data: a }], outputs: ['y'], requestIds: ['a'] },
-      { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 20], data: b }], outputs: ['y'], requestIds: ['b'] },
-    ]);
-    expect(a.length).toBe(0);
-    expect(b.length).toBe(0);
-    expect(results.map((r) => (r instanceof Error ? r.message : (r.outputs[0]!.data as Float32Array).length))).toEqual([10, 20]);
+    const runs = [
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, 10], data: a }], outputs: ['y'], requestIds: ['a'] },
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, 20], data: b }], outputs: ['y'], requestIds: ['b'] },
+    ];
+    const results = await pool.inferEach(runs);
+    // The callers' arrays were copied into one buffer, which went to the worker.
+    expect(a.length).toBe(10);
+    expect(runs[0]!.inputs[0]!.data === a).toBe(false);
+    expect((runs[0]!.inputs[0]!.data as Float32Array).buffer === (runs[1]!.inputs[0]!.data as Float32Array).buffer).toBe(true);
+    expect((runs[0]!.inputs[0]!.data as Float32Array).length).toBe(0);
+    const outputs = results.map((r) => (r instanceof Error ? r : (r.outputs[0]!.data as Float32Array)));
+    expect(outputs.map((o) => (o instanceof Error ? o.message : o.length))).toEqual([10, 20]);
+    const [ya, yb] = outputs as Float32Array[];
+    expect(Array.from(ya!)).toEqual(Array.from(a, (x) => x * 2));
+    expect(Array.from(yb!)).toEqual(Array.from(b, (x) => x * 2));
+    expect(ya!.buffer === yb!.buffer).toBe(true);
+  });
+
+  it('moves a large buffer a tensor of a group owns whole instead of copying it', async () => {
+    const small = values(10);
+    const large = values(32 * 1024); // 128 KiB
+    const runs = [
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, 10], data: small }], outputs: ['y'], requestIds: ['s'] },
+      { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [1, large.length], data: large }], outputs: ['y'], requestIds: ['l'] },
+    ];
+    const results = await pool.inferEach(runs);
+    expect(runs[1]!.inputs[0]!.data === large).toBe(true);
+    expect(large.length).toBe(0); // transferred, so detached here
+    expect(small.length).toBe(10); // copied into the group's buffer
+    const y = results.map((r) => (r instanceof Error ? r.message : (r.outputs[0]!.data as Float32Array).length));
+    expect(y).toEqual([10, 32 * 1024]);
   });
 });

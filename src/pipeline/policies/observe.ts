@@ -31,16 +31,25 @@ export class ObservePolicy implements Policy {
 
   constructor(private readonly options: ObserveOptions) {}
 
-  async infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
+  // Not async: one `then` costs fewer allocations per request than an async frame and its await.
+  infer(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse> {
     const started = performance.now();
+    let answer: Promise<InferenceResponse>;
     try {
-      const response = await next(ctx, request);
-      this.inferenceDone(ctx, started, undefined);
-      return response;
+      answer = next(ctx, request);
     } catch (error) {
-      this.inferenceDone(ctx, started, error);
-      throw error;
+      answer = Promise.reject(error);
     }
+    return answer.then(
+      (response) => {
+        this.inferenceDone(ctx, started, undefined);
+        return response;
+      },
+      (error: unknown) => {
+        this.inferenceDone(ctx, started, error);
+        throw error;
+      },
+    );
   }
 
   async control(ctx: PipelineContext, call: ControlCall, next: NextControl): Promise<unknown> {

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { LogController, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { errorBody, InvalidInputError, InferdError } from '../../core/errors.js';
+import { errorBody, InvalidInputError, InferdError, toInferdError } from '../../core/errors.js';
 import type { DoorName, InferenceRequest } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
@@ -343,37 +343,68 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
       done(null, counted);
     };
 
-    const infer = async (req: Req, reply: FastifyReply) => {
-      const ctx = checkContext(req);
+    /** The request a body holds: decoded here, or a promise of it decoded in another thread. */
+    const decodeBody = (req: Req): InferenceRequest | Promise<InferenceRequest> => {
+      if (req.arrivingDecode !== undefined) return req.arrivingDecode;
       const body = req.binaryBody ?? (req.body as Buffer | undefined);
+      if (!body || body.length === 0) throw new InvalidInputError('the request body is empty; expected a JSON inference request');
       const headerLength = req.headers['inference-header-content-length'];
-      let request: InferenceRequest;
-      if (req.arrivingDecode !== undefined) {
-        request = await req.arrivingDecode;
-      } else if (!body || body.length === 0) {
-        throw new InvalidInputError('the request body is empty; expected a JSON inference request');
-      } else if (headerLength !== undefined) {
+      if (headerLength !== undefined) {
         const n = Number(headerLength);
         if (!Number.isInteger(n) || n < 0 || n > body.length) {
           throw new InvalidInputError(`Inference-Header-Content-Length is ${JSON.stringify(headerLength)} but the body has ${body.length} bytes`);
         }
-        request = binaryCodec.decode(body, n);
+        const request = binaryCodec.decode(body, n);
         if (req.binaryBody !== undefined) lendSoleTensor(request, req.binaryBody);
-      } else if (decoders !== undefined && body.length >= offloadBytes) {
-        request = await decoders.decode(body);
-      } else {
-        request = decodeInferRequest(parseJsonBody(body));
+        return request;
       }
-      const response = await plane.infer(ctx, request);
-      // Binary outputs are asked for by request or output parameters; without any, JSON.
-      const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
-      if (binary) {
-        return reply
-          .header('inference-header-content-length', String(binary.headerLength))
-          .type('application/octet-stream')
-          .send(binary.body);
+      if (decoders !== undefined && body.length >= offloadBytes) return decoders.decode(body);
+      return decodeInferRequest(parseJsonBody(body));
+    };
+    /** Sends a failure through the error handler, as a thrown one would be. */
+    const fail = (reply: FastifyReply, error: unknown): void => {
+      reply.send(error instanceof Error ? error : toInferdError(error));
+    };
+    const answer = (reply: FastifyReply, ctx: PipelineContext, request: InferenceRequest): void => {
+      plane.infer(ctx, request).then(
+        (response) => {
+          try {
+            // Binary outputs are asked for by request or output parameters; without any, JSON.
+            const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
+            if (binary) {
+              reply
+                .header('inference-header-content-length', String(binary.headerLength))
+                .type('application/octet-stream')
+                .send(binary.body);
+              return;
+            }
+            reply.type('application/json').send(encodeInferResponse(response));
+          } catch (error) {
+            fail(reply, error);
+          }
+        },
+        (error: unknown) => fail(reply, error),
+      );
+    };
+    // Not async, and answering through `reply.send`: a small request then costs one `then` on
+    // the main thread instead of an async frame, its await and Fastify's wrapping of the promise.
+    const infer = (req: Req, reply: FastifyReply): void => {
+      let ctx: PipelineContext;
+      let decoded: InferenceRequest | Promise<InferenceRequest>;
+      try {
+        ctx = checkContext(req);
+        decoded = decodeBody(req);
+      } catch (error) {
+        return fail(reply, error);
       }
-      return reply.type('application/json').send(encodeInferResponse(response));
+      if (decoded instanceof Promise) {
+        decoded.then(
+          (request) => answer(reply, ctx, request),
+          (error: unknown) => fail(reply, error),
+        );
+        return;
+      }
+      answer(reply, ctx, decoded);
     };
     // Large binary bodies go into memory of their own; the arriving-JSON hook only when on.
     const binaryHook = binaryBodyHook(options.bodyLimitBytes);

@@ -127,7 +127,7 @@ describe('inference', () => {
     expect(b.headers.get('x-correlation-id')).toBe('corr-9');
     expect(b.headers.get('x-request-id')).toBeNull();
     const c = await postJson(`${url}/v2/models/breast_cancer/infer`, body);
-    expect(c.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(c.headers.get('x-request-id')).toMatch(/^[0-9a-f]{16}-[0-9a-f]+$/);
   });
 });
 
