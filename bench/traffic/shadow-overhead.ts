@@ -326,8 +326,8 @@ for (let r = 0; r < rounds; r++) {
   const order = [0, 1, 2, 3].map((k) => (k + r) % 4).filter((k) => settings.has(SETTINGS[k]!));
   const results: Result[] = [];
   for (const k of order) results[k] = k === 0 ? await measure(0) : k === 1 ? await measure(100) : k === 2 ? await measure(100, undefined, false) : await measure(100, '0ms');
-  // A setting not run repeats the reference, so its ratio reads 1 and its cells are marked.
-  const [off, batched, normal, single] = [0, 1, 2, 3].map((k) => results[k] ?? results[0]!) as [Result, Result, Result, Result];
+  const off = results[0]!;
+  const [batched, normal, single] = [results[1], results[2], results[3]];
   if (process.env.SHADOW_PHASES !== undefined && results[1] !== undefined) phases(results[1], off.p99);
   for (const k of order) {
     const a = attribute(results[k]!, off.p99);
@@ -335,16 +335,19 @@ for (let r = 0; r < rounds; r++) {
       `| ${r + 1} | ${SETTINGS[k]} | ${results[k]!.p99.toFixed(2)} | ${a.slow} | ${a.scavenge} (${a.scavengeByChance.toFixed(0)}) | ${a.markCompact} | ${a.handOff} (${a.handOffByChance.toFixed(0)}) | ${a.answer} | ${a.inFlightOnly} | ${a.nothing} | ${(100 * a.allScavenge).toFixed(1)}% | ${(100 * a.allAnswer).toFixed(1)}% | ${(100 * a.allHandOff).toFixed(1)}% | ${a.handOffMedianMs.toFixed(3)} | ${a.scavengesPerSecond.toFixed(1)} | ${a.scavengeMeanMs.toFixed(2)} | ${a.markCompactsPerSecond.toFixed(2)} |`,
     );
   }
-  profile.push(`| ${r + 1} | ${cost(off)} | ${cost(batched)} | ${cost(normal)} | ${cost(single)} |`);
-  batchedRatios.push(batched.p99 / off.p99);
-  normalRatios.push(normal.p99 / off.p99);
-  singleRatios.push(single.p99 / off.p99);
-  const shadowCells = (x: Result) => `${cell(x)} | ${x.completed} / ${x.dropped} | ${(x.p99 / off.p99).toFixed(2)}`;
+  // A setting not run shows as such, and has no ratio in the medians.
+  const costOf = (x: Result | undefined) => (x === undefined ? 'not run' : cost(x));
+  profile.push(`| ${r + 1} | ${cost(off)} | ${costOf(batched)} | ${costOf(normal)} | ${costOf(single)} |`);
+  if (batched !== undefined) batchedRatios.push(batched.p99 / off.p99);
+  if (normal !== undefined) normalRatios.push(normal.p99 / off.p99);
+  if (single !== undefined) singleRatios.push(single.p99 / off.p99);
+  const shadowCells = (x: Result | undefined) => (x === undefined ? 'not run | | ' : `${cell(x)} | ${x.completed} / ${x.dropped} | ${(x.p99 / off.p99).toFixed(2)}`);
   rows.push(`| ${r + 1} | ${cell(off)} | ${shadowCells(batched)} | ${shadowCells(normal)} | ${shadowCells(single)} |`);
 }
-const median = (xs: number[]) => {
+const median = (xs: number[]): string => {
+  if (xs.length === 0) return 'not run';
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return (s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2).toFixed(2);
 };
 console.log(`shadow overhead: breast_cancer, ${rate} requests/s for ${seconds} s per measurement, ${rounds} rounds; load average ${loads.map((l) => l.toFixed(1)).join(', ')} at the rounds' start\n`);
 console.log(
@@ -365,7 +368,7 @@ console.log('| round | setting | p99 ms | slow | scavenge (by chance) | mark-com
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const a of attributions) console.log(a);
 console.log(
-  `\nmedian p99 ratio: batched ${median(batchedRatios).toFixed(2)}, batched through the data plane ${median(normalRatios).toFixed(2)}, one at a time ${median(singleRatios).toFixed(2)}; load average ${loadavg()
+  `\nmedian p99 ratio: batched ${median(batchedRatios)}, batched through the data plane ${median(normalRatios)}, one at a time ${median(singleRatios)}; load average ${loadavg()
     .map((l) => l.toFixed(1))
     .join(' ')} at the end`,
 );
