@@ -19,7 +19,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import type { TensorData } from '../core/datatypes.js';
 import type { InferenceRequest, InferenceResponse, RequestContext, Tensor } from '../core/types.js';
 import type { ShadowPolicy } from './config.js';
-import { claimRing, MirrorCounters, type MirrorTarget, type MirrorWindow } from '../workers/mirror.js';
+import { claimRing, MIRROR_LATENCY_SAMPLES as LATENCY_SAMPLES, MirrorCounters, type MirrorTarget, type MirrorWindow } from '../workers/mirror.js';
 import { percentile } from './observations.js';
 import { compareOutputs, concatData, emptyComparison, sliceRows, splittable } from './shadow-compare.js';
 
@@ -91,7 +91,6 @@ function copyRequest(request: InferenceRequest): InferenceRequest {
   return copy;
 }
 
-const LATENCY_SAMPLES = 2048;
 
 type WindowBody = Pick<MirrorWindow, 'inputs' | 'outputs' | 'primary' | 'rows' | 'primaryMs'>;
 

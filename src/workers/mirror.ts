@@ -50,7 +50,7 @@ export interface MirrorWindow {
   primaryMs: Float64Array;
 }
 
-/** Latency samples kept (a ring), as on the main thread. */
+/** Latency samples kept (a ring), here and by the shadows run through the data plane. */
 export const MIRROR_LATENCY_SAMPLES = 2048;
 
 const enum Slot {
