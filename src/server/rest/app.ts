@@ -6,7 +6,6 @@
  * (admission, validation, metrics, access log...) all run in the data plane's pipeline.
  */
 import { maxHeaderSize as httpMaxHeaderSize, type ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { LogController, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -22,6 +21,7 @@ import { correlationIdOf, createContext, minimalContext, recordReader, type Cont
 import type { DataPlane } from '../../pipeline/dataplane.js';
 import type { PipelineContext } from '../../pipeline/types.js';
 import { binaryBodyHook, lendSoleTensor } from './binary-body.js';
+import { divertBody, isIdentityEncoding } from './diverted-body.js';
 import { toHttpError } from './errors.js';
 import { DeferredChildLogger } from './request-logger.js';
 
@@ -308,35 +308,20 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     const decodeArriving = decoders !== undefined && options.jsonDecodeArriving === true;
     const arrivingHook: preParsingHookHandler = (req, _reply, payload, done) => {
       const length = Number(req.headers['content-length']);
-      const encoding = req.headers['content-encoding'];
       if (
         decoders === undefined ||
         !Number.isSafeInteger(length) ||
         length < offloadBytes ||
         length > options.bodyLimitBytes ||
         req.headers['inference-header-content-length'] !== undefined ||
-        (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity' && encoding.trim() !== '') ||
+        !isIdentityEncoding(req.headers['content-encoding']) ||
         req.contextError !== undefined ||
         !decoders.canDecodeArriving
       ) {
         return done(null, payload);
       }
       const body = decoders.arrivingBody(length);
-      const counted = new Readable({ read() {} }) as Readable & { receivedEncodedLength: number; readableAborted: boolean };
-      counted.receivedEncodedLength = 0;
-      payload.on('data', (chunk: Buffer) => {
-        body.write(chunk);
-        counted.receivedEncodedLength += chunk.length;
-      });
-      payload.on('end', () => {
-        body.end();
-        counted.push(null);
-      });
-      payload.on('error', (error: Error) => {
-        body.abandon(error);
-        counted.destroy(error);
-      });
-      payload.on('close', () => body.abandon(new InvalidInputError('the connection closed before the request body was complete')));
+      const counted = divertBody(payload, { write: (chunk) => body.write(chunk), end: () => body.end(), fail: (error) => body.abandon(error) }, { closeFailsParse: false });
       req.arrivingDecode = decoders.decodeArriving(body);
       // Awaited by the route; a request refused before it gets there must not leave a rejection unhandled.
       req.arrivingDecode.catch(() => undefined);

@@ -9,11 +9,10 @@
  * Fastify keeps counting the bytes (its Content-Length checks and errors stay as they are); the
  * route finds the body on the request instead of in `req.body`.
  */
-import { Readable } from 'node:stream';
 import type { preParsingHookHandler } from 'fastify';
-import { InvalidInputError } from '../../core/errors.js';
 import type { InferenceRequest } from '../../core/types.js';
 import { lendToWorker } from '../../core/tensor.js';
+import { divertBody, isIdentityEncoding } from './diverted-body.js';
 
 /** Below this, the copy the usual path makes costs less than a buffer of its own. */
 export const OWN_MEMORY_MIN_BYTES = 64 * 1024;
@@ -44,7 +43,6 @@ export function binaryBodyHook(bodyLimitBytes: number): preParsingHookHandler {
     if (header === undefined) return done(null, payload);
     const length = Number(req.headers['content-length']);
     const headerLength = Number(header);
-    const encoding = req.headers['content-encoding'];
     if (
       !Number.isSafeInteger(length) ||
       length < OWN_MEMORY_MIN_BYTES ||
@@ -52,7 +50,7 @@ export function binaryBodyHook(bodyLimitBytes: number): preParsingHookHandler {
       !Number.isSafeInteger(headerLength) ||
       headerLength < 0 ||
       headerLength > length ||
-      (encoding !== undefined && encoding.trim() !== '' && encoding.trim().toLowerCase() !== 'identity') ||
+      !isIdentityEncoding(req.headers['content-encoding']) ||
       req.contextError !== undefined
     ) {
       // Malformed or compressed: the usual path reads it and answers what is wrong.
@@ -63,25 +61,22 @@ export function binaryBodyHook(bodyLimitBytes: number): preParsingHookHandler {
     const memory = Buffer.allocUnsafeSlow(pad + length).buffer as ArrayBuffer;
     const bytes = new Uint8Array(memory, pad, length);
     let received = 0;
-    let ended = false;
-    const counted = new Readable({ read() {} }) as Readable & { receivedEncodedLength: number };
-    counted.receivedEncodedLength = 0;
-    payload.on('data', (chunk: Buffer) => {
-      // More than Content-Length cannot come through Node's HTTP parser; should it, Fastify
-      // refuses the length mismatch from the count.
-      if (received + chunk.length <= length) bytes.set(chunk, received);
-      received += chunk.length;
-      counted.receivedEncodedLength += chunk.length;
-    });
-    payload.on('end', () => {
-      ended = true;
-      if (received === length) req.binaryBody = Buffer.from(memory, pad, length);
-      counted.push(null);
-    });
-    payload.on('error', (error: Error) => counted.destroy(error));
-    payload.on('close', () => {
-      if (!ended) counted.destroy(new InvalidInputError('the connection closed before the request body was complete'));
-    });
+    const counted = divertBody(
+      payload,
+      {
+        write(chunk) {
+          // More than Content-Length cannot come through Node's HTTP parser; should it, Fastify
+          // refuses the length mismatch from the count.
+          if (received + chunk.length <= length) bytes.set(chunk, received);
+          received += chunk.length;
+        },
+        end() {
+          if (received === length) req.binaryBody = Buffer.from(memory, pad, length);
+        },
+        fail() {},
+      },
+      { closeFailsParse: true },
+    );
     done(null, counted);
   };
 }
