@@ -4,6 +4,7 @@ import { cp, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { freePort } from '../../test/support/ports.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const EXAMPLES = join(ROOT, 'examples', 'models');
@@ -21,7 +22,7 @@ export async function repository(models: Record<string, { copyFrom?: string; con
 
 export async function serve(repo: string, configFile?: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const args = [join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--log-level', 'warn'];
+  const args = [...serverNodeFlags(ROOT), join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--log-level', 'warn'];
   if (configFile) args.push('--config', configFile);
   const child = spawn(process.execPath, args, { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
 import { syntheticImage } from '../protocols/inputs.js';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = resolve(ROOT, '..', 'shared', 'models');
@@ -61,7 +62,7 @@ async function waitFor(url: string, child: ChildProcess, timeoutMs = 120_000): P
 async function startInferd(repo: string, env: Record<string, string> = {}): Promise<Proc> {
   const port = await freePort();
   const startedAt = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...serverNodeFlags(ROOT), join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1', '--log-level', 'warn'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, INFERD_LOGGING__ACCESS_LOG: 'false', ...env },
   });

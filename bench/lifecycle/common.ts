@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SHARED = resolve(ROOT, '..', 'shared', 'models');
@@ -49,7 +50,7 @@ export async function startServer(config: Record<string, unknown>, env: Record<s
   await writeFile(file, YAML.stringify(config));
   const port = await freePort();
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'inferd.js'), 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1'], {
+  const child = spawn(process.execPath, [...serverNodeFlags(ROOT), join(ROOT, 'bin', 'inferd.js'), 'serve', '--config', file, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_LOGGING__LEVEL: 'warn', ...env },
   });

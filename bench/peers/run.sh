@@ -34,6 +34,8 @@ done
 
 PEERS=bench/peers
 MODELS=${MODELS_DIR:-../shared/models}
+# The Node flags `inferd` runs with as a command (its shebang), for `node <flags> bin/inferd.js`.
+INFERD_NODE_FLAGS=$(sed -n '1s|^#!/usr/bin/env -S node ||p' bin/inferd.js)
 WORK=$PEERS/.work
 STAMP=$(date +%Y%m%d-%H%M%S)
 # --into adds this run's rounds to an earlier run's results: the report takes medians over all.
@@ -189,7 +191,7 @@ run_inferd() {
   local r=$1 port=$BASE_PORT
   prepare_inferd || return 0
   log "inferd on :$port"
-  start_server "inferd-r$r" node bin/inferd.js serve --model-repository "$WORK/inferd-repo" --host 127.0.0.1 --port "$port" --grpc-port -1 --log-level warn
+  start_server "inferd-r$r" node $INFERD_NODE_FLAGS bin/inferd.js serve --model-repository "$WORK/inferd-repo" --host 127.0.0.1 --port "$port" --grpc-port -1 --log-level warn
   if wait_http "http://127.0.0.1:$port/v2/models/mobilenet_v2/ready" 120; then
     for m in breast_cancer mobilenet_v2; do bench_oip inferd "$m" "http://127.0.0.1:$port" "$r"; done
   else
@@ -206,7 +208,7 @@ run_inferd_nobatch() {
   cp -r "$WORK/inferd-repo/breast_cancer" "$repo/"
   sed -i '/^dynamic_batching:/d' "$repo/breast_cancer/config.yaml"
   log "inferd-nobatch on :$port"
-  start_server "inferd-nobatch-r$r" node bin/inferd.js serve --model-repository "$repo" --host 127.0.0.1 --port "$port" --grpc-port -1 --log-level warn
+  start_server "inferd-nobatch-r$r" node $INFERD_NODE_FLAGS bin/inferd.js serve --model-repository "$repo" --host 127.0.0.1 --port "$port" --grpc-port -1 --log-level warn
   if wait_http "http://127.0.0.1:$port/v2/models/breast_cancer/ready" 120; then
     bench_oip inferd-nobatch breast_cancer "http://127.0.0.1:$port" "$r"
   else

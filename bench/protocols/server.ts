@@ -8,6 +8,7 @@ import http from 'node:http';
 import { freePort } from '../../test/support/ports.js';
 export { freePort };
 import { join, resolve } from 'node:path';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 export interface ModelEntry {
   name: string;
@@ -95,6 +96,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...serverNodeFlags('.'),
       ...(options.nodeArgs ?? []),
       'bin/inferd.js',
       'serve',

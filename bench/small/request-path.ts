@@ -27,6 +27,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../../test/support/ports.js';
 import { breastCancerRepository } from './repository.js';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 const here = resolve(import.meta.dirname, '..', '..');
 const { values } = parseArgs({
@@ -110,7 +111,7 @@ async function start(side: Side, profileDir?: string, heapProfile?: string): Pro
   const port = await freePort();
   const grpc = await freePort();
   const nodeFlags = side.label === 'head' ? values['head-node-flags'].split(' ').filter((f) => f !== '') : [];
-  const flags = [...nodeFlags, '--import', probe, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
+  const flags = [...(side.checkout ? serverNodeFlags(side.checkout) : []), ...nodeFlags, '--import', probe, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
   const args = side.checkout
     ? [resolve(side.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', String(grpc), '--log-level', 'warn']
     : ['--import', 'tsx', resolve(here, 'bench', 'peers', 'http-limit.ts'), '--plain', '--port', String(port)];

@@ -24,6 +24,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { freePort } from '../../test/support/ports.js';
 import { breastCancerRepository } from './repository.js';
+import { serverNodeFlags } from '../support/node-flags.js';
 import { BREAST_CANCER_ROW } from '../protocols/inputs.js';
 import { cpuPerCall, perfAnalyzerInput } from '../support/perf-analyzer.js';
 import { tmpdir } from 'node:os';
@@ -67,7 +68,7 @@ function inferdTarget(name: string, checkout: string, batching: boolean): Target
     name,
     protocols: ['http', 'grpc'],
     start: (http, grpc) =>
-      spawn(process.execPath, [resolve(checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'], {
+      spawn(process.execPath, [...serverNodeFlags(checkout), resolve(checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', repo, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'], {
         stdio: 'ignore',
       }),
   };

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { startS3, type S3Server } from '../../test/support/s3.js';
 import { flag, freePort, median, round, ROOT, SHARED } from '../lifecycle/common.js';
 import { writeLargeModel } from './large-model.js';
+import { serverNodeFlags } from '../support/node-flags.js';
 
 const RUNS = Number(flag('runs', '1'));
 const LARGE_MB = Number(flag('large-mb', '520'));
@@ -59,7 +60,7 @@ const MODELS: Model[] = [
 async function serve(repository: string, env: Record<string, string>): Promise<Start> {
   const port = await freePort();
   const started = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repository, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1'], {
+  const child = spawn(process.execPath, [...serverNodeFlags(ROOT), join(ROOT, 'bin', 'inferd.js'), 'serve', '--model-repository', repository, '--host', '127.0.0.1', '--port', String(port), '--grpc-port', '-1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, INFERD_LOGGING__ACCESS_LOG: 'false', INFERD_LOGGING__LEVEL: 'info', ...env },
   });

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { freePort } from '../../test/support/ports.js';
+import { serverNodeFlags } from './node-flags.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -47,7 +48,7 @@ export interface Served {
 export async function startServer(o: { checkout: string; repository: string; config?: string; env?: Record<string, string>; nodeArgs?: string[] }): Promise<Served> {
   const http = await freePort();
   const grpc = await freePort();
-  const args = [...(o.nodeArgs ?? []), resolve(o.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', o.repository, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
+  const args = [...serverNodeFlags(o.checkout), ...(o.nodeArgs ?? []), resolve(o.checkout, 'bin', 'inferd.js'), 'serve', '--model-repository', o.repository, '--host', '127.0.0.1', '--port', String(http), '--grpc-port', String(grpc), '--log-level', 'warn'];
   if (o.config) args.push('--config', o.config);
   const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, ...o.env } });
   const started = Date.now();

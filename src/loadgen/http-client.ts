@@ -157,19 +157,27 @@ class Connection {
     let length = -1;
     let chunked = false;
     let keepAlive = !http10;
-    const lines = text.split('\r\n');
-    for (let i = 1; i < lines.length; i++) {
-      const l = lines[i]!;
-      const c = l.indexOf(':');
-      if (c < 0) continue;
-      const name = l.slice(0, c).trim().toLowerCase();
-      if (name === 'content-length') length = Number(l.slice(c + 1).trim());
-      else if (name === 'transfer-encoding') chunked = /chunked/i.test(l.slice(c + 1));
-      else if (name === 'connection') {
-        const v = l.slice(c + 1).trim().toLowerCase();
-        if (v === 'close') keepAlive = false;
-        else if (v === 'keep-alive') keepAlive = true;
+    // Only three fields matter here. A line is looked at further only when its first letter
+    // could start one of them, so the answer's other fields cost the client almost nothing.
+    let start = text.indexOf('\r\n') + 2;
+    while (start > 1 && start < text.length) {
+      let end = text.indexOf('\r\n', start);
+      if (end < 0) end = text.length;
+      const first = text.charCodeAt(start) | 0x20;
+      if (first === 0x63 /* c */ || first === 0x74 /* t */) {
+        const colon = text.indexOf(':', start);
+        if (colon > start && colon < end) {
+          const name = text.slice(start, colon).trim().toLowerCase();
+          if (name === 'content-length') length = Number(text.slice(colon + 1, end).trim());
+          else if (name === 'transfer-encoding') chunked = /chunked/i.test(text.slice(colon + 1, end));
+          else if (name === 'connection') {
+            const v = text.slice(colon + 1, end).trim().toLowerCase();
+            if (v === 'close') keepAlive = false;
+            else if (v === 'keep-alive') keepAlive = true;
+          }
+        }
       }
+      start = end + 2;
     }
     this.keepAlive = keepAlive;
     if (this.status >= 400) this.errorText = '';

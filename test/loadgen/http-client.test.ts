@@ -79,6 +79,8 @@ describe('minimal HTTP client', () => {
       ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel', 'lo\r\n3;ext=1\r\nabc\r\n0\r\n', 'X-Trailer: 1\r\n\r\n'],
       ['HTTP/1.1 20', '0 OK\r\nContent-Le', 'ngth: 3\r\n', '\r\nab', 'c'],
       'HTTP/1.1 204 No Content\r\n\r\n',
+      // Lower-case names among fields that look alike but do not matter (content-type, trailer...).
+      'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntrailer: x\r\nx-a: 1\r\ncontent-length:  4 \r\nconnection: keep-alive\r\n\r\nabcd',
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n',
     ]);
     cleanup.push(srv.close);
