@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/small/run.ts [--rounds 3] [--seconds 4] [--concurrency 64]
  *        [--targets limit-node,limit-fastify,limit-grpc,batch,nobatch] [--base /path/to/other/checkout]
- *        [--cpu-rate 1500] [--cpu-seconds 5] [--perf-analyzer PATH]
+ *        [--cpu-rate 1500] [--cpu-seconds 5] [--perf-analyzer PATH] [--limit-node-flags=--max-semi-space-size=32]
  *
  * Throughput mode (default): closed loop at each concurrency, req/s, p50 and p99 per target;
  * ratios against limit-node and limit-fastify. `--base` adds the same inferd targets served by
@@ -17,7 +17,9 @@
  * the server's CPU (all its threads, from /proc) is divided by the requests sent. The load comes
  * from `inferd bench` (Node), or with `--perf-analyzer PATH` (PERF_ANALYZER in the environment)
  * from Triton's perf_analyzer, a C++ client that is not the bottleneck; `bash
- * scripts/setup/perf-analyzer.sh` installs it and prints the PATH to give.
+ * scripts/setup/perf-analyzer.sh` installs it and prints the PATH to give. inferd runs with the
+ * Node flags of its command (bin/inferd.js's shebang); `--limit-node-flags` gives the HTTP limits
+ * flags too, to compare at like heap settings.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -44,8 +46,11 @@ const { values } = parseArgs({
     'cpu-seconds': { type: 'string', default: '5' },
     'perf-analyzer': { type: 'string' },
     models: { type: 'string', default: resolve(here, '..', 'shared', 'models') },
+    // Node flags for the HTTP limit servers, e.g. inferd's own `--max-semi-space-size=32`.
+    'limit-node-flags': { type: 'string', default: '' },
   },
 });
+const limitNodeFlags = values['limit-node-flags'].split(' ').filter((f) => f !== '');
 
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
@@ -79,7 +84,7 @@ function limitTarget(name: string, plain: boolean): Target {
     name,
     protocols: ['http'],
     start: (http) =>
-      spawn(process.execPath, ['--import', 'tsx', resolve(here, 'bench', 'peers', 'http-limit.ts'), '--port', String(http), ...(plain ? ['--plain'] : [])], { stdio: 'ignore', cwd: here }),
+      spawn(process.execPath, [...limitNodeFlags, '--import', 'tsx', resolve(here, 'bench', 'peers', 'http-limit.ts'), '--port', String(http), ...(plain ? ['--plain'] : [])], { stdio: 'ignore', cwd: here }),
   };
 }
 
