@@ -228,13 +228,15 @@ export class ApiKeyStore {
       this.lastHit = hit;
     }
     const { stored } = hit;
-    if (stored.released === true || Date.now() - stored.loadedAt >= this.ttlMs) {
+    // One clock read serves both checks unless a test clock stands in for the validity one.
+    const wall = Date.now();
+    if (stored.released === true || wall - stored.loadedAt >= this.ttlMs) {
       this.verified!.delete(presented);
       this.lastPresented = undefined;
       this.lastHit = undefined;
       return undefined;
     }
-    return this.valid(stored, hit.previous) ? stored.record : undefined;
+    return this.valid(stored, hit.previous, this.now === Date.now ? wall : this.now()) ? stored.record : undefined;
   }
 
   /**
@@ -272,8 +274,7 @@ export class ApiKeyStore {
   }
 
   /** Not revoked, not expired, and a previous secret only within its overlap. */
-  private valid(stored: StoredKey, previous: boolean): boolean {
-    const now = this.now();
+  private valid(stored: StoredKey, previous: boolean, now = this.now()): boolean {
     const { record } = stored;
     if (record.revokedAt !== null || (record.expiresAt !== null && now >= record.expiresAt)) return false;
     return !previous || (record.previousExpiresAt !== null && now < record.previousExpiresAt);
