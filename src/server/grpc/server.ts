@@ -44,6 +44,7 @@ import type {
   RepositoryModelRequestMsg,
   ServingStatus,
 } from '../../codecs/grpc-messages.js';
+import { alignSoleRawInput, lendSoleRawInput, noteMessageMemory } from './message-memory.js';
 import { HEALTH_SERVICE, INFERENCE_SERVICE, serviceDefinition } from './proto.js';
 
 /** The subset of a pino logger the door uses. */
@@ -122,10 +123,12 @@ class MalformedMessage {
 function lenientDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    const carriesTensors = name === 'ModelInfer' || name === 'ModelStreamInfer';
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         try {
+          if (carriesTensors) noteMessageMemory(bytes);
           return method.requestDeserialize(bytes);
         } catch (error) {
           return new MalformedMessage(error instanceof Error ? error.message : String(error));
@@ -354,7 +357,10 @@ export function createGrpcServer(service: ServingPlane, options: GrpcServerOptio
   async function infer(msg: ModelInferRequestMsg, ctx: PipelineContext): Promise<ModelInferResponseMsg> {
     ctx.model = requireName(msg.model_name, 'model_name');
     if (msg.model_version) ctx.version = msg.model_version;
+    // A sole large tensor stays in the message's memory, which goes to the worker whole (message-memory.ts).
+    const memory = alignSoleRawInput(msg);
     const decoded = decodeInferRequest(msg);
+    if (memory !== undefined) lendSoleRawInput(decoded.request, memory);
     const response = await service.infer(ctx, decoded.request);
     if (response.id === undefined && decoded.request.id !== undefined) response.id = decoded.request.id;
     return encodeInferResponse(response, decoded.typedOutput);
