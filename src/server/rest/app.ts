@@ -11,7 +11,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import Fastify, { LogController, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, InvalidInputError, InferdError, toInferdError } from '../../core/errors.js';
-import type { DoorName, InferenceRequest } from '../../core/types.js';
+import type { DoorName, InferenceRequest, InferenceResponse } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
@@ -350,26 +350,29 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     const fail = (reply: FastifyReply, error: unknown): void => {
       reply.send(error instanceof Error ? error : toInferdError(error));
     };
+    /** Writes the answer of an inference: JSON, or the binary extension when the request asked for it. */
+    const answered = (state: Answering, response: InferenceResponse): void => {
+      const reply = state.reply;
+      try {
+        // Binary outputs are asked for by request or output parameters; without any, JSON.
+        const request = state.request;
+        const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
+        if (binary) {
+          reply
+            .header('inference-header-content-length', String(binary.headerLength))
+            .type('application/octet-stream')
+            .send(binary.body);
+          return;
+        }
+        // With its charset, so Fastify need not build the header again.
+        reply.type(JSON_TYPE).send(encodeInferResponse(response));
+      } catch (error) {
+        fail(reply, error);
+      }
+    };
+    const failed = (state: Answering, error: unknown): void => fail(state.reply, error);
     const answer = (reply: FastifyReply, ctx: PipelineContext, request: InferenceRequest): void => {
-      plane.infer(ctx, request).then(
-        (response) => {
-          try {
-            // Binary outputs are asked for by request or output parameters; without any, JSON.
-            const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
-            if (binary) {
-              reply
-                .header('inference-header-content-length', String(binary.headerLength))
-                .type('application/octet-stream')
-                .send(binary.body);
-              return;
-            }
-            reply.type('application/json').send(encodeInferResponse(response));
-          } catch (error) {
-            fail(reply, error);
-          }
-        },
-        (error: unknown) => fail(reply, error),
-      );
+      plane.inferTo(ctx, request, { reply, request }, answered, failed);
     };
     // Not async, and answering through `reply.send`: a small request then costs one `then` on
     // the main thread instead of an async frame, its await and Fastify's wrapping of the promise.
@@ -431,6 +434,13 @@ const CORRELATION = Symbol('correlation');
 type Seen = { correlation: { id: string; key: string }; header: HeaderReader };
 /** The request's cancellation, kept on its response for the 'close' listener. */
 const CANCELLATION = Symbol('cancellation');
+
+/** What an inference's answer is written with. */
+interface Answering {
+  reply: FastifyReply;
+  request: InferenceRequest;
+}
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Longest path segment (a model name, a version) the router takes. */
 const MAX_PARAM_LENGTH = 256;
