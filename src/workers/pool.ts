@@ -12,6 +12,7 @@ import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
 import { WANTED_NICE, type PriorityState } from './priority.js';
 import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
+import { fitsPacked, packRuns, unpackOutcomes } from './wire.js';
 
 export interface WorkerPoolOptions {
   instances: number;
@@ -230,20 +231,28 @@ export class ModelWorkerPool {
    * worker that dies, fails the whole group.
    */
   async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
-    if (runs.length === 1) {
-      const run = runs[0]!;
-      const limit = this.executionTimeoutMs;
-      const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
-      const reply = await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
-      return [outcomeOrError(reply as RunOutcome)];
-    }
     // One buffer for all the runs' inputs: one transfer instead of one per tensor.
-    const packed = packTensors(runs.map((run) => run.inputs));
-    const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
-    for (const run of runs) transferablesOf(run.inputs, transfer);
+    const inputs = runs.map((run) => run.inputs);
+    const packed = packTensors(inputs);
     const progress = new Int32Array(new SharedArrayBuffer(8));
     const startedAt = Date.now();
-    const task: WorkerTask = { kind: 'infer-each', runs, progress, startedAt };
+    let task: WorkerTask;
+    let transfer: ArrayBuffer[];
+    if (fitsPacked(inputs, packed)) {
+      task = { kind: 'infer-packed', group: packRuns(runs, packed), progress, startedAt };
+      transfer = [packed];
+    } else if (runs.length === 1) {
+      // A run with memory of its own (a large or lent buffer, BYTES): sent as it is.
+      const run = runs[0]!;
+      const limit = this.executionTimeoutMs;
+      const single: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
+      const reply = await this.send(single, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
+      return [outcomeOrError(reply as RunOutcome)];
+    } else {
+      task = { kind: 'infer-each', runs, progress, startedAt };
+      transfer = packed === undefined ? [] : [packed];
+      for (const run of runs) transferablesOf(run.inputs, transfer);
+    }
     const limit = this.executionTimeoutMs;
     const reply = (await this.send(task, transfer, (abort) => {
       if (limit === undefined) return undefined;
@@ -256,8 +265,15 @@ export class ModelWorkerPool {
       };
       handle.timer = setTimeout(check, limit);
       return handle;
-    })) as Extract<WorkerReply, { kind: 'results' }>;
-    return reply.outcomes.map(outcomeOrError);
+    })) as Extract<WorkerReply, { kind: 'results' | 'results-packed' }>;
+    if (reply.kind === 'results') return reply.outcomes.map(outcomeOrError);
+    const outcomes = unpackOutcomes(reply.group);
+    const results = new Array<{ outputs: Tensor[]; timings: RunTimings } | Error>(outcomes.length);
+    for (let i = 0; i < outcomes.length; i++) {
+      const o = outcomes[i]!;
+      results[i] = 'failed' in o ? (o.inputCaused ? new InvalidInputError(o.failed) : new RuntimeError(o.failed)) : o;
+    }
+    return results;
   }
 
   /** Posts one task; `arm` starts its execution timeout and returns what to clear afterwards. */
