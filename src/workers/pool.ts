@@ -217,11 +217,12 @@ export class ModelWorkerPool {
     await this.closeGeneration(generation, 5000);
   }
 
+  /**
+   * One run (a request, or a batch of them) as its own task. A batch is one tensor per input,
+   * which structured clone copes with as cheaply as the compact form of a group would.
+   */
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
-    const limit = this.executionTimeoutMs;
-    const reply = await this.send(task, transferablesOf(inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
-    return outcome(reply as RunOutcome);
+    return outcome(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds }, transferablesOf(inputs)));
   }
 
   /**
@@ -234,27 +235,39 @@ export class ModelWorkerPool {
     // One buffer for all the runs' inputs: one transfer instead of one per tensor.
     const inputs = runs.map((run) => run.inputs);
     const packed = packTensors(inputs);
-    const progress = new Int32Array(new SharedArrayBuffer(8));
-    const startedAt = Date.now();
-    let task: WorkerTask;
-    let transfer: ArrayBuffer[];
-    if (fitsPacked(inputs, packed)) {
-      task = { kind: 'infer-packed', group: packRuns(runs, packed), progress, startedAt };
-      transfer = [packed];
-    } else if (runs.length === 1) {
+    if (fitsPacked(inputs, packed)) return this.sendPacked(runs, packed);
+    if (runs.length === 1) {
       // A run with memory of its own (a large or lent buffer, BYTES): sent as it is.
       const run = runs[0]!;
-      const limit = this.executionTimeoutMs;
-      const single: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
-      const reply = await this.send(single, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
-      return [outcomeOrError(reply as RunOutcome)];
-    } else {
-      task = { kind: 'infer-each', runs, progress, startedAt };
-      transfer = packed === undefined ? [] : [packed];
-      for (const run of runs) transferablesOf(run.inputs, transfer);
+      const reply = await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs));
+      return [outcomeOrError(reply)];
     }
+    const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
+    for (const run of runs) transferablesOf(run.inputs, transfer);
+    return this.sendGroup((progress, startedAt) => ({ kind: 'infer-each', runs, progress, startedAt }), transfer);
+  }
+
+  /** Runs whose tensors are all in `packed` (fitsPacked), in the compact form of wire.ts. */
+  private sendPacked(runs: readonly RunTask[], packed: ArrayBuffer): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
+    const group = packRuns(runs, packed);
+    return this.sendGroup((progress, startedAt) => ({ kind: 'infer-packed', group, progress, startedAt }), [packed]);
+  }
+
+  /** One run as its own task, bounded by the execution timeout. */
+  private async sendSingle(task: WorkerTask, transfer: ArrayBuffer[]): Promise<RunOutcome> {
     const limit = this.executionTimeoutMs;
-    const reply = (await this.send(task, transfer, (abort) => {
+    return (await this.send(task, transfer, (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }))) as RunOutcome;
+  }
+
+  /** A group task (`infer-each`, `infer-packed`), each of its runs bounded by the execution timeout. */
+  private async sendGroup(
+    build: (progress: Int32Array, startedAt: number) => WorkerTask,
+    transfer: ArrayBuffer[],
+  ): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
+    const progress = new Int32Array(new SharedArrayBuffer(8));
+    const startedAt = Date.now();
+    const limit = this.executionTimeoutMs;
+    const reply = (await this.send(build(progress, startedAt), transfer, (abort) => {
       if (limit === undefined) return undefined;
       const handle = { timer: undefined as unknown as NodeJS.Timeout };
       // Fires when the run in progress may have reached the limit; re-arms when a later run began since.
