@@ -38,6 +38,7 @@ export interface DataPlaneOptions {
 }
 
 const PERFORM = Symbol('perform');
+type InferenceWatcher = Required<Pick<Policy, 'inferenceBegan' | 'inferenceSettled'>>;
 /** The policies of the served end of the chain (see inferServed). */
 const SERVED_END = new Set(['resolve', 'validate']);
 type PerformingCall = ControlCall & { [PERFORM]: () => unknown };
@@ -48,6 +49,8 @@ export class DataPlane implements ServingPlane {
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
   private readonly runInfer: NextInfer;
+  /** The first policy, when it watches inferences through the plane (see Policy.inferenceBegan). */
+  private readonly watcher: InferenceWatcher | undefined;
   private readonly runServed: NextInfer;
   private readonly runControl: NextControl;
   readonly policies: readonly Policy[];
@@ -57,7 +60,10 @@ export class DataPlane implements ServingPlane {
     private readonly options: DataPlaneOptions,
   ) {
     this.policies = typeof options.policies === 'function' ? options.policies(this) : options.policies;
-    this.runInfer = composeInfer(this.policies, (ctx, request) => this.execute(ctx, request));
+    // An outermost policy that only watches (observation) is called from the plane's own reaction.
+    const outer = this.policies[0];
+    if (outer?.inferenceBegan !== undefined && outer.inferenceSettled !== undefined) this.watcher = outer as InferenceWatcher;
+    this.runInfer = composeInfer(this.watcher ? this.policies.slice(1) : this.policies, (ctx, request) => this.execute(ctx, request));
     this.runServed = composeInfer(
       this.policies.filter((p) => SERVED_END.has(p.name)),
       (ctx, request) => this.execute(ctx, request),
@@ -114,31 +120,58 @@ export class DataPlane implements ServingPlane {
   /** Runs an inference through the pipeline. `ctx.model` (and optionally `ctx.version`) name the target. */
   infer(ctx: PipelineContext, request: InferenceRequest): Promise<InferenceResponse> {
     this.inFlight++;
-    const answer = this.runInfer(ctx, request);
-    // Counted off before the caller resumes (reactions run in order). One shared handler, and
-    // no `finally`, which would add a promise and two closures to every request.
-    answer.then(this.inferenceEnded, this.inferenceEnded);
-    return answer;
+    const watcher = this.watcher;
+    const began = watcher === undefined ? 0 : watcher.inferenceBegan(ctx);
+    // Counted off before the caller resumes. One reaction for the watcher and the count.
+    return this.runInfer(ctx, request).then(
+      (response) => {
+        const thrown = this.settled(ctx, watcher, began, undefined);
+        if (thrown !== undefined) throw thrown.error;
+        return response;
+      },
+      (error: unknown) => {
+        const thrown = this.settled(ctx, watcher, began, error);
+        throw thrown === undefined ? error : thrown.error;
+      },
+    );
   }
 
   /**
    * Like `infer`, for a door that answers from callbacks: `answered` or `failed` runs in the
-   * plane's own reaction to the answer (after the in-flight count), one promise and one microtask
-   * fewer per request than a `then` on `infer`'s promise. `state` is handed back to them, so
-   * they can be shared by every request. Neither may throw.
+   * plane's own reaction to the answer (after the watcher and the in-flight count), one promise
+   * and one microtask fewer per request than a `then` on `infer`'s promise. `state` is handed
+   * back to them, so they can be shared by every request. Neither may throw.
    */
   inferTo<S>(ctx: PipelineContext, request: InferenceRequest, state: S, answered: (state: S, response: InferenceResponse) => void, failed: (state: S, error: unknown) => void): void {
     this.inFlight++;
+    const watcher = this.watcher;
+    const began = watcher === undefined ? 0 : watcher.inferenceBegan(ctx);
     this.runInfer(ctx, request).then(
       (response) => {
-        this.inferenceEnded();
-        answered(state, response);
+        const thrown = this.settled(ctx, watcher, began, undefined);
+        if (thrown === undefined) answered(state, response);
+        else failed(state, thrown.error);
       },
       (error: unknown) => {
-        this.inferenceEnded();
-        failed(state, error);
+        const thrown = this.settled(ctx, watcher, began, error);
+        failed(state, thrown === undefined ? error : thrown.error);
       },
     );
+  }
+
+  /** Tells the watcher and the in-flight count an inference ended; what the watcher threw, if it did. */
+  private settled(ctx: PipelineContext, watcher: InferenceWatcher | undefined, began: number, error: unknown): { error: unknown } | undefined {
+    let thrown: { error: unknown } | undefined;
+    if (watcher !== undefined) {
+      try {
+        watcher.inferenceSettled(ctx, began, error);
+      } catch (e) {
+        // As when the watcher ran as a policy: its failure is the request's.
+        thrown = { error: e };
+      }
+    }
+    this.inferenceEnded();
+    return thrown;
   }
 
   private readonly inferenceEnded = (): void => {
