@@ -331,7 +331,7 @@ export class ModelVersion {
       // Signature and ranges were checked by the pipeline (pipeline/policies/validate.ts).
       const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
       // The context carries the scheduler's options (priority, deadline, signal, requestId) itself.
-      scheduled = scheduler.submit(request.inputs, requested, context);
+      scheduled = scheduler.submit(request.inputs, requested, context, started);
     } catch (error) {
       scheduled = Promise.reject(error);
     }

@@ -232,6 +232,11 @@ export class ModelWorkerPool {
    * worker that dies, fails the whole group.
    */
   async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
+    // A single large run keeps a buffer per input (as `infer` sends it): a model may rely on that.
+    if (runs.length === 1 && inputBytes(runs[0]!.inputs) > SINGLE_PACKED_MAX_BYTES) {
+      const run = runs[0]!;
+      return [outcomeOrError(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs)))];
+    }
     // One buffer for all the runs' inputs: one transfer instead of one per tensor.
     const inputs = runs.map((run) => run.inputs);
     const packed = packTensors(inputs);
@@ -357,6 +362,15 @@ export class ModelWorkerPool {
     clearTimeout(timer);
     await generation.piscina.destroy();
   }
+}
+
+/** Largest single run sent in the compact form (its inputs copied into one buffer). */
+const SINGLE_PACKED_MAX_BYTES = 64 * 1024;
+
+function inputBytes(tensors: readonly Tensor[]): number {
+  let bytes = 0;
+  for (const t of tensors) if (!Array.isArray(t.data)) bytes += (t.data as ArrayBufferView).byteLength;
+  return bytes;
 }
 
 function outcome(reply: RunOutcome | WorkerReply): { outputs: Tensor[]; timings: RunTimings } {
