@@ -90,7 +90,8 @@ export class Scheduler {
     return this.inFlight;
   }
 
-  submit(inputs: Tensor[], outputs: string[], options: SubmitOptions = {}): Promise<ScheduledResult> {
+  /** `now`: performance.now() as the caller read it a moment ago, to spare a clock read. */
+  submit(inputs: Tensor[], outputs: string[], options: SubmitOptions = {}, now = performance.now()): Promise<ScheduledResult> {
     if (this.closed) return Promise.reject(new UnavailableError(`model '${this.options.model}' version ${this.options.version} is unloading`, 1));
     if (this.queued >= this.options.maxQueueSize) {
       this.observer?.onRejected('queue_full');
@@ -100,7 +101,6 @@ export class Scheduler {
     }
     const rows = this.rowsOf(inputs);
     const level = this.levelOf(options.priority);
-    const now = performance.now();
     let deadline = Infinity;
     const timeoutMs = options.timeoutMs ?? this.options.defaultQueueTimeoutMs;
     if (timeoutMs > 0) deadline = now + timeoutMs;
@@ -391,8 +391,17 @@ export class Scheduler {
   /** Concatenates the batch's inputs along the first axis, padding ragged dimensions. */
   private merge(batch: Pending[]): Tensor[] {
     const first = batch[0]!;
-    return first.inputs.map((proto) => {
-      const parts = batch.map((p) => p.inputs.find((t) => t.name === proto.name)!);
+    const merged = new Array<Tensor>(first.inputs.length);
+    // Loops rather than map/find/every/reduce: this runs for every request of every batch.
+    for (let k = 0; k < first.inputs.length; k++) {
+      const proto = first.inputs[k]!;
+      const parts = new Array<Tensor>(batch.length);
+      for (let j = 0; j < batch.length; j++) {
+        const inputs = batch[j]!.inputs;
+        // Clients send inputs in one order: the same place is looked at first.
+        const same = inputs[k];
+        parts[j] = same !== undefined && same.name === proto.name ? same : inputs.find((t) => t.name === proto.name)!;
+      }
       const rank = proto.shape.length;
       const shape = new Array<number>(rank).fill(0);
       for (const t of parts) {
@@ -400,17 +409,19 @@ export class Scheduler {
         for (let d = 1; d < rank; d++) shape[d] = Math.max(shape[d]!, t.shape[d]!);
       }
       const policy = this.options.ragged[proto.name];
-      const rowSize = shape.slice(1).reduce((a, b) => a * b, 1);
+      let rowSize = 1;
+      for (let d = 1; d < rank; d++) rowSize *= shape[d]!;
       const total = shape[0]! * rowSize;
       const out = allocate(proto.datatype, total);
       if (policy?.kind === 'pad' && !Array.isArray(out)) fillPad(out, proto.datatype, policy.value, proto.name);
       let rowOffset = 0;
       for (const t of parts) {
-        copyRows(t, out, rowOffset, shape);
+        copyRows(t, out, rowOffset, shape, rowSize);
         rowOffset += t.shape[0]!;
       }
-      return { name: proto.name, datatype: proto.datatype, shape, data: out };
-    });
+      merged[k] = { name: proto.name, datatype: proto.datatype, shape, data: out };
+    }
+    return merged;
   }
 
   /** Resolves once nothing is queued or running (for draining). */
@@ -458,11 +469,12 @@ function fillPad(out: Exclude<TensorData, Uint8Array[]>, datatype: Datatype, val
 }
 
 /** Copies a tensor's rows into `out` (shaped `shape`) starting at `rowOffset`, padding per row. */
-function copyRows(t: Tensor, out: TensorData, rowOffset: number, shape: number[]): void {
+/** `rowSize`: elements per row of `shape`. */
+function copyRows(t: Tensor, out: TensorData, rowOffset: number, shape: number[], rowSize: number): void {
   const rank = shape.length;
   const srcShape = t.shape;
-  const sameInner = srcShape.every((d, i) => i === 0 || d === shape[i]);
-  const rowSize = shape.slice(1).reduce((a, b) => a * b, 1);
+  let sameInner = true;
+  for (let d = 1; d < srcShape.length; d++) if (srcShape[d] !== shape[d]) sameInner = false;
   if (sameInner) {
     if (Array.isArray(out)) {
       const src = t.data as Uint8Array[];

@@ -51,6 +51,23 @@ export interface LoadedResult {
   batchRows: number;
 }
 
+/**
+ * What a caller of `ModelVersion.run` does with the outcome: `answered` gives what the run
+ * resolves with (it may throw to fail the request); `failed` throws the error to answer with.
+ */
+export interface RunContinuation<C, T> {
+  answered(context: C, result: LoadedResult, version: ModelVersion): T;
+  failed(context: C, error: unknown, version: ModelVersion): never;
+}
+
+/** `infer`'s continuation: the result as it is. */
+const AS_LOADED: RunContinuation<unknown, LoadedResult> = {
+  answered: (_context, result) => result,
+  failed: (_context, error) => {
+    throw error;
+  },
+};
+
 export class ModelVersion {
   state: VersionState = 'LOADING';
   reason: string | undefined;
@@ -292,11 +309,21 @@ export class ModelVersion {
     return this.scheduler?.queueSize ?? 0;
   }
 
-  // Not async: one `then` costs fewer allocations per request than an async frame and its await.
+  /** Runs one request through the scheduler and workers; resolves with the answer and its timings. */
   infer(request: InferenceRequest, context: RequestContext): Promise<LoadedResult> {
+    return this.run(request, context, AS_LOADED);
+  }
+
+  /**
+   * Like `infer`, with the caller's own handling of the outcome run in the same reaction as the
+   * version's bookkeeping: one promise fewer per request than a `then` on `infer`'s answer.
+   * `after.failed` runs for every failure, also one found before the request is scheduled.
+   */
+  // Not async: one `then` costs fewer allocations per request than an async frame and its await.
+  run<C extends RequestContext, T>(request: InferenceRequest, context: C, after: RunContinuation<C, T>): Promise<T> {
     const scheduler = this.scheduler;
     if (this.state !== 'READY' || !scheduler) {
-      return Promise.reject(new UnavailableError(`model '${this.name}' version ${this.version} is ${this.state.toLowerCase()}`, 1));
+      return this.refused(context, after, new UnavailableError(`model '${this.name}' version ${this.version} is ${this.state.toLowerCase()}`, 1));
     }
     const started = performance.now();
     let scheduled: Promise<ScheduledResult>;
@@ -304,14 +331,31 @@ export class ModelVersion {
       // Signature and ranges were checked by the pipeline (pipeline/policies/validate.ts).
       const requested = request.outputs && request.outputs.length > 0 ? request.outputs.map((o) => o.name) : this.outputNames;
       // The context carries the scheduler's options (priority, deadline, signal, requestId) itself.
-      scheduled = scheduler.submit(request.inputs, requested, context);
+      scheduled = scheduler.submit(request.inputs, requested, context, started);
     } catch (error) {
       scheduled = Promise.reject(error);
     }
     return scheduled.then(
-      (result) => this.answered(request, started, result),
-      (error: unknown) => this.failed(started, error),
+      (result) => {
+        let loaded: LoadedResult;
+        try {
+          loaded = this.answered(request, started, result);
+        } catch (error) {
+          return after.failed(context, error, this);
+        }
+        return after.answered(context, loaded, this);
+      },
+      (error: unknown) => after.failed(context, this.failure(started, error), this),
     );
+  }
+
+  /** A request refused before it reached the scheduler, told to `after` like any other failure. */
+  private refused<C extends RequestContext, T>(context: C, after: RunContinuation<C, T>, error: InferdError): Promise<T> {
+    try {
+      return Promise.resolve(after.failed(context, error, this));
+    } catch (thrown) {
+      return Promise.reject(thrown);
+    }
   }
 
   private answered(request: InferenceRequest, started: number, result: ScheduledResult): LoadedResult {
@@ -333,13 +377,14 @@ export class ModelVersion {
       const t = result.timings;
       return { response, queueNs: result.queueNs, computeNs: t.inputNs + t.inferNs + t.outputNs, inputNs: t.inputNs, inferNs: t.inferNs, batchRows: result.batchRows };
     } catch (error) {
-      return this.failed(started, error);
+      throw this.failure(started, error);
     }
   }
 
-  private failed(started: number, error: unknown): never {
+  /** Counts a failed request and gives the error to answer it with. */
+  private failure(started: number, error: unknown): InferdError {
     this.stats.recordFailure((performance.now() - started) * 1e6);
-    throw error instanceof InferdError ? error : toInferdError(error);
+    return error instanceof InferdError ? error : toInferdError(error);
   }
 
   /** Stops taking requests, lets queued and running ones finish (up to the deadline), then frees the threads. */

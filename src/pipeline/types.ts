@@ -66,6 +66,14 @@ export interface Policy {
   readonly name: string;
   infer?(ctx: PipelineContext, request: InferenceRequest, next: NextInfer): Promise<InferenceResponse>;
   control?(ctx: PipelineContext, call: ControlCall, next: NextControl): Promise<unknown>;
+  /**
+   * A policy that only watches inferences from outside (when they start, how they end) may say
+   * so with this pair, doing what its `infer` does. First in the chain, the data plane then calls
+   * them itself, in the reaction it has anyway, instead of running `infer` and its own `then`.
+   * `inferenceSettled` gets what `inferenceBegan` returned, and the error when the chain failed.
+   */
+  inferenceBegan?(ctx: PipelineContext): number;
+  inferenceSettled?(ctx: PipelineContext, began: number, error: unknown): void;
 }
 
 export interface Readiness {

@@ -12,6 +12,7 @@ import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
 import { WANTED_NICE, type PriorityState } from './priority.js';
 import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
+import { fitsPacked, packRuns, unpackOutcomes } from './wire.js';
 
 export interface WorkerPoolOptions {
   instances: number;
@@ -93,6 +94,8 @@ export class ModelWorkerPool {
       workerData: { spec: options.spec, niceWanted } satisfies WorkerData,
       resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
       name: 'default',
+      // Piscina's own wait and run time histograms: read by nothing here, recorded for every task.
+      recordTiming: false,
     });
     // A worker that crashes with no task is replaced by piscina; nothing to fail.
     piscina.on('error', () => undefined);
@@ -216,11 +219,12 @@ export class ModelWorkerPool {
     await this.closeGeneration(generation, 5000);
   }
 
+  /**
+   * One run (a request, or a batch of them) as its own task. A batch is one tensor per input,
+   * which structured clone copes with as cheaply as the compact form of a group would.
+   */
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds };
-    const limit = this.executionTimeoutMs;
-    const reply = await this.send(task, transferablesOf(inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
-    return outcome(reply as RunOutcome);
+    return outcome(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds }, transferablesOf(inputs)));
   }
 
   /**
@@ -230,22 +234,47 @@ export class ModelWorkerPool {
    * worker that dies, fails the whole group.
    */
   async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
-    if (runs.length === 1) {
+    // A single large run keeps a buffer per input (as `infer` sends it): a model may rely on that.
+    if (runs.length === 1 && inputBytes(runs[0]!.inputs) > SINGLE_PACKED_MAX_BYTES) {
       const run = runs[0]!;
-      const limit = this.executionTimeoutMs;
-      const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
-      const reply = await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }));
-      return [outcomeOrError(reply as RunOutcome)];
+      return [outcomeOrError(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs)))];
     }
     // One buffer for all the runs' inputs: one transfer instead of one per tensor.
-    const packed = packTensors(runs.map((run) => run.inputs));
+    const inputs = runs.map((run) => run.inputs);
+    const packed = packTensors(inputs);
+    if (fitsPacked(inputs, packed)) return this.sendPacked(runs, packed);
+    if (runs.length === 1) {
+      // A run with memory of its own (a large or lent buffer, BYTES): sent as it is.
+      const run = runs[0]!;
+      const reply = await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs));
+      return [outcomeOrError(reply)];
+    }
     const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
     for (const run of runs) transferablesOf(run.inputs, transfer);
+    return this.sendGroup((progress, startedAt) => ({ kind: 'infer-each', runs, progress, startedAt }), transfer);
+  }
+
+  /** Runs whose tensors are all in `packed` (fitsPacked), in the compact form of wire.ts. */
+  private sendPacked(runs: readonly RunTask[], packed: ArrayBuffer): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
+    const group = packRuns(runs, packed);
+    return this.sendGroup((progress, startedAt) => ({ kind: 'infer-packed', group, progress, startedAt }), [packed]);
+  }
+
+  /** One run as its own task, bounded by the execution timeout. */
+  private async sendSingle(task: WorkerTask, transfer: ArrayBuffer[]): Promise<RunOutcome> {
+    const limit = this.executionTimeoutMs;
+    return (await this.send(task, transfer, (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }))) as RunOutcome;
+  }
+
+  /** A group task (`infer-each`, `infer-packed`), each of its runs bounded by the execution timeout. */
+  private async sendGroup(
+    build: (progress: Int32Array, startedAt: number) => WorkerTask,
+    transfer: ArrayBuffer[],
+  ): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
     const progress = new Int32Array(new SharedArrayBuffer(8));
     const startedAt = Date.now();
-    const task: WorkerTask = { kind: 'infer-each', runs, progress, startedAt };
     const limit = this.executionTimeoutMs;
-    const reply = (await this.send(task, transfer, (abort) => {
+    const reply = (await this.send(build(progress, startedAt), transfer, (abort) => {
       if (limit === undefined) return undefined;
       const handle = { timer: undefined as unknown as NodeJS.Timeout };
       // Fires when the run in progress may have reached the limit; re-arms when a later run began since.
@@ -256,8 +285,15 @@ export class ModelWorkerPool {
       };
       handle.timer = setTimeout(check, limit);
       return handle;
-    })) as Extract<WorkerReply, { kind: 'results' }>;
-    return reply.outcomes.map(outcomeOrError);
+    })) as Extract<WorkerReply, { kind: 'results' | 'results-packed' }>;
+    if (reply.kind === 'results') return reply.outcomes.map(outcomeOrError);
+    const outcomes = unpackOutcomes(reply.group);
+    const results = new Array<{ outputs: Tensor[]; timings: RunTimings } | Error>(outcomes.length);
+    for (let i = 0; i < outcomes.length; i++) {
+      const o = outcomes[i]!;
+      results[i] = 'failed' in o ? (o.inputCaused ? new InvalidInputError(o.failed) : new RuntimeError(o.failed)) : o;
+    }
+    return results;
   }
 
   /** Posts one task; `arm` starts its execution timeout and returns what to clear afterwards. */
@@ -328,6 +364,15 @@ export class ModelWorkerPool {
     clearTimeout(timer);
     await generation.piscina.destroy();
   }
+}
+
+/** Largest single run sent in the compact form (its inputs copied into one buffer). */
+const SINGLE_PACKED_MAX_BYTES = 64 * 1024;
+
+function inputBytes(tensors: readonly Tensor[]): number {
+  let bytes = 0;
+  for (const t of tensors) if (!Array.isArray(t.data)) bytes += (t.data as ArrayBufferView).byteLength;
+  return bytes;
 }
 
 function outcome(reply: RunOutcome | WorkerReply): { outputs: Tensor[]; timings: RunTimings } {

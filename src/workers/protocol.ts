@@ -2,6 +2,7 @@
 import type { Tensor, TensorMetadata } from '../core/types.js';
 import type { RunTimings, RuntimeSpec } from '../runtimes/types.js';
 import type { PriorityState } from './priority.js';
+import type { PackedGroup } from './wire.js';
 
 /** What a worker starts with: the version to load, and the nice value its pool wants (shared, slot WANTED_NICE). */
 export interface WorkerData {
@@ -30,6 +31,8 @@ export type WorkerTask =
    * began (ms after `startedAt`), so the execution timeout bounds each run, not the group.
    */
   | { kind: 'infer-each'; runs: RunTask[]; progress: Int32Array; startedAt: number }
+  /** The same, its runs in the compact form of wire.ts. */
+  | { kind: 'infer-packed'; group: PackedGroup; progress: Int32Array; startedAt: number }
   | { kind: 'describe' }
   /** Applies the nice value wanted now (every task does first) and reports this thread's. */
   | { kind: 'priority' }
@@ -38,6 +41,8 @@ export type WorkerTask =
 export type WorkerReply =
   | RunOutcome
   | { kind: 'results'; outcomes: RunOutcome[] }
+  /** The outcomes of a group in the compact form of wire.ts. */
+  | { kind: 'results-packed'; group: PackedGroup }
   | { kind: 'describe'; inputs: TensorMetadata[]; outputs: TensorMetadata[]; threadId: number }
   | { kind: 'priority'; state: PriorityState }
   | { kind: 'closed' };

@@ -14,6 +14,7 @@ import { loadRuntime, type ModelRuntime, type WarmupSpec } from '../runtimes/ind
 import { mirrorChannelName, serveMirrors } from './mirror.js';
 import { ThreadPriority } from './priority.js';
 import type { RunOutcome, RunTask, WorkerData, WorkerReply, WorkerTask } from './protocol.js';
+import { fitsPacked, packOutcomes, unpackRuns } from './wire.js';
 
 const { spec, niceWanted } = workerData as WorkerData;
 // Before the model loads, so threads the runtime starts inherit the nice value.
@@ -84,19 +85,27 @@ export default async function handle(task: WorkerTask): Promise<WorkerReply | Re
     await runtime.close();
     return { kind: 'closed' };
   }
-  if (task.kind === 'infer-each') {
+  if (task.kind === 'infer-each' || task.kind === 'infer-packed') {
+    const runs = task.kind === 'infer-packed' ? unpackRuns(task.group) : task.runs;
     const outcomes: RunOutcome[] = [];
     const outputs: Tensor[][] = [];
-    for (let i = 0; i < task.runs.length; i++) {
+    for (let i = 0; i < runs.length; i++) {
       Atomics.store(task.progress, 1, Date.now() - task.startedAt);
       Atomics.store(task.progress, 0, i);
-      const outcome = await runOne(runtime, task.runs[i]!);
+      const outcome = await runOne(runtime, runs[i]!);
       if (outcome.kind === 'result') outputs.push(outcome.outputs);
       outcomes.push(outcome);
     }
-    const reply: WorkerReply = { kind: 'results', outcomes };
     // One buffer for all the runs' outputs: one transfer instead of one per tensor.
     const packed = packTensors(outputs);
+    if (fitsPacked(outputs, packed)) {
+      const group = packOutcomes(
+        outcomes.map((o) => (o.kind === 'result' ? o : { failed: o.message, inputCaused: o.inputCaused })),
+        packed,
+      );
+      return Piscina.move(new TransferableReply({ kind: 'results-packed', group }, [packed]) as unknown as ArrayBuffer);
+    }
+    const reply: WorkerReply = { kind: 'results', outcomes };
     const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
     for (const tensors of outputs) transferablesOf(tensors, transfer);
     if (transfer.length === 0) return reply;

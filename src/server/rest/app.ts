@@ -8,10 +8,10 @@
 import { maxHeaderSize as httpMaxHeaderSize, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import Fastify, { LogController, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type onSendHookHandler, type preParsingHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, InvalidInputError, InferdError, toInferdError } from '../../core/errors.js';
-import type { DoorName, InferenceRequest } from '../../core/types.js';
+import type { DoorName, InferenceRequest, InferenceResponse } from '../../core/types.js';
 import { binaryCodec } from '../../codecs/binary-request.js';
 import { encodeModelConfig } from '../../codecs/grpc.js';
 import { decodeInferRequest, encodeInferResponse, parseJsonBody, parseV1JsonBody } from '../../codecs/json.js';
@@ -93,6 +93,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     // Errors the framework finds before a route runs, in the server's own error format.
     frameworkErrors: (error, _req, reply) => {
       const r = reply as unknown as FastifyReply;
+      if (plane.isDraining) r.header('connection', 'close');
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
         return r.code(414).send({ error: `a path segment of the URL is longer than ${MAX_PARAM_LENGTH} characters` });
       }
@@ -158,11 +159,22 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
 
   // Headers the pipeline's policies asked for; while draining every answer closes its
   // connection so keep-alive clients move elsewhere and the listener can close.
-  app.addHook('onSend', (request, reply, payload, done) => {
+  const finalHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
     const extra = request.ctx?.responseHeaders;
     if (extra) for (const name in extra) reply.header(name, extra[name]!);
     if (plane.isDraining) reply.header('connection', 'close');
+  };
+  // Added to every route but the inference routes, which set them where they answer: without an
+  // onSend hook Fastify sends an answer with no hook runner (a closure and a call per request).
+  // The error and not-found handlers set them too, for the answers no route's hooks reach.
+  const onSendFinalHeaders: onSendHookHandler = (request, reply, payload, done) => {
+    finalHeaders(request, reply);
     done(null, payload);
+  };
+  app.addHook('onRoute', (route) => {
+    if ((route.config as { ownHeaders?: boolean } | undefined)?.ownHeaders === true) return;
+    const own = route.onSend;
+    route.onSend = own === undefined ? [onSendFinalHeaders] : [onSendFinalHeaders, ...(Array.isArray(own) ? own : [own])];
   });
 
   app.setErrorHandler(async (error, request, reply) => {
@@ -180,6 +192,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     failure = refusal;
     if (request.ctx && !request.ctx.observed) failure = await plane.reject(request.ctx, refusal).catch((e: unknown) => e);
     const e = toHttpError(failure);
+    finalHeaders(request, reply);
     if (e.retryAfterSeconds !== undefined) reply.header('retry-after', String(e.retryAfterSeconds));
     return reply.code(e.status).send(errorBody(e.error));
   });
@@ -193,6 +206,7 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
         : new InferdError('NOT_FOUND', `no route for ${request.method} ${path.slice(0, 200)}`);
     const failure = await plane.reject(request.ctx, refusal).catch((e: unknown) => e);
     const e = toHttpError(failure);
+    finalHeaders(request, reply);
     if (e.status === 405) reply.header('allow', allowed.join(', '));
     return reply.code(e.status).send(errorBody(e.error));
   });
@@ -350,26 +364,30 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     const fail = (reply: FastifyReply, error: unknown): void => {
       reply.send(error instanceof Error ? error : toInferdError(error));
     };
+    /** Writes the answer of an inference: JSON, or the binary extension when the request asked for it. */
+    const answered = (state: Answering, response: InferenceResponse): void => {
+      const reply = state.reply;
+      try {
+        finalHeaders(reply.request, reply);
+        // Binary outputs are asked for by request or output parameters; without any, JSON.
+        const request = state.request;
+        const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
+        if (binary) {
+          reply
+            .header('inference-header-content-length', String(binary.headerLength))
+            .type('application/octet-stream')
+            .send(binary.body);
+          return;
+        }
+        // With its charset, so Fastify need not build the header again.
+        reply.type(JSON_TYPE).send(encodeInferResponse(response));
+      } catch (error) {
+        fail(reply, error);
+      }
+    };
+    const failed = (state: Answering, error: unknown): void => fail(state.reply, error);
     const answer = (reply: FastifyReply, ctx: PipelineContext, request: InferenceRequest): void => {
-      plane.infer(ctx, request).then(
-        (response) => {
-          try {
-            // Binary outputs are asked for by request or output parameters; without any, JSON.
-            const binary = request.outputs === undefined && request.parameters === undefined ? undefined : binaryCodec.encode(response, request);
-            if (binary) {
-              reply
-                .header('inference-header-content-length', String(binary.headerLength))
-                .type('application/octet-stream')
-                .send(binary.body);
-              return;
-            }
-            reply.type('application/json').send(encodeInferResponse(response));
-          } catch (error) {
-            fail(reply, error);
-          }
-        },
-        (error: unknown) => fail(reply, error),
-      );
+      plane.inferTo(ctx, request, { reply, request }, answered, failed);
     };
     // Not async, and answering through `reply.send`: a small request then costs one `then` on
     // the main thread instead of an async frame, its await and Fastify's wrapping of the promise.
@@ -393,7 +411,8 @@ export async function createRestApp(plane: DataPlane, options: RestOptions): Pro
     };
     // Large binary bodies go into memory of their own; the arriving-JSON hook only when on.
     const binaryHook = binaryBodyHook(options.bodyLimitBytes);
-    const inferOptions = { preParsing: decodeArriving ? [binaryHook, arrivingHook] : [binaryHook] };
+    // `ownHeaders`: the answer (`answered`) or the error handler sets the final headers, no onSend hook.
+    const inferOptions = { preParsing: decodeArriving ? [binaryHook, arrivingHook] : [binaryHook], config: { ownHeaders: true } };
     scope.post<{ Params: ModelParams }>('/v2/models/:model/infer', inferOptions, infer);
     scope.post<{ Params: ModelParams }>('/v2/models/:model/versions/:version/infer', inferOptions, infer);
 
@@ -431,6 +450,13 @@ const CORRELATION = Symbol('correlation');
 type Seen = { correlation: { id: string; key: string }; header: HeaderReader };
 /** The request's cancellation, kept on its response for the 'close' listener. */
 const CANCELLATION = Symbol('cancellation');
+
+/** What an inference's answer is written with. */
+interface Answering {
+  reply: FastifyReply;
+  request: InferenceRequest;
+}
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Longest path segment (a model name, a version) the router takes. */
 const MAX_PARAM_LENGTH = 256;
