@@ -36,7 +36,7 @@ export interface SecurityBench {
   /** The API key to send as `x-api-key`. */
   key: string;
   /** Configuration files for `inferd serve --config`. */
-  configs: { registry: string; auth: string; secure: string };
+  configs: { registry: string; auth: string; secure: string; local: string };
   stop(): void;
 }
 
@@ -70,6 +70,8 @@ export async function securityBench(prefix: string): Promise<SecurityBench> {
       'secure.yaml',
       `registry: ${registry}\n${AUTH(pepperFile)}  rate_limit: { enabled: true, redis_url: ${redis.url}, rate_per_second: 1000000, burst: 1000000 }\n`,
     ),
+    // The same limit kept by this replica alone (no Redis): the rate limit's own cost without the shared bucket's.
+    local: write('local.yaml', `registry: ${registry}\n${AUTH(pepperFile)}  rate_limit: { enabled: true, rate_per_second: 1000000, burst: 1000000 }\n`),
   };
   return { dir, redis, registry, pepperFile, key, configs, stop: () => redis.stop() };
 }

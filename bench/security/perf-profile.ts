@@ -7,9 +7,10 @@
  * requests served in that window: µs per request. Rounds alternate A, B, B, A...; symbols are
  * ranked by the median B − A.
  *
- *   npx tsx bench/security/perf-profile.ts [--rounds 4] [--seconds 4] [--top 40] [--b secure|auth|header]
+ *   npx tsx bench/security/perf-profile.ts [--rounds 4] [--seconds 4] [--top 40] [--a off] [--b secure]
  *
- * `--b header` serves B with security off and only sends the API-key header (the wire's share).
+ * Sides: `off`, `header` (security off, the API key sent anyway: the wire's share), `auth` (keys
+ * and roles), `local` (and a rate limit this replica keeps alone), `secure` (and the shared one, in Redis).
  * Needs `perf` (Debian's linux-perf); JIT code is named through `--perf-basic-prof-only-functions`.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '4' },
     seconds: { type: 'string', default: '4' },
     top: { type: 'string', default: '40' },
+    a: { type: 'string', default: 'off' },
     b: { type: 'string', default: 'secure' },
     frequency: { type: 'string', default: '4000' },
   },
@@ -39,13 +41,16 @@ interface SideSpec {
   config?: string;
   headers: Record<string, string>;
 }
-const sides: Record<'A' | 'B', SideSpec> = {
-  A: { headers: {} },
-  B:
-    values.b === 'header'
-      ? { headers: { 'x-api-key': bench.key } }
-      : { config: values.b === 'auth' ? bench.configs.auth : bench.configs.secure, headers: { 'x-api-key': bench.key } },
-};
+/** off: security off; header: security off, the key sent anyway; auth: keys and roles; secure: and the shared rate limit. */
+function side(name: string): SideSpec {
+  if (name === 'off') return { headers: {} };
+  if (name === 'header') return { headers: { 'x-api-key': bench.key } };
+  if (name === 'auth') return { config: bench.configs.auth, headers: { 'x-api-key': bench.key } };
+  if (name === 'secure') return { config: bench.configs.secure, headers: { 'x-api-key': bench.key } };
+  if (name === 'local') return { config: bench.configs.local, headers: { 'x-api-key': bench.key } };
+  throw new Error(`unknown side ${name}: off, header, auth or secure`);
+}
+const sides: Record<'A' | 'B', SideSpec> = { A: side(values.a), B: side(values.b) };
 
 async function served(port: number, headers: Record<string, string>): Promise<number> {
   const answer = await fetch(`http://127.0.0.1:${port}/v2/models/breast_cancer/stats`, { headers });
@@ -142,6 +147,6 @@ const rows = [...names].map((name) => {
   return { name, a, b, diff: b - a };
 });
 rows.sort((x, y) => Math.abs(y.diff) - Math.abs(x.diff));
-console.log(`load average ${load0} → ${loadavg()[0]!.toFixed(2)}; B = ${values.b}; µs per request on the event loop (median of ${values.rounds} rounds)`);
+console.log(`load average ${load0} → ${loadavg()[0]!.toFixed(2)}; A = ${values.a}, B = ${values.b}; µs per request on the event loop (median of ${values.rounds} rounds)`);
 console.log('   A       B     B−A   symbol');
 for (const r of rows.slice(0, Number(values.top))) console.log(`${r.a.toFixed(3).padStart(7)} ${r.b.toFixed(3).padStart(7)} ${r.diff.toFixed(3).padStart(7)}   ${r.name.slice(0, 140)}`);
