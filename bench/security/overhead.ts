@@ -8,7 +8,10 @@
  * fixed request rate both sides sustain: the same arrivals batch alike on both sides, so the
  * CPU per request compares the request paths themselves, whatever else the machine runs.
  *
- *   npx tsx bench/security/overhead.ts [--rounds 5] [--seconds 5] [--rate 6000]
+ *   npx tsx bench/security/overhead.ts [--rounds 5] [--seconds 5] [--rate 6000] [--server-warmup 5] [--node-args '...']
+ *
+ * Each server first serves `--server-warmup` seconds of the same load, unmeasured, so that both
+ * are measured with their request paths optimised (steady state, as in production).
  *
  * Starts a throwaway redis-server (Debian's) on a free loopback port.
  */
@@ -18,18 +21,23 @@ import { parseArgs } from 'node:util';
 import { runAB } from '../support/ab.js';
 import { securityBench } from './fixture.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, rate: { type: 'string', default: '6000' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '5' }, rate: { type: 'string', default: '6000' }, 'server-warmup': { type: 'string', default: '5' }, 'node-args': { type: 'string', default: '' } },
+});
 const root = resolve(import.meta.dirname, '..', '..');
 const bench = await securityBench('inferd-secbench');
 const loadBefore = loadavg().map((l) => l.toFixed(2));
 try {
+  // Node flags for both servers (experiments: --perf-basic-prof, heap sizes...).
+  const nodeArgs = values['node-args'].split(' ').filter((f) => f !== '');
   const sides = {
-    a: { checkout: root },
-    b: { checkout: root, config: bench.configs.secure, headers: { 'x-api-key': bench.key } },
+    a: { checkout: root, nodeArgs },
+    b: { checkout: root, config: bench.configs.secure, headers: { 'x-api-key': bench.key }, nodeArgs },
     rounds: Number(values.rounds),
     seconds: Number(values.seconds),
     concurrency: 64,
     protocols: ['http' as const],
+    serverWarmupSeconds: Number(values['server-warmup']),
   };
   const out = await runAB(sides);
   const loadMiddle = loadavg().map((l) => l.toFixed(2));

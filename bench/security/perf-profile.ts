@@ -14,7 +14,7 @@
  * Needs `perf` (Debian's linux-perf); JIT code is named through `--perf-basic-prof-only-functions`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     a: { type: 'string', default: 'off' },
     b: { type: 'string', default: 'secure' },
     frequency: { type: 'string', default: '4000' },
+    // Writes every round's µs per request by symbol as JSON, to compare rounds with one another.
+    dump: { type: 'string' },
   },
 });
 const root = resolve(import.meta.dirname, '..', '..');
@@ -138,6 +140,9 @@ try {
 } finally {
   bench.stop();
   rmSync(work, { recursive: true, force: true });
+}
+if (values.dump !== undefined) {
+  writeFileSync(values.dump, JSON.stringify({ A: runs.A.map((r) => Object.fromEntries(r)), B: runs.B.map((r) => Object.fromEntries(r)) }));
 }
 const names = new Set<string>();
 for (const r of [...runs.A, ...runs.B]) for (const k of r.keys()) names.add(k);

@@ -19,6 +19,8 @@ export interface Side {
   /** Extra HTTP headers the load generator sends (credentials). */
   headers?: Record<string, string>;
   env?: Record<string, string>;
+  /** Node flags for this side's server (after the checkout's own). */
+  nodeArgs?: string[];
 }
 
 export interface AbOptions {
@@ -34,6 +36,13 @@ export interface AbOptions {
   requestRate?: number;
   protocols: Array<'http' | 'grpc'>;
   model?: string;
+  /**
+   * Seconds of load each server gets, unmeasured, before its measured run: V8 optimises the
+   * request path in a background thread that gets little CPU while the load holds both cores,
+   * so the first seconds measure partly unoptimised code, and more of it on the side with more
+   * code (default 5; 0 for none beyond the measured run's own 1 s).
+   */
+  serverWarmupSeconds?: number;
 }
 
 const here = resolve(import.meta.dirname, '..', '..');
@@ -67,10 +76,10 @@ export async function startServer(o: { checkout: string; repository: string; con
 
 const serve = (side: Side): Promise<Served> => startServer({ ...side, repository: resolve(side.checkout, 'examples', 'models') });
 
-function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Record<string, string> = {}): Promise<number> {
+function load(protocol: 'http' | 'grpc', url: string, o: AbOptions, headers: Record<string, string> = {}, seconds = o.seconds): Promise<number> {
   return new Promise((res, rej) => {
     const file = join(mkdtempSync(join(tmpdir(), 'inferd-ab-')), 'report.json');
-    const windowMs = String(Math.round((o.seconds * 1000) / 2));
+    const windowMs = String(Math.round((seconds * 1000) / 2));
     const args = [resolve(here, 'bin', 'inferd.js'), 'bench', '-m', o.model ?? 'breast_cancer', '-i', protocol, '-u', url, ...(o.requestRate !== undefined ? ['--request-rate-range', String(o.requestRate)] : ['--concurrency-range', String(o.concurrency)]), '--windows', '2', '--window-ms', windowMs, '--warmup-ms', '1000', '--no-progress', '--json', file];
     if (protocol === 'http') for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -149,6 +158,8 @@ export async function runAB(o: AbOptions): Promise<{ results: Record<'A' | 'B', 
       try {
         for (const protocol of o.protocols) {
           const url = protocol === 'http' ? `http://127.0.0.1:${s.http}` : `127.0.0.1:${s.grpc}`;
+          const warmup = o.serverWarmupSeconds ?? 5;
+          if (warmup > 0) await load(protocol, url, o, side.headers, warmup);
           const servedBefore = await servedCount(s, model, side.headers);
           const cpuBefore = processCpuMicros(s.child.pid!);
           const mainBefore = processCpuMicros(s.child.pid!, true);
