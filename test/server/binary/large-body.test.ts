@@ -9,36 +9,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferdServer } from '../../../src/server/index.js';
 import { makeRepository, startInProcess } from '../../support/server.js';
-
-const LAYOUT_MODEL = `export function predict(inputs) {
-  const out = [];
-  for (const [name, t] of Object.entries(inputs)) {
-    out.push(t);
-    out.push({ name: name + '_layout', datatype: 'FP64', shape: [3], data: Float64Array.of(t.data.byteOffset, t.data.byteLength, t.data.buffer.byteLength) });
-  }
-  return out;
-}`;
-const ONE_INPUT = `runtime: js
-max_batch_size: 0
-inputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-outputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: x_layout, datatype: FP64, shape: [3] }
-warmup: []
-`;
-const TWO_INPUTS = `runtime: js
-max_batch_size: 0
-inputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: ids, datatype: INT64, shape: [-1] }
-outputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: x_layout, datatype: FP64, shape: [3] }
-  - { name: ids, datatype: INT64, shape: [-1] }
-  - { name: ids_layout, datatype: FP64, shape: [3] }
-warmup: []
-`;
+import { LAYOUT_MODEL, LAYOUT_ONE_INPUT as ONE_INPUT, LAYOUT_TWO_INPUTS as TWO_INPUTS } from '../../support/layout-model.js';
 
 let served: { server: InferdServer; url: string };
 

@@ -321,3 +321,22 @@ export async function callError(client: Clients['inference'], method: string, re
   }
   throw new Error(`${method} was expected to fail`);
 }
+
+export interface StreamAnswer<T> {
+  error_message: string;
+  infer_response: T;
+}
+
+/** Sends `requests` on one ModelStreamInfer stream, ends it, and resolves with every answer once the server ends it too. */
+export function streamInfer<T>(client: Clients['inference'], requests: object[]): Promise<Array<StreamAnswer<T>>> {
+  const stream = (client.ModelStreamInfer as () => grpc.ClientDuplexStream<object, StreamAnswer<T>>).call(client);
+  const answers: Array<StreamAnswer<T>> = [];
+  const done = new Promise<Array<StreamAnswer<T>>>((resolve, reject) => {
+    stream.on('data', (a: StreamAnswer<T>) => answers.push(a));
+    stream.on('end', () => resolve(answers));
+    stream.on('error', reject);
+  });
+  for (const request of requests) stream.write(request);
+  stream.end();
+  return done;
+}

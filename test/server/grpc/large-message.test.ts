@@ -9,37 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferdServer } from '../../../src/server/index.js';
 import { makeRepository, startInProcess } from '../../support/server.js';
-import { call, callError, connect, type Clients } from './fixture.js';
-
-const LAYOUT_MODEL = `export function predict(inputs) {
-  const out = [];
-  for (const [name, t] of Object.entries(inputs)) {
-    out.push(t);
-    out.push({ name: name + '_layout', datatype: 'FP64', shape: [3], data: Float64Array.of(t.data.byteOffset, t.data.byteLength, t.data.buffer.byteLength) });
-  }
-  return out;
-}`;
-const ONE_INPUT = `runtime: js
-max_batch_size: 0
-inputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-outputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: x_layout, datatype: FP64, shape: [3] }
-warmup: []
-`;
-const TWO_INPUTS = `runtime: js
-max_batch_size: 0
-inputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: ids, datatype: INT64, shape: [-1] }
-outputs:
-  - { name: x, datatype: FP32, shape: [-1, -1] }
-  - { name: x_layout, datatype: FP64, shape: [3] }
-  - { name: ids, datatype: INT64, shape: [-1] }
-  - { name: ids_layout, datatype: FP64, shape: [3] }
-warmup: []
-`;
+import { LAYOUT_MODEL, LAYOUT_ONE_INPUT as ONE_INPUT, LAYOUT_TWO_INPUTS as TWO_INPUTS } from '../../support/layout-model.js';
+import { call, callError, connect, streamInfer, type Clients } from './fixture.js';
 
 interface InferResponse {
   id: string;
@@ -118,19 +89,11 @@ describe('large gRPC messages: the sole tensor stays in the message memory', () 
   });
 
   it('does the same for each message of a stream', async () => {
-    const stream = (clients.inference.ModelStreamInfer as () => grpc.ClientDuplexStream<object, { error_message: string; infer_response: InferResponse }>).call(
-      clients.inference,
-    );
-    const answers: Array<{ error_message: string; infer_response: InferResponse }> = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (a: { error_message: string; infer_response: InferResponse }) => answers.push(a));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
     const sent = [image(SIZE), image(SIZE).map((v) => -v), image(SIZE).map((v) => v / 3)];
-    sent.forEach((x, i) => stream.write(oneInput(x, 's'.repeat(i + 1))));
-    stream.end();
-    await done;
+    const answers = await streamInfer<InferResponse>(
+      clients.inference,
+      sent.map((x, i) => oneInput(x, 's'.repeat(i + 1))),
+    );
     expect(answers).toHaveLength(3);
     for (const answer of answers) {
       expect(answer.error_message).toBe('');

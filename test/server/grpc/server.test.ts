@@ -7,7 +7,7 @@ import { createGrpcServer, type GrpcServer } from '../../../src/server/grpc/serv
 import type { PipelineContext } from '../../../src/pipeline/types.js';
 import { packageDefinition } from '../../../src/server/grpc/proto.js';
 import { CASES } from '../binary/cases.js';
-import { call, callError, connect, golden, TestService, type Clients } from './fixture.js';
+import { call, callError, connect, golden, streamInfer, TestService, type Clients } from './fixture.js';
 
 interface InferResponse {
   model_name: string;
@@ -470,20 +470,11 @@ describe('gRPC server: ModelInfer', () => {
 
 describe('gRPC server: ModelStreamInfer', () => {
   it('answers each request of a stream, errors in-band', async () => {
-    const stream = (clients.inference.ModelStreamInfer as () => grpc.ClientDuplexStream<object, { error_message: string; infer_response: InferResponse }>).call(
-      clients.inference,
-    );
-    const answers: Array<{ error_message: string; infer_response: InferResponse }> = [];
-    const done = new Promise<void>((resolve, reject) => {
-      stream.on('data', (a: { error_message: string; infer_response: InferResponse }) => answers.push(a));
-      stream.on('end', resolve);
-      stream.on('error', reject);
-    });
-    stream.write({ model_name: 'echo', id: 'a', inputs: [{ name: 'x', datatype: 'INT32', shape: ['1'], contents: { int_contents: [9] } }] });
-    stream.write({ model_name: 'nope', id: 'b', inputs: [] });
-    stream.write({ model_name: 'echo', id: 'c', inputs: [{ name: 'x', datatype: 'FP32', shape: ['2'] }], raw_input_contents: [Buffer.alloc(3)] });
-    stream.end();
-    await done;
+    const answers = await streamInfer<InferResponse>(clients.inference, [
+      { model_name: 'echo', id: 'a', inputs: [{ name: 'x', datatype: 'INT32', shape: ['1'], contents: { int_contents: [9] } }] },
+      { model_name: 'nope', id: 'b', inputs: [] },
+      { model_name: 'echo', id: 'c', inputs: [{ name: 'x', datatype: 'FP32', shape: ['2'] }], raw_input_contents: [Buffer.alloc(3)] },
+    ]);
     const byId = Object.fromEntries(answers.map((a) => [a.infer_response.id, a]));
     expect(Object.keys(byId).sort()).toEqual(['a', 'b', 'c']);
     expect(byId.a!.error_message).toBe('');
