@@ -224,7 +224,7 @@ export class ModelWorkerPool {
    * which structured clone copes with as cheaply as the compact form of a group would.
    */
   async infer(inputs: Tensor[], outputs: string[], requestIds: string[] = []): Promise<{ outputs: Tensor[]; timings: RunTimings }> {
-    return outcome(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(inputs), outputs, requestIds }, transferablesOf(inputs)));
+    return outcome(await this.sendRun({ inputs, outputs, requestIds }));
   }
 
   /**
@@ -235,20 +235,13 @@ export class ModelWorkerPool {
    */
   async inferEach(runs: RunTask[]): Promise<Array<{ outputs: Tensor[]; timings: RunTimings } | Error>> {
     // A single large run keeps a buffer per input (as `infer` sends it): a model may rely on that.
-    if (runs.length === 1 && inputBytes(runs[0]!.inputs) > SINGLE_PACKED_MAX_BYTES) {
-      const run = runs[0]!;
-      return [outcomeOrError(await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs)))];
-    }
+    if (runs.length === 1 && inputBytes(runs[0]!.inputs) > SINGLE_PACKED_MAX_BYTES) return [outcomeOrError(await this.sendRun(runs[0]!))];
     // One buffer for all the runs' inputs: one transfer instead of one per tensor.
     const inputs = runs.map((run) => run.inputs);
     const packed = packTensors(inputs);
     if (fitsPacked(inputs, packed)) return this.sendPacked(runs, packed);
-    if (runs.length === 1) {
-      // A run with memory of its own (a large or lent buffer, BYTES): sent as it is.
-      const run = runs[0]!;
-      const reply = await this.sendSingle({ kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds }, transferablesOf(run.inputs));
-      return [outcomeOrError(reply)];
-    }
+    // A run with memory of its own (a large or lent buffer, BYTES): sent as it is.
+    if (runs.length === 1) return [outcomeOrError(await this.sendRun(runs[0]!))];
     const transfer: ArrayBuffer[] = packed === undefined ? [] : [packed];
     for (const run of runs) transferablesOf(run.inputs, transfer);
     return this.sendGroup((progress, startedAt) => ({ kind: 'infer-each', runs, progress, startedAt }), transfer);
@@ -260,10 +253,11 @@ export class ModelWorkerPool {
     return this.sendGroup((progress, startedAt) => ({ kind: 'infer-packed', group, progress, startedAt }), [packed]);
   }
 
-  /** One run as its own task, bounded by the execution timeout. */
-  private async sendSingle(task: WorkerTask, transfer: ArrayBuffer[]): Promise<RunOutcome> {
+  /** One run as its own task, its buffers transferred, bounded by the execution timeout. */
+  private async sendRun(run: RunTask): Promise<RunOutcome> {
+    const task: WorkerTask = { kind: 'infer', inputs: ownBuffers(run.inputs), outputs: run.outputs, requestIds: run.requestIds };
     const limit = this.executionTimeoutMs;
-    return (await this.send(task, transfer, (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }))) as RunOutcome;
+    return (await this.send(task, transferablesOf(run.inputs), (abort) => (limit === undefined ? undefined : { timer: setTimeout(() => abort(new ExecutionTimeoutError(limit)), limit) }))) as RunOutcome;
   }
 
   /** A group task (`infer-each`, `infer-packed`), each of its runs bounded by the execution timeout. */

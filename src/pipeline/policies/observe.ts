@@ -57,10 +57,6 @@ export class ObservePolicy implements Policy {
     return performance.now();
   }
 
-  inferenceSettled(ctx: PipelineContext, started: number, error: unknown): void {
-    this.inferenceDone(ctx, started, error);
-  }
-
   async control(ctx: PipelineContext, call: ControlCall, next: NextControl): Promise<unknown> {
     const started = performance.now();
     try {
@@ -78,7 +74,7 @@ export class ObservePolicy implements Policy {
     this.requestDone(ctx, performance.now() - started, error, undefined);
   }
 
-  private inferenceDone(ctx: PipelineContext, started: number, error: unknown): void {
+  inferenceSettled(ctx: PipelineContext, started: number, error: unknown): void {
     // One clock read for both histograms and the access log.
     const ms = performance.now() - started;
     const seconds = ms / 1000;
